@@ -1,0 +1,1 @@
+"""Datasets: the VITON-layout reader and the synthetic try-on data generator."""
