@@ -1,0 +1,246 @@
+"""What the networks see of the person, built from the photo, its parse map and keypoints.
+
+Two views, both free of the garment the person wears, so that a network trained to
+reproduce that garment learns to draw *any* garment:
+
+- CP-VTON's cloth-agnostic channels: one heatmap per keypoint (the pose), a blurred
+  silhouette (the body shape, too coarse to show the old garment's outline) and the head
+  in RGB (identity). The geometric matching module sees these.
+- VITON-HD's clothing-agnostic photo: the photo with the try-on region (upper clothes,
+  arms, neck, slightly dilated) filled grey. The try-on module sees it and so keeps the
+  shopper's own background, face, hair and lower body, repainting only that region.
+
+All functions are pure torch, batched, work on any device and at any resolution (sizes
+are fractions of the image height). Conventions: person `(B, 3, H, W)` in [-1, 1]; parse
+`(B, H, W)` integer LIP labels; keypoints `(B, 18, 3)` COCO-18 (x, y, confidence) with x,
+y in pixels of the image (pixel centres at integer coordinates), confidence 0 = missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from tryon.labels import (
+    ARM_LABELS,
+    HEAD_LABELS,
+    L_SHOULDER,
+    LOWER_BODY_LABELS,
+    NECK,
+    NUM_KEYPOINTS,
+    NUM_PARSE_LABELS,
+    R_SHOULDER,
+    UPPER_CLOTHES_LABELS,
+)
+
+# Sizes as fractions of the image height (values at 256 px high in brackets).
+HEATMAP_SIGMA = 0.015  # Gaussian sigma of a keypoint heatmap [3.8 px]
+REGION_DILATION = 0.015  # growth of the try-on region past the garment's edge [4 px]
+SHAPE_DOWNSAMPLE = 16  # CP-VTON: the silhouette is shrunk 16 times and blown up again
+# The neck, which LIP leaves unlabelled, is found around the neck keypoint: a band this
+# many shoulder widths to each side, from below the head (at most NECK_HEIGHT above the
+# keypoint) down to NECK_DEPTH below it.
+NECK_HALF_WIDTH = 0.2
+NECK_HEIGHT = 0.5
+NECK_DEPTH = 0.25
+SHOULDER_WIDTH_IF_UNKNOWN = 0.3  # fraction of the height, when a shoulder is missing
+
+GMM_PERSON_CHANNELS = 1 + 3 + NUM_KEYPOINTS  # shape, head RGB, heatmaps = 22
+TOM_PERSON_CHANNELS = 3 + 1 + NUM_KEYPOINTS  # agnostic RGB, shape, heatmaps = 22
+
+
+@dataclass(frozen=True)
+class PersonRepresentation:
+    """The garment-free description of a batch of people (all float32, `(B, C, H, W)`).
+
+    heatmaps: `(B, 18, H, W)` in [0, 1], a Gaussian at each keypoint, 0 for missing ones.
+    shape: `(B, 1, H, W)` in [0, 1], the blurred body silhouette.
+    head: `(B, 3, H, W)` in [-1, 1], the photo inside hat/hair/sunglasses/face, 0 elsewhere.
+    agnostic: `(B, 3, H, W)` in [-1, 1], the photo with `tryon_region` set to 0 (grey).
+    tryon_region: `(B, 1, H, W)` in {0, 1}, the pixels the try-on repaints.
+    garment_region: `(B, 1, H, W)` in {0, 1}, the worn upper garment (the training target
+    of the warped garment's placement).
+    """
+
+    heatmaps: torch.Tensor
+    shape: torch.Tensor
+    head: torch.Tensor
+    agnostic: torch.Tensor
+    tryon_region: torch.Tensor
+    garment_region: torch.Tensor
+
+    def gmm_input(self) -> torch.Tensor:
+        """`(B, GMM_PERSON_CHANNELS, H, W)`: shape (1), head (3), heatmaps (18), in that order."""
+        return torch.cat([self.shape, self.head, self.heatmaps], dim=1)
+
+    def tom_input(self) -> torch.Tensor:
+        """`(B, TOM_PERSON_CHANNELS, H, W)`: agnostic (3), shape (1), heatmaps (18), in order."""
+        return torch.cat([self.agnostic, self.shape, self.heatmaps], dim=1)
+
+
+def build_representation(
+    person: torch.Tensor, parse: torch.Tensor, keypoints: torch.Tensor
+) -> PersonRepresentation:
+    """Build every view of the person from the photo, its parse map and its keypoints.
+
+    person: `(B, 3, H, W)` in [-1, 1]. parse: `(B, H, W)` integer LIP labels. keypoints:
+    `(B, 18, 3)` (x, y, confidence) in pixels of the `H x W` image.
+    """
+    _check_inputs(person, parse, keypoints)
+    region = tryon_region(parse, keypoints)
+    return PersonRepresentation(
+        heatmaps=keypoint_heatmaps(keypoints, parse.shape[-2:]),
+        shape=body_shape(parse),
+        head=head_image(person, parse),
+        agnostic=agnostic_image(person, region),
+        tryon_region=region,
+        garment_region=label_mask(parse, UPPER_CLOTHES_LABELS).float(),
+    )
+
+
+def keypoint_heatmaps(
+    keypoints: torch.Tensor, size: tuple[int, int], sigma: float | None = None
+) -> torch.Tensor:
+    """One Gaussian heatmap per keypoint: `(B, 18, H, W)` in [0, 1], peak 1 at the point.
+
+    keypoints: `(B, 18, 3)` in pixels of an image of `size` (height, width); keypoints of
+    confidence 0 give an all-zero map. sigma: in pixels, default `HEATMAP_SIGMA * H`.
+    """
+    height, width = int(size[0]), int(size[1])
+    sigma = HEATMAP_SIGMA * height if sigma is None else sigma
+    points = keypoints.float()
+    xs = torch.arange(width, dtype=torch.float32, device=keypoints.device)
+    ys = torch.arange(height, dtype=torch.float32, device=keypoints.device)
+    # Separable: a 2-D Gaussian is the product of two 1-D ones.
+    across = torch.exp(-((xs - points[..., 0:1]) ** 2) / (2 * sigma**2))  # (B, 18, W)
+    down = torch.exp(-((ys - points[..., 1:2]) ** 2) / (2 * sigma**2))  # (B, 18, H)
+    down = down * (points[..., 2:3] > 0).float()
+    return torch.matmul(down.unsqueeze(-1), across.unsqueeze(-2))  # outer product
+
+
+def body_shape(parse: torch.Tensor) -> torch.Tensor:
+    """The blurred silhouette `(B, 1, H, W)` in [0, 1] (CP-VTON's downsample-upsample).
+
+    parse: `(B, H, W)` labels; every non-background label is body.
+    """
+    silhouette = (parse > 0).float().unsqueeze(1)
+    height, width = parse.shape[-2:]
+    coarse = (max(1, round(height / SHAPE_DOWNSAMPLE)), max(1, round(width / SHAPE_DOWNSAMPLE)))
+    small = F.interpolate(silhouette, size=coarse, mode="area")
+    return F.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)
+
+
+def head_image(person: torch.Tensor, parse: torch.Tensor) -> torch.Tensor:
+    """The head in RGB `(B, 3, H, W)` in [-1, 1]: the photo on head labels, 0 elsewhere."""
+    return person * label_mask(parse, HEAD_LABELS).to(person.dtype)
+
+
+def agnostic_image(person: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """The photo `(B, 3, H, W)` in [-1, 1] with `region` `(B, 1, H, W)` in {0, 1} grey (0)."""
+    return person * (1 - region.to(person.dtype))
+
+
+def tryon_region(parse: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
+    """The pixels the try-on repaints: `(B, 1, H, W)` float in {0, 1}.
+
+    Upper clothes, arms and the neck, dilated by `REGION_DILATION` so that no fringe of
+    the old garment survives, minus the head and lower-body labels, which stay untouched.
+    parse: `(B, H, W)` labels; keypoints: `(B, 18, 3)` in pixels.
+    """
+    covered = label_mask(parse, UPPER_CLOTHES_LABELS + ARM_LABELS) | neck_region(parse, keypoints)
+    radius = max(1, round(REGION_DILATION * parse.shape[-2]))
+    kept = label_mask(parse, HEAD_LABELS + LOWER_BODY_LABELS)
+    return ((_dilate(covered.float(), radius) > 0) & ~kept).float()
+
+
+def neck_region(parse: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
+    """The neck, which LIP parse maps leave as background: `(B, 1, H, W)` bool.
+
+    A vertical band around the neck keypoint (`NECK_HALF_WIDTH` shoulder widths to each
+    side), from below the lowest head pixel of each column (at most `NECK_HEIGHT` shoulder
+    widths above the keypoint) down to `NECK_DEPTH` shoulder widths below it. Empty when
+    the neck keypoint is missing or no head is labelled above it.
+    """
+    height, width = parse.shape[-2:]
+    head = label_mask(parse, HEAD_LABELS).to(torch.uint8)
+    # Below the head: under the lowest head pixel of the pixel's column (the chin, or the
+    # ends of the hair), so that the background beside the face is never included.
+    head_above = head.cummax(dim=2).values.bool()
+    head_below = head.flip(2).cummax(dim=2).values.flip(2).bool()
+    neck = keypoints[:, NECK].float()
+    shoulder_width = _shoulder_width(keypoints, height)
+    xs = torch.arange(width, device=parse.device, dtype=torch.float32).view(1, 1, 1, width)
+    ys = torch.arange(height, device=parse.device, dtype=torch.float32).view(1, 1, height, 1)
+    band = (xs - _per_image(neck[:, 0])).abs() <= _per_image(NECK_HALF_WIDTH * shoulder_width)
+    neck_y = _per_image(neck[:, 1])
+    rows = (ys >= neck_y - _per_image(NECK_HEIGHT * shoulder_width)) & (
+        ys <= neck_y + _per_image(NECK_DEPTH * shoulder_width)
+    )
+    present = _per_image(neck[:, 2]) > 0
+    return band & rows & head_above & ~head_below & present
+
+
+def label_mask(parse: torch.Tensor, labels: tuple[int, ...]) -> torch.Tensor:
+    """Where `parse` `(B, H, W)` holds one of `labels`: `(B, 1, H, W)` bool."""
+    lookup = torch.zeros(NUM_PARSE_LABELS, dtype=torch.bool, device=parse.device)
+    lookup[list(labels)] = True
+    return lookup[parse.long().clamp(0, NUM_PARSE_LABELS - 1)].unsqueeze(1)
+
+
+def scale_keypoints(
+    keypoints: torch.Tensor, from_size: tuple[int, int], to_size: tuple[int, int]
+) -> torch.Tensor:
+    """Keypoints `(..., 18, 3)` in pixels of a `from_size` image, moved to a `to_size` one.
+
+    Sizes are (height, width). Pixel centres are at integer coordinates, so the mapping is
+    `x' = (x + 0.5) * W' / W - 0.5`; missing keypoints stay (0, 0, 0).
+    """
+    scale = torch.tensor(
+        [to_size[1] / from_size[1], to_size[0] / from_size[0]],
+        dtype=torch.float32,
+        device=keypoints.device,
+    )
+    present = (keypoints[..., 2:3] > 0).float()
+    xy = ((keypoints[..., :2].float() + 0.5) * scale - 0.5) * present
+    return torch.cat([xy, keypoints[..., 2:3].float()], dim=-1)
+
+
+def _dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """Grow a `(B, 1, H, W)` mask by a `(2r+1)`-pixel square, as two 1-D max filters."""
+    size = 2 * radius + 1
+    rows = F.max_pool2d(mask, kernel_size=(1, size), stride=1, padding=(0, radius))
+    return F.max_pool2d(rows, kernel_size=(size, 1), stride=1, padding=(radius, 0))
+
+
+def _shoulder_width(keypoints: torch.Tensor, height: int) -> torch.Tensor:
+    right, left = keypoints[:, R_SHOULDER].float(), keypoints[:, L_SHOULDER].float()
+    both = (right[:, 2] > 0) & (left[:, 2] > 0)
+    measured = (right[:, :2] - left[:, :2]).norm(dim=-1)
+    return torch.where(
+        both, measured, torch.full_like(measured, SHOULDER_WIDTH_IF_UNKNOWN * height)
+    )
+
+
+def _per_image(values: torch.Tensor) -> torch.Tensor:
+    """`(B,)` -> `(B, 1, 1, 1)`, to broadcast one value per image over `(B, 1, H, W)`."""
+    return values.view(-1, 1, 1, 1)
+
+
+def _check_inputs(person: torch.Tensor, parse: torch.Tensor, keypoints: torch.Tensor) -> None:
+    batch, height, width = parse.shape if parse.ndim == 3 else (None, None, None)
+    if batch is None or parse.dtype.is_floating_point:
+        raise ValueError(
+            f"parse must be integer labels (B, H, W), got {parse.dtype} {tuple(parse.shape)}"
+        )
+    if tuple(person.shape) != (batch, 3, height, width):
+        raise ValueError(
+            f"person must be (B, 3, H, W) = {(batch, 3, height, width)} to match parse, "
+            f"got {tuple(person.shape)}"
+        )
+    if tuple(keypoints.shape) != (batch, NUM_KEYPOINTS, 3):
+        raise ValueError(
+            f"keypoints must be (B, 18, 3) = {(batch, NUM_KEYPOINTS, 3)}, "
+            f"got {tuple(keypoints.shape)}"
+        )
