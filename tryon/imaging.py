@@ -51,9 +51,7 @@ def open_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> Image.Im
     try:
         image.load()
     except (OSError, SyntaxError, ValueError) as error:
-        raise InvalidInputError(
-            f"{what} is truncated or corrupt ({error}); send the complete, unmodified file"
-        ) from error
+        raise _corrupt(what, error) from error
     return ImageOps.exif_transpose(image)
 
 
@@ -173,13 +171,19 @@ def _open_checked(source: ImageSource, what: str, max_pixels: int) -> Image.Imag
     except Image.DecompressionBombError as error:
         raise _too_large(what, error_detail=str(error), max_pixels=max_pixels) from error
     except OSError as error:
-        raise InvalidInputError(f"{what} cannot be read ({error})") from error
+        raise _corrupt(what, error) from error
     width, height = image.size
     if width * height > max_pixels:
         raise _too_large(what, error_detail=f"{width}x{height}", max_pixels=max_pixels)
     if width == 0 or height == 0:
         raise InvalidInputError(f"{what} has no pixels ({width}x{height})")
     return image
+
+
+def _corrupt(what: str, error: Exception) -> InvalidInputError:
+    return InvalidInputError(
+        f"{what} is truncated or corrupt ({error}); send the complete, unmodified file"
+    )
 
 
 def _too_large(what: str, *, error_detail: str, max_pixels: int) -> InvalidInputError:
