@@ -106,8 +106,9 @@ def test_agnostic_keeps_background_head_and_lower_body(size):
     for label in (FACE, HAIR, PANTS):
         where = parse[0] == label
         assert torch.equal(agnostic[0][:, where], person[0][:, where]), f"label {label} changed"
-    for corner in [(0.02, 0.02), (0.98, 0.98), (0.15, 0.15), (0.75, 0.1)]:
-        row, column = at(corner, size)
+    # Corners, beside the legs, beside the neck above the shoulders, above the hair.
+    for point in [(0.02, 0.02), (0.98, 0.98), (0.75, 0.1), (0.20, 0.36), (0.02, 0.50)]:
+        row, column = at(point, size)
         assert torch.equal(agnostic[0, :, row, column], person[0, :, row, column])
 
 

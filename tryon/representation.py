@@ -40,8 +40,8 @@ HEATMAP_SIGMA = 0.015  # Gaussian sigma of a keypoint heatmap [3.8 px]
 REGION_DILATION = 0.015  # growth of the try-on region past the garment's edge [4 px]
 SHAPE_DOWNSAMPLE = 16  # CP-VTON: the silhouette is shrunk 16 times and blown up again
 # The neck, which LIP leaves unlabelled, is found around the neck keypoint: a band this
-# many shoulder widths to each side, from below the head (at most NECK_HEIGHT above the
-# keypoint) down to NECK_DEPTH below it.
+# many shoulder widths to each side, from NECK_HEIGHT above the keypoint (the head labels
+# cut it off at the chin) down to NECK_DEPTH below it.
 NECK_HALF_WIDTH = 0.2
 NECK_HEIGHT = 0.5
 NECK_DEPTH = 0.25
@@ -158,17 +158,12 @@ def tryon_region(parse: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
 def neck_region(parse: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
     """The neck, which LIP parse maps leave as background: `(B, 1, H, W)` bool.
 
-    A vertical band around the neck keypoint (`NECK_HALF_WIDTH` shoulder widths to each
-    side), from below the lowest head pixel of each column (at most `NECK_HEIGHT` shoulder
-    widths above the keypoint) down to `NECK_DEPTH` shoulder widths below it. Empty when
-    the neck keypoint is missing or no head is labelled above it.
+    A band around the neck keypoint, `NECK_HALF_WIDTH` shoulder widths to each side, from
+    `NECK_HEIGHT` shoulder widths above the keypoint down to `NECK_DEPTH` below it, less the
+    head labels, so that it stops at the chin. Empty when the neck keypoint is missing.
     """
     height, width = parse.shape[-2:]
-    head = label_mask(parse, HEAD_LABELS).to(torch.uint8)
-    # Below the head: under the lowest head pixel of the pixel's column (the chin, or the
-    # ends of the hair), so that the background beside the face is never included.
-    head_above = head.cummax(dim=2).values.bool()
-    head_below = head.flip(2).cummax(dim=2).values.flip(2).bool()
+    head = label_mask(parse, HEAD_LABELS)
     neck = keypoints[:, NECK].float()
     shoulder_width = _shoulder_width(keypoints, height)
     xs = torch.arange(width, device=parse.device, dtype=torch.float32).view(1, 1, 1, width)
@@ -179,7 +174,7 @@ def neck_region(parse: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
         ys <= neck_y + _per_image(NECK_DEPTH * shoulder_width)
     )
     present = _per_image(neck[:, 2]) > 0
-    return band & rows & head_above & ~head_below & present
+    return band & rows & ~head & present
 
 
 def label_mask(parse: torch.Tensor, labels: tuple[int, ...]) -> torch.Tensor:
