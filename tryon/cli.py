@@ -60,9 +60,10 @@ def synth(
     (COCO-18), warp-gt/ and warp-gt-mask/ (the true warped garment), pairs.txt and
     pairs_unpaired.txt.
     """
-    from tryon.data.synth.writer import write_dataset
+    from tryon.data.synth.writer import check_request, write_dataset
 
     dims = parse_size(size)
+    check_request(out, n, dims, overwrite)
     start = time.perf_counter()
     columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as bar:

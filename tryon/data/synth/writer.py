@@ -103,8 +103,21 @@ def write_pairs(out: Path, seed: int, n: int) -> None:
     (out / "pairs_unpaired.txt").write_text("\n".join(unpaired) + "\n")
 
 
-def prepare_folder(out: Path, overwrite: bool) -> None:
-    """Create the layout's folders; refuse to write into an existing dataset unless told."""
+def prepare_folder(out: Path) -> None:
+    """Create the layout's folders."""
+    for folder in FOLDERS:
+        (out / folder).mkdir(parents=True, exist_ok=True)
+
+
+def check_request(out: Path, n: int, size: tuple[int, int], overwrite: bool) -> None:
+    """Reject a bad request before any work starts, with the fix in the message."""
+    if n < 1:
+        raise InvalidInputError(f"--n must be at least 1, got {n}")
+    if size[0] % 16 or size[1] % 16 or min(size) < 64:
+        raise InvalidInputError(
+            f"--size {size[0]}x{size[1]}: height and width must be multiples of 16 and at "
+            "least 64 (for example 256x192 or 512x384)"
+        )
     if (out / "pairs.txt").exists() and not overwrite:
         raise InvalidInputError(
             f"{out} already holds a dataset (pairs.txt exists); choose another --out or pass "
@@ -112,8 +125,6 @@ def prepare_folder(out: Path, overwrite: bool) -> None:
         )
     if out.exists() and not out.is_dir():
         raise InvalidInputError(f"{out} exists and is not a folder; choose another --out")
-    for folder in FOLDERS:
-        (out / folder).mkdir(parents=True, exist_ok=True)
 
 
 def _work(args: tuple[str, int, int, tuple[int, int]]) -> int:
@@ -136,14 +147,8 @@ def write_dataset(
     Args:
         on_sample: called with each finished sample's index (for progress bars).
     """
-    if n < 1:
-        raise InvalidInputError(f"--n must be at least 1, got {n}")
-    if size[0] % 16 or size[1] % 16 or min(size) < 64:
-        raise InvalidInputError(
-            f"--size {size[0]}x{size[1]}: height and width must be multiples of 16 and at "
-            "least 64 (for example 256x192 or 512x384)"
-        )
-    prepare_folder(out, overwrite)
+    check_request(out, n, size, overwrite)
+    prepare_folder(out)
     jobs = [(str(out), seed, i, size) for i in range(n)]
     for index in _run(jobs, workers):
         if on_sample is not None:
