@@ -1,0 +1,146 @@
+"""How fast the three networks are: median milliseconds per network for one try-on.
+
+Runs the parser on the shopper photo, the GMM on a person representation and a garment,
+and the TOM on the GMM's warp, with random inputs at model resolution, batch 1, float32,
+under `torch.inference_mode`. Representation building, decoding and paste-back are not
+networks and are not timed here.
+
+    python -m tryon.bench [--weights DIR] [--height 256 --width 192] [--repeats 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tryon.models import GeometricMatcher, HumanParser, TryOnGenerator, load_pipeline_components
+
+
+@dataclass(frozen=True)
+class NetworkTiming:
+    """Timing of one network: parameters and milliseconds per call (median and fastest)."""
+
+    name: str
+    parameters: int
+    median_ms: float
+    min_ms: float
+
+
+def _time_call(call: Callable[[], object], repeats: int, warmup: int) -> list[float]:
+    with torch.inference_mode():
+        for _ in range(warmup):
+            call()
+        timings = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            call()
+            timings.append((time.perf_counter() - start) * 1000.0)
+    return timings
+
+
+def benchmark_networks(
+    parser: HumanParser | None = None,
+    gmm: GeometricMatcher | None = None,
+    tom: TryOnGenerator | None = None,
+    *,
+    height: int = 256,
+    width: int = 192,
+    repeats: int = 50,
+    warmup: int = 5,
+    threads: int | None = 2,
+    channels_last: bool = True,
+    seed: int = 0,
+) -> list[NetworkTiming]:
+    """Time each network and the three in a row; print a table and return the timings.
+
+    Args:
+        parser, gmm, tom: the networks; default-configured ones (random weights, same
+            cost as trained ones) where None.
+        height, width: model resolution in pixels (divisible by 32).
+        repeats: timed calls per network; warmup: untimed calls before them.
+        threads: `torch.set_num_threads` value (None leaves it alone).
+        channels_last: run with channels-last memory format (faster on CPU).
+
+    Returns:
+        One entry per network and a final "total" entry for the chained three.
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    networks: dict[str, nn.Module] = {
+        "parser": parser if parser is not None else HumanParser(),
+        "gmm": gmm if gmm is not None else GeometricMatcher(),
+        "tom": tom if tom is not None else TryOnGenerator(),
+    }
+    for network in networks.values():
+        network.eval().to(memory_format=memory_format)
+
+    generator = torch.Generator().manual_seed(seed)
+
+    def random_input(channels: int, low: float = -1.0) -> torch.Tensor:
+        values = torch.rand(1, channels, height, width, generator=generator)
+        return (low + (1.0 - low) * values).contiguous(memory_format=memory_format)
+
+    photo = random_input(3)
+    gmm_person = random_input(networks["gmm"].config["person_channels"], low=0.0)
+    tom_person = random_input(networks["tom"].config["person_channels"])
+    garment, garment_mask = random_input(3), random_input(1, low=0.0)
+    with torch.inference_mode():
+        warp = networks["gmm"](gmm_person, garment, garment_mask)
+
+    def run_all() -> None:
+        networks["parser"](photo)
+        warped = networks["gmm"](gmm_person, garment, garment_mask)
+        networks["tom"](tom_person, warped.warped_garment, warped.warped_mask)
+
+    calls: dict[str, Callable[[], object]] = {
+        "parser": lambda: networks["parser"](photo),
+        "gmm": lambda: networks["gmm"](gmm_person, garment, garment_mask),
+        "tom": lambda: networks["tom"](tom_person, warp.warped_garment, warp.warped_mask),
+        "total": run_all,
+    }
+    results = []
+    for name, call in calls.items():
+        timings = _time_call(call, repeats, warmup)
+        modules = networks.values() if name == "total" else [networks[name]]
+        parameters = sum(p.numel() for module in modules for p in module.parameters())
+        results.append(NetworkTiming(name, parameters, statistics.median(timings), min(timings)))
+    print(f"{height}x{width}, batch 1, float32, {torch.get_num_threads()} threads, {repeats} runs")
+    print(f"{'network':<8} {'params':>10} {'median ms':>10} {'min ms':>8}")
+    for result in results:
+        median, fastest = f"{result.median_ms:.1f}", f"{result.min_ms:.1f}"
+        print(f"{result.name:<8} {result.parameters:>10,} {median:>10} {fastest:>8}")
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: `python -m tryon.bench --help`."""
+    arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    arguments.add_argument("--weights", type=Path, help="pipeline folder (default: random weights)")
+    arguments.add_argument("--height", type=int, default=256)
+    arguments.add_argument("--width", type=int, default=192)
+    arguments.add_argument("--repeats", type=int, default=50)
+    arguments.add_argument("--threads", type=int, default=2)
+    options = arguments.parse_args(argv)
+    components = load_pipeline_components(options.weights) if options.weights else None
+    benchmark_networks(
+        components.parser if components else None,
+        components.gmm if components else None,
+        components.tom if components else None,
+        height=options.height,
+        width=options.width,
+        repeats=options.repeats,
+        threads=options.threads,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""The networks: human parser, geometric matcher (GMM), try-on generator (TOM), discriminator."""
+
+from __future__ import annotations
+
+from tryon.models.checkpoint import (
+    PipelineComponents,
+    PipelineMeta,
+    PretrainedMixin,
+    load_pipeline_components,
+    save_pipeline,
+)
+from tryon.models.discriminator import (
+    MultiScaleDiscriminator,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+)
+from tryon.models.gmm import GeometricMatcher, GmmOutput, gmm_loss, grid_regularisation
+from tryon.models.parser import (
+    HumanParser,
+    decode_keypoints,
+    decode_parse,
+    keypoint_heatmaps,
+    parser_loss,
+)
+from tryon.models.tom import TomOutput, TryOnGenerator, compose
+from tryon.models.tps import regular_grid, warp_tps
+
+__all__ = [
+    "GeometricMatcher",
+    "GmmOutput",
+    "HumanParser",
+    "MultiScaleDiscriminator",
+    "PipelineComponents",
+    "PipelineMeta",
+    "PretrainedMixin",
+    "TomOutput",
+    "TryOnGenerator",
+    "compose",
+    "decode_keypoints",
+    "decode_parse",
+    "discriminator_loss",
+    "feature_matching_loss",
+    "generator_adversarial_loss",
+    "gmm_loss",
+    "grid_regularisation",
+    "keypoint_heatmaps",
+    "load_pipeline_components",
+    "parser_loss",
+    "regular_grid",
+    "save_pipeline",
+    "warp_tps",
+]

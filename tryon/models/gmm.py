@@ -1,0 +1,219 @@
+"""The geometric matching module (CP-VTON's GMM): a thin-plate spline fitting garment to body.
+
+Two convolutional feature extractors (person representation, garment) bring their inputs
+to 1/16 resolution; the L2-normalised features are correlated (every person position with
+every garment position), and a small regression head turns the correlation into offsets
+of a regular control grid. The garment and its mask are warped with that grid
+(`tryon.models.tps`, normalised (x, y) coordinates, `align_corners=False`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tryon.models.checkpoint import PretrainedMixin
+from tryon.models.tps import regular_grid, warp_tps
+
+DOWNSAMPLING = 16
+
+
+def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
+    """3x3 convolution, batch norm, ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class FeatureExtractor(nn.Module):
+    """Four stride-2 convolutions then one at 1/16 resolution.
+
+    Input `(B, in_channels, H, W)`; output `(B, channels[-1], H/16, W/16)`.
+    """
+
+    def __init__(self, in_channels: int, channels: Sequence[int]) -> None:
+        super().__init__()
+        if len(channels) != 4:
+            raise ValueError(
+                f"feature_channels needs 4 widths (one per stride-2 stage), got {channels}"
+            )
+        widths = [in_channels, *channels]
+        layers = [
+            conv_bn_relu(a, b, stride=2) for a, b in zip(widths[:-1], widths[1:], strict=True)
+        ]
+        layers.append(conv_bn_relu(widths[-1], widths[-1]))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def feature_correlation(
+    person_features: torch.Tensor, garment_features: torch.Tensor, size: tuple[int, int]
+) -> torch.Tensor:
+    """Cosine similarity of every person position with every garment position.
+
+    Both feature maps are average-pooled to `size` = (h, w) first, so the correlation has
+    the same number of channels at any input resolution.
+
+    Args:
+        person_features, garment_features: `(B, C, H', W')`.
+
+    Returns:
+        `(B, h * w, h, w)`: channel `i * w + j` at person position (y, x) is the similarity
+        to garment position (i, j); rectified and L2-normalised over channels (as CP-VTON).
+    """
+    person = F.normalize(F.adaptive_avg_pool2d(person_features, size), dim=1)
+    garment = F.normalize(F.adaptive_avg_pool2d(garment_features, size), dim=1)
+    correlation = torch.einsum("bcij,bcyx->bijyx", garment, person).flatten(1, 2)
+    return F.normalize(F.relu(correlation), dim=1)
+
+
+class GridRegressor(nn.Module):
+    """Correlation `(B, h*w, h, w)` -> control point offsets `(B, rows, cols, 2)`.
+
+    The last layer starts at zero, so an untrained module warps nothing (identity).
+    """
+
+    def __init__(self, in_channels: int, width: int, grid_size: tuple[int, int]) -> None:
+        super().__init__()
+        self.grid_size = grid_size
+        pooled = (4, 3)
+        self.features = nn.Sequential(
+            conv_bn_relu(in_channels, 2 * width, stride=2),
+            conv_bn_relu(2 * width, width, stride=2),
+            conv_bn_relu(width, width),
+            nn.AdaptiveAvgPool2d(pooled),
+            nn.Flatten(),
+        )
+        self.linear = nn.Linear(width * pooled[0] * pooled[1], 2 * grid_size[0] * grid_size[1])
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, correlation: torch.Tensor) -> torch.Tensor:
+        offsets = self.linear(self.features(correlation))
+        return offsets.view(-1, self.grid_size[0], self.grid_size[1], 2)
+
+
+class GmmOutput(NamedTuple):
+    """What `GeometricMatcher` returns.
+
+    Attributes:
+        warped_garment: `(B, 3, H, W)` in [-1, 1]; 0 (grey) where the warp samples outside.
+        warped_mask: `(B, 1, H, W)` in [0, 1].
+        source_points: `(B, rows, cols, 2)` normalised (x, y): where each regular control
+            point of the output samples the garment (`tryon.models.tps.warp_tps`).
+    """
+
+    warped_garment: torch.Tensor
+    warped_mask: torch.Tensor
+    source_points: torch.Tensor
+
+
+class GeometricMatcher(PretrainedMixin, nn.Module):
+    """Warps a garment photo onto a person (CP-VTON's GMM with a configurable TPS grid).
+
+    Args:
+        person_channels: channels of the person representation (22: 18 keypoint heatmaps,
+            body shape, head RGB).
+        use_garment_mask: also feed the garment mask to the garment feature extractor.
+        feature_channels: widths of the four stride-2 stages of both extractors.
+        correlation_size: (h, w) both feature maps are pooled to before correlation; (16, 12)
+            is 1/16 of the default 256x192, where pooling does nothing.
+        regressor_width: width of the regression head.
+        grid_size: (rows, columns) of TPS control points.
+    """
+
+    def __init__(
+        self,
+        person_channels: int = 22,
+        use_garment_mask: bool = True,
+        feature_channels: Sequence[int] = (32, 48, 64, 64),
+        correlation_size: Sequence[int] = (16, 12),
+        regressor_width: int = 64,
+        grid_size: Sequence[int] = (5, 5),
+    ) -> None:
+        super().__init__()
+        self.use_garment_mask = use_garment_mask
+        self.correlation_size = (int(correlation_size[0]), int(correlation_size[1]))
+        self.grid_size = (int(grid_size[0]), int(grid_size[1]))
+        self.person_features = FeatureExtractor(person_channels, feature_channels)
+        self.garment_features = FeatureExtractor(3 + int(use_garment_mask), feature_channels)
+        self.regressor = GridRegressor(
+            self.correlation_size[0] * self.correlation_size[1], regressor_width, self.grid_size
+        )
+        self.register_buffer("base_grid", regular_grid(self.grid_size), persistent=False)
+
+    def forward(
+        self, person: torch.Tensor, garment: torch.Tensor, garment_mask: torch.Tensor
+    ) -> GmmOutput:
+        """Regress the warp and apply it to the garment and its mask.
+
+        Args:
+            person: `(B, person_channels, H, W)`, the GMM person representation.
+            garment: `(B, 3, H, W)` in [-1, 1], the product photo at model resolution.
+            garment_mask: `(B, 1, H, W)` in [0, 1].
+            H and W must be divisible by 16.
+        """
+        height, width = person.shape[-2:]
+        if height % DOWNSAMPLING or width % DOWNSAMPLING:
+            raise ValueError(f"GMM input size must be divisible by 16, got {height}x{width}")
+        garment_input = torch.cat((garment, garment_mask), 1) if self.use_garment_mask else garment
+        correlation = feature_correlation(
+            self.person_features(person),
+            self.garment_features(garment_input),
+            self.correlation_size,
+        )
+        source_points = self.base_grid + self.regressor(correlation)
+        warped = warp_tps(torch.cat((garment, garment_mask), 1), source_points)
+        return GmmOutput(warped[:, :3], warped[:, 3:], source_points)
+
+
+def grid_regularisation(source_points: torch.Tensor) -> torch.Tensor:
+    """CP-VTON+'s grid constraint: mean absolute second difference of the control grid.
+
+    Zero for any affine warp; penalises neighbouring grid cells that stretch or bend
+    differently, which keeps the warp from folding.
+
+    Args:
+        source_points: `(B, rows, cols, 2)` normalised (x, y).
+
+    Returns:
+        Scalar.
+    """
+    along_rows = source_points[:, 2:] - 2.0 * source_points[:, 1:-1] + source_points[:, :-2]
+    along_cols = (
+        source_points[:, :, 2:] - 2.0 * source_points[:, :, 1:-1] + source_points[:, :, :-2]
+    )
+    return along_rows.abs().mean() + along_cols.abs().mean()
+
+
+def gmm_loss(
+    output: GmmOutput,
+    target_garment: torch.Tensor,
+    target_mask: torch.Tensor,
+    grid_weight: float = 1.0,
+) -> torch.Tensor:
+    """L1 to the garment as worn, L1 of the masks, plus the grid regularisation.
+
+    Args:
+        output: the GMM's output.
+        target_garment: `(B, 3, H, W)` in [-1, 1], the person photo inside the worn
+            garment's region and 0 outside (0 is what the warp pads with).
+        target_mask: `(B, 1, H, W)` in [0, 1], the worn garment's region.
+        grid_weight: weight of `grid_regularisation`.
+
+    Returns:
+        Scalar loss.
+    """
+    return (
+        F.l1_loss(output.warped_garment, target_garment)
+        + F.l1_loss(output.warped_mask, target_mask)
+        + grid_weight * grid_regularisation(output.source_points)
+    )

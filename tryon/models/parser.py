@@ -1,0 +1,203 @@
+"""The human parser: LIP-20 parse map and COCO-18 keypoints from a shopper photo.
+
+One segmentation-models-pytorch network predicts both: its head has one channel per parse
+label (logits, softmax over labels) and one per keypoint (heatmap logits, a sigmoid each).
+The network runs at `input_scale` times the photo's size and its outputs are resized back,
+so callers always get maps at the resolution they passed in.
+
+Keypoint coordinates are (x, y) in pixels of the map they were decoded from, with pixel
+centres at integers (OpenPose's convention): the top-left pixel's centre is (0, 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import segmentation_models_pytorch as smp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tryon.labels import NUM_KEYPOINTS, NUM_PARSE_LABELS
+from tryon.models.checkpoint import PretrainedMixin
+
+ARCHITECTURES = ("unet", "fpn")
+
+
+def build_segmentation_network(
+    arch: str,
+    encoder_name: str,
+    decoder_channels: Sequence[int],
+    out_channels: int,
+) -> nn.Module:
+    """A segmentation-models-pytorch network with a randomly initialised encoder.
+
+    Args:
+        arch: "unet" (`decoder_channels`: one width per decoder stage, 5 values) or "fpn"
+            (`decoder_channels`: (pyramid width, segmentation width)).
+        encoder_name: any encoder segmentation-models-pytorch knows, e.g. "timm-regnetx_002".
+        out_channels: channels of the head's output.
+    """
+    if arch == "unet":
+        return smp.Unet(
+            encoder_name=encoder_name,
+            encoder_weights=None,
+            decoder_channels=tuple(decoder_channels),
+            classes=out_channels,
+        )
+    if arch == "fpn":
+        pyramid, segmentation = decoder_channels
+        return smp.FPN(
+            encoder_name=encoder_name,
+            encoder_weights=None,
+            decoder_pyramid_channels=pyramid,
+            decoder_segmentation_channels=segmentation,
+            classes=out_channels,
+        )
+    raise ValueError(f"unknown parser architecture {arch!r}, supported: {list(ARCHITECTURES)}")
+
+
+class HumanParser(PretrainedMixin, nn.Module):
+    """Parse logits and keypoint heatmap logits for a photo of one person.
+
+    Args:
+        arch: "unet" or "fpn" (see `build_segmentation_network`).
+        encoder_name: segmentation-models-pytorch encoder; starts from random weights.
+        decoder_channels: decoder widths for `arch`.
+        input_scale: the network sees the photo resized by this factor (rounded to its
+            stride of 32); 0.5 halves the cost of a 256x192 input four times over.
+        num_labels: parse labels (20 for LIP).
+        num_keypoints: keypoints (18 for COCO-18).
+    """
+
+    stride = 32
+
+    def __init__(
+        self,
+        arch: str = "unet",
+        encoder_name: str = "timm-regnetx_002",
+        decoder_channels: Sequence[int] = (64, 32, 32, 16, 16),
+        input_scale: float = 0.5,
+        num_labels: int = NUM_PARSE_LABELS,
+        num_keypoints: int = NUM_KEYPOINTS,
+    ) -> None:
+        super().__init__()
+        if not 0.0 < input_scale <= 1.0:
+            raise ValueError(f"input_scale must be in (0, 1], got {input_scale}")
+        self.input_scale = input_scale
+        self.num_labels = num_labels
+        self.network = build_segmentation_network(
+            arch, encoder_name, decoder_channels, num_labels + num_keypoints
+        )
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predict the parse and the keypoint heatmaps.
+
+        Args:
+            image: `(B, 3, H, W)` RGB in [-1, 1], any size.
+
+        Returns:
+            parse_logits `(B, num_labels, H, W)` and heatmap_logits `(B, num_keypoints, H, W)`,
+            both unnormalised, at the input's size.
+        """
+        height, width = image.shape[-2:]
+        network_size = (self._network_side(height), self._network_side(width))
+        if network_size != (height, width):
+            image = F.interpolate(
+                image, size=network_size, mode="bilinear", align_corners=False, antialias=True
+            )
+        logits = self.network(image)
+        if network_size != (height, width):
+            logits = F.interpolate(
+                logits, size=(height, width), mode="bilinear", align_corners=False
+            )
+        return logits[:, : self.num_labels], logits[:, self.num_labels :]
+
+    def _network_side(self, side: int) -> int:
+        return max(self.stride, round(side * self.input_scale / self.stride) * self.stride)
+
+
+def decode_parse(parse_logits: torch.Tensor) -> torch.Tensor:
+    """Label map from parse logits `(B, L, H, W)`: `(B, H, W)` int64 labels in [0, L)."""
+    return parse_logits.argmax(dim=1)
+
+
+def decode_keypoints(heatmap_logits: torch.Tensor) -> torch.Tensor:
+    """Keypoints from heatmap logits: the peak pixel, refined to sub-pixel precision.
+
+    The refinement fits a parabola to the log-heatmap through the peak and its two
+    neighbours along each axis, which is exact for a Gaussian peak.
+
+    Args:
+        heatmap_logits: `(B, K, H, W)` logits (sigmoid gives the heatmap in [0, 1]).
+
+    Returns:
+        `(B, K, 3)`: x, y in pixels (pixel centres at integers) and the confidence, the
+        heatmap's peak value in [0, 1]. Callers decide the threshold below which a
+        keypoint counts as missing.
+    """
+    batch, joints, height, width = heatmap_logits.shape
+    log_maps = F.logsigmoid(heatmap_logits).reshape(batch, joints, height * width)
+    peak_log, flat_index = log_maps.max(dim=-1)
+    peak_y = torch.div(flat_index, width, rounding_mode="floor")
+    peak_x = flat_index - peak_y * width
+
+    def refine(peak: torch.Tensor, size: int, step: int) -> torch.Tensor:
+        inside = (peak > 0) & (peak < size - 1)
+        before = log_maps.gather(-1, (flat_index - step * inside)[..., None])[..., 0]
+        after = log_maps.gather(-1, (flat_index + step * inside)[..., None])[..., 0]
+        curvature = before + after - 2.0 * peak_log
+        offset = 0.5 * (before - after) / curvature.clamp(max=-1e-6)
+        return peak + torch.where(inside, offset.clamp(-0.5, 0.5), torch.zeros_like(offset))
+
+    x = refine(peak_x, width, 1)
+    y = refine(peak_y, height, width)
+    return torch.stack((x, y, peak_log.exp()), dim=-1)
+
+
+def keypoint_heatmaps(
+    keypoints: torch.Tensor, height: int, width: int, sigma: float | None = None
+) -> torch.Tensor:
+    """Training targets: one Gaussian per visible keypoint.
+
+    Args:
+        keypoints: `(B, K, 3)` x, y in pixels (pixel centres at integers), confidence;
+            a keypoint with confidence <= 0 is missing and gets an all-zero map.
+        sigma: Gaussian standard deviation in pixels; default 1.6% of `height` (4 px at 256).
+
+    Returns:
+        `(B, K, height, width)` in [0, 1], peak 1 at each visible keypoint.
+    """
+    if sigma is None:
+        sigma = 0.016 * height
+    ys = torch.arange(height, device=keypoints.device, dtype=keypoints.dtype)
+    xs = torch.arange(width, device=keypoints.device, dtype=keypoints.dtype)
+    dx2 = (xs - keypoints[..., 0:1]).square()[..., None, :]
+    dy2 = (ys - keypoints[..., 1:2]).square()[..., :, None]
+    maps = torch.exp(-(dx2 + dy2) / (2.0 * sigma * sigma))
+    visible = (keypoints[..., 2] > 0).to(maps.dtype)
+    return maps * visible[..., None, None]
+
+
+def parser_loss(
+    parse_logits: torch.Tensor,
+    heatmap_logits: torch.Tensor,
+    parse_target: torch.Tensor,
+    heatmap_target: torch.Tensor,
+    heatmap_weight: float = 10.0,
+) -> torch.Tensor:
+    """Cross-entropy on the parse plus weighted binary cross-entropy on the heatmaps.
+
+    Args:
+        parse_logits: `(B, L, H, W)`; parse_target: `(B, H, W)` int64 labels.
+        heatmap_logits: `(B, K, H, W)`; heatmap_target: `(B, K, H, W)` in [0, 1]
+            (from `keypoint_heatmaps`).
+        heatmap_weight: weight of the heatmap term; the Gaussians cover a small fraction
+            of the pixels, so their mean cross-entropy is small next to the parse's.
+
+    Returns:
+        Scalar loss.
+    """
+    parse_term = F.cross_entropy(parse_logits, parse_target)
+    heatmap_term = F.binary_cross_entropy_with_logits(heatmap_logits, heatmap_target)
+    return parse_term + heatmap_weight * heatmap_term
