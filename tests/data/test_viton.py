@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from tryon.data.viton import VitonDataset, read_keypoints, read_parse
+from tryon.data.viton import VitonDataset, read_keypoints, read_pair, read_parse
 from tryon.errors import DatasetError
 from tryon.labels import BODY25_TO_COCO18, FACE, PANTS, PARSE_PALETTE, UPPER_CLOTHES, palette_bytes
 
@@ -137,6 +137,21 @@ def test_read_sample_gives_numpy_at_file_resolution(tmp_path):
     assert np.allclose(sample.keypoints, coco_keypoints(0))
 
 
+def test_read_pair_reads_any_pair_of_the_folder(tmp_path):
+    root = write_dataset(tmp_path, warp_gt=True)
+
+    sample = read_pair(root, "000000_0.jpg", "000001_1.jpg")
+    own_garment = read_pair(root, "000000_0.jpg", "000000_1.jpg")
+
+    assert (sample.person_name, sample.cloth_name) == ("000000_0.jpg", "000001_1.jpg")
+    assert np.array_equal(sample.parse, parse_labels(0))
+    assert sample.warp_gt is None
+    assert own_garment.warp_gt.shape == (HEIGHT, WIDTH, 3)
+    assert set(np.unique(own_garment.warp_gt_mask).tolist()) == {0, 255}
+    with pytest.raises(DatasetError, match="cloth/000009_1.jpg"):
+        read_pair(root, "000000_0.jpg", "000009_1.jpg")
+
+
 def test_jpeg_masks_are_thresholded(tmp_path):
     dataset = VitonDataset(write_dataset(tmp_path, mask_extension=".jpg"))
 
@@ -238,6 +253,7 @@ def test_the_most_confident_person_is_taken(tmp_path):
         ('{"people": [{"face_keypoints": []}]}', "has no pose_keypoints_2d or pose_keypoints"),
         ('{"people": [{"pose_keypoints": ["a", "b"]}]}', "must be a list of numbers"),
         ("[1, 2]", "expected OpenPose JSON"),
+        (json.dumps({"people": [{"pose_keypoints_2d": [float("nan")] * 54}]}), "NaN"),
     ],
 )
 def test_malformed_keypoint_files_name_the_file_and_the_problem(tmp_path, content, message):

@@ -152,6 +152,12 @@ class VitonLayout:
     def has_warp_gt(self) -> bool:
         return "warp_gt" in self.folders and "warp_gt_mask" in self.folders
 
+    @property
+    def neck_label(self) -> int | None:
+        """The label the parse maps use for the neck (VITON-HD's), or None (LIP)."""
+        is_viton_hd = self.folders["parse"].name == VITON_HD_PARSE_FOLDER
+        return VITON_HD_NECK_LABEL if is_viton_hd else None
+
     def item_files(
         self, person_name: str, cloth_name: str, *, with_warp_gt: bool = False
     ) -> tuple[VitonItemFiles | None, list[str]]:
@@ -253,7 +259,7 @@ def read_keypoints(path: Path) -> np.ndarray:
 
     Accepts `pose_keypoints_2d` and the older `pose_keypoints`, with 18 (COCO) or 25
     (BODY_25, converted) points. With several people, the most confident one is taken;
-    with none, all keypoints are (0, 0, 0). Keypoints of confidence 0 are (0, 0, 0).
+    with none, all keypoints are (0, 0, 0), as OpenPose writes the ones it did not find.
     """
     try:
         document = json.loads(path.read_text())
@@ -289,6 +295,21 @@ def read_sample(files: VitonItemFiles, *, neck_label: int | None = None) -> Vito
         _check_same_size(files.person, sample.person, files.warp_gt, sample.warp_gt)
         _check_same_size(files.person, sample.person, files.warp_gt_mask, sample.warp_gt_mask)
     return sample
+
+
+def read_pair(root: str | Path, person_name: str, cloth_name: str) -> VitonSample:
+    """Read one (person, garment) pair of the dataset at `root`, for one-off reads.
+
+    The warp ground truth comes with it when the pair is listed in `pairs.txt`. It indexes
+    the folders on every call; to go through a dataset use `VitonDataset.read_sample`.
+    """
+    layout = VitonLayout.find(root)
+    pair = [(person_name, cloth_name)]
+    with_warp_gt = layout.has_warp_gt and _all_paired(layout, pair)
+    files, missing = layout.item_files(person_name, cloth_name, with_warp_gt=with_warp_gt)
+    if files is None:
+        raise DatasetError(f"dataset {layout.root} lacks {', '.join(missing)}")
+    return read_sample(files, neck_label=layout.neck_label)
 
 
 def sample_to_tensors(
@@ -344,11 +365,6 @@ class VitonDataset(Dataset):
         pair_list = read_pairs(pairs_path)
         with_warp_gt = self.layout.has_warp_gt and _all_paired(self.layout, pair_list)
         self.items = _collect_item_files(self.layout, pair_list, pairs_path, with_warp_gt)
-        self.neck_label = (
-            VITON_HD_NECK_LABEL
-            if self.layout.folders["parse"].name == VITON_HD_PARSE_FOLDER
-            else None
-        )
 
     def __len__(self) -> int:
         return len(self.items)
@@ -358,7 +374,7 @@ class VitonDataset(Dataset):
 
     def read_sample(self, index: int) -> VitonSample:
         """Item `index` as numpy arrays at the files' own resolution."""
-        return read_sample(self.items[index], neck_label=self.neck_label)
+        return read_sample(self.items[index], neck_label=self.layout.neck_label)
 
 
 def _index_folder(folder: Path) -> dict[str, Path]:
@@ -447,8 +463,6 @@ def _person_keypoints(person: object, path: Path, index: int) -> np.ndarray:
     keypoints = values.reshape(-1, 3)
     if len(keypoints) == 25:
         keypoints = keypoints[list(BODY25_TO_COCO18)]
-    keypoints = keypoints.copy()
-    keypoints[keypoints[:, 2] <= 0] = 0.0
     return keypoints
 
 
