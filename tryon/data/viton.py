@@ -12,9 +12,9 @@ The public datasets, our synthetic generator and a store's own photos all use it
       warp-gt/, warp-gt-mask/         optional: the person's own garment warped onto them
 
 Files are matched by stem, whatever their extension (.jpg, .jpeg or .png), so a mask
-`cloth-mask/000000_1.png` belongs to `cloth/000000_1.jpg`. `read_sample` gives one item as
-numpy arrays at the files' resolution (for evaluation tools); `VitonDataset` gives tensors
-at the model resolution (for training).
+`cloth-mask/000000_1.png` belongs to `cloth/000000_1.jpg`. `VitonDataset` gives tensors at
+the model resolution (for training); its `read_sample(i)`, and `read_pair(root, person,
+cloth)` for one-off reads, give numpy arrays at the files' resolution (for evaluation).
 """
 
 from __future__ import annotations
