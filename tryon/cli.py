@@ -76,6 +76,163 @@ def synth(
         console.print(f"preview sheet: {preview}")
 
 
+COMPONENTS = ("parser", "gmm", "tom")
+
+
+@app.command()
+def train(
+    component: Annotated[str, typer.Argument(help="What to train: parser, gmm or tom.")],
+    data: Annotated[Path, typer.Option(help="Training data in the VITON layout.")],
+    out: Annotated[Path, typer.Option(help="Run folder: checkpoints, losses.csv, samples/.")],
+    steps: Annotated[
+        int, typer.Option(help="Optimisation steps in total (resumed runs included).")
+    ] = 5000,
+    batch: Annotated[int, typer.Option(help="Pairs per step.")] = 8,
+    lr: Annotated[
+        float, typer.Option(help="Peak learning rate (AdamW, warm-up then cosine).")
+    ] = 2e-3,
+    resume: Annotated[bool, typer.Option(help="Continue the run already in --out.")] = False,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "cpu",
+    size: Annotated[str, typer.Option(help="Model resolution HEIGHTxWIDTH.")] = "256x192",
+    pairs: Annotated[str, typer.Option(help="Pairs file inside --data.")] = "pairs.txt",
+    gmm: Annotated[
+        Path | None,
+        typer.Option(help="tom only: the trained GMM folder whose warps TOM learns from."),
+    ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="Start from these weights (a component folder) to fine-tune."),
+    ] = None,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 250,
+    sample_every: Annotated[int, typer.Option(help="Steps between sample grids.")] = 500,
+    workers: Annotated[int, typer.Option(help="Data-loading processes.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed for initialisation and data order.")] = 0,
+) -> None:
+    """Train one network on a VITON-layout dataset, with checkpoints and resumable runs.
+
+    Order: parser and gmm (independent), then tom with --gmm pointing at the trained GMM
+    (out/gmm of the gmm run), as in CP-VTON.
+    """
+    import torch
+
+    from tryon.data.viton import VitonDataset
+    from tryon.train.loop import TrainConfig, resolve_device, run_training
+
+    if component not in COMPONENTS:
+        raise InvalidInputError(
+            f"unknown component {component!r}, choose one of {list(COMPONENTS)}"
+        )
+    config = TrainConfig(
+        data=data,
+        out=out,
+        steps=steps,
+        batch=batch,
+        lr=lr,
+        device=device,
+        resume=resume,
+        size=parse_size(size),
+        seed=seed,
+        workers=workers,
+        checkpoint_every=checkpoint_every,
+        sample_every=sample_every,
+    )
+    torch_device = resolve_device(device)
+    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    dataset = VitonDataset(data, pairs=pairs, size=config.size)
+    trainer = _build_trainer(component, config, torch_device, gmm, init)
+    columns = (
+        TextColumn(f"train {component}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[losses]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(component, total=steps, losses="")
+
+        def show(step: int, losses: dict[str, float]) -> None:
+            text = " ".join(f"{k}={v:.3f}" for k, v in sorted(losses.items())[:4])
+            bar.update(task, completed=step, losses=text)
+
+        result = run_training(trainer, dataset, config, torch_device, on_step=show)
+    console.print(f"trained {component}: {result}")
+
+
+def _build_trainer(component: str, config, device, gmm_dir: Path | None, init: Path | None):
+    from tryon.models import GeometricMatcher, HumanParser, TryOnGenerator
+    from tryon.train.components import GmmTrainer, ParserTrainer, TomTrainer
+
+    if component == "parser":
+        return ParserTrainer(config.lr, device, HumanParser.from_pretrained(init) if init else None)
+    if component == "gmm":
+        return GmmTrainer(
+            config.lr, device, GeometricMatcher.from_pretrained(init) if init else None
+        )
+    if gmm_dir is None:
+        raise InvalidInputError(
+            "training tom needs the trained GMM: pass --gmm RUN/gmm "
+            "(the folder `tryon train gmm` wrote)"
+        )
+    return TomTrainer(
+        config.lr,
+        device,
+        GeometricMatcher.from_pretrained(gmm_dir),
+        TryOnGenerator.from_pretrained(init) if init else None,
+    )
+
+
+@app.command("eval")
+def evaluate_command(
+    data: Annotated[Path, typer.Option(help="Paired dataset in the VITON layout.")],
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            help="Bundled weights name (synthetic, viton) or a pipeline folder; "
+            "default TRYON_WEIGHTS or synthetic."
+        ),
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics here.")] = None,
+    grid: Annotated[
+        Path | None, typer.Option(help="Write a sheet of unpaired try-ons here.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Score only the first N pairs.")] = None,
+    pairs: Annotated[str, typer.Option(help="Pairs file inside --data (paired).")] = "pairs.txt",
+    batch: Annotated[int, typer.Option(help="Pairs per batch.")] = 8,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
+) -> None:
+    """Score the networks and the whole pipeline against ground truth, beside two baselines.
+
+    Prints and writes parse_miou, pck_0.1, warp_iou, warp_ssim, tryon_ssim, tryon_psnr,
+    tryon_ssim_gt_parse, region_ssim, region_l1, the grey and affine baselines (whole
+    image and region), n_samples and seconds. Metrics the dataset has no ground truth for
+    are null.
+    """
+    import json
+
+    from tryon.eval.runner import evaluate, unpaired_grid, write_outputs
+    from tryon.pipeline import TryOnPipeline
+    from tryon.train.loop import resolve_device
+
+    pipeline = TryOnPipeline.from_pretrained(weights, device=resolve_device(device))
+    with Progress(
+        TextColumn("eval"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        from tryon.data.viton import VitonDataset
+
+        total = len(VitonDataset(data, pairs=pairs, size=pipeline.size))
+        task = bar.add_task("eval", total=min(total, limit) if limit else total)
+        result = evaluate(
+            pipeline, data, pairs, limit, batch, on_batch=lambda n: bar.update(task, completed=n)
+        )
+    sheet = unpaired_grid(pipeline, data) if grid is not None else None
+    write_outputs(result, json_out, sheet, grid)
+    typer.echo(json.dumps(result, indent=2))
+
+
 def _write_preview(path: Path, seed: int, size: tuple[int, int], count: int) -> None:
     from PIL import Image
 

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, baselines and the `tryon eval` runner. Models never import this."""

@@ -1,0 +1,214 @@
+"""`tryon eval`: every metric of the product on a paired VITON-layout dataset, in one run.
+
+Three views of the same pairs:
+- the parser alone against the dataset's parse and keypoints (`parse_miou`, `pck_0.1`);
+- the GMM and TOM on the dataset's own parse and keypoints (`warp_iou`, `warp_ssim`,
+  `tryon_ssim_gt_parse`), which is how the papers measure;
+- end to end, as in production: the parser's analysis at model resolution (`tryon_ssim`,
+  `tryon_psnr`), and the whole `TryOnPipeline` on the original photo, scored after
+  paste-back inside the try-on region only (`region_ssim`, `region_l1`);
+plus the grey and affine baselines on the same pairs. Metrics whose ground truth the
+dataset lacks (`warp-gt/` on real data) are null.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from tryon.compositing import paste_into_region
+from tryon.data.viton import VitonDataset
+from tryon.eval import metrics as M
+from tryon.eval.baselines import affine_baseline, grey_baseline
+from tryon.imaging import image_to_tensor, resize_image
+from tryon.labels import ARM_LABELS, UPPER_CLOTHES_LABELS
+from tryon.models import decode_keypoints
+from tryon.pipeline import TryOnPipeline
+from tryon.representation import build_representation, label_mask
+
+REGION_DILATION = 0.02  # of the image height: the scored try-on region grows past the labels
+
+
+def scoring_region(parse: torch.Tensor) -> torch.Tensor:
+    """Where try-on metrics look: upper clothes and arms of the ground-truth parse `(B, H, W)`,
+    dilated by 2% of the height, `(B, 1, H, W)`."""
+    region = label_mask(parse, UPPER_CLOTHES_LABELS + ARM_LABELS).float()
+    return M.dilate(region, round(REGION_DILATION * parse.shape[-2]))
+
+
+class _Scores:
+    """Per-image scores gathered over batches; NaNs (no ground truth) are left out."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[float]] = {}
+
+    def add(self, name: str, scores: torch.Tensor | list[float]) -> None:
+        flat = scores.detach().cpu().reshape(-1).tolist() if torch.is_tensor(scores) else scores
+        self.values.setdefault(name, []).extend(v for v in flat if not math.isnan(v))
+
+    def mean(self, name: str) -> float | None:
+        values = self.values.get(name, [])
+        return float(np.mean(values)) if values else None
+
+
+@torch.inference_mode()
+def evaluate(
+    pipeline: TryOnPipeline,
+    data: Path,
+    pairs: str = "pairs.txt",
+    limit: int | None = None,
+    batch: int = 8,
+    on_batch: Callable[[int], None] | None = None,
+) -> dict:
+    """Score `pipeline` on the paired dataset at `data`; returns the metrics dict."""
+    started = time.perf_counter()
+    dataset = VitonDataset(data, pairs=pairs, size=pipeline.size)
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    subset = torch.utils.data.Subset(dataset, range(count))
+    loader = DataLoader(subset, batch_size=batch, collate_fn=_collate)
+    scores = _Scores()
+    parse_counts = torch.zeros((20, 20), dtype=torch.long)
+    pck = [0, 0]
+    device = pipeline.device
+    done = 0
+    for item in loader:
+        b = {k: v.to(device) for k, v in item.items()}
+        person, parse, keypoints = b["person"], b["parse"], b["keypoints"]
+
+        # The parser alone.
+        parse_logits, heatmaps = pipeline.parser(person)
+        predicted_parse = parse_logits.argmax(1)
+        predicted_keypoints = decode_keypoints(heatmaps)
+        parse_counts += M.confusion(predicted_parse, parse).cpu()
+        hits, total = M.pck_hits(predicted_keypoints, keypoints, M.person_heights(parse))
+        pck[0] += hits
+        pck[1] += total
+
+        # GMM and TOM on the dataset's own analysis.
+        truth = build_representation(person, parse, keypoints)
+        warp = pipeline.gmm(truth.gmm_input(), b["cloth"], b["cloth_mask"])
+        scores.add("warp_iou", M.mask_iou(warp.warped_mask, truth.garment_region))
+        if "warp_gt" in b:
+            scores.add(
+                "warp_ssim", M.region_ssim(warp.warped_garment, b["warp_gt"], b["warp_gt_mask"])
+            )
+        output = pipeline.tom(truth.tom_input(), warp.warped_garment, warp.warped_mask)
+        final_gt = paste_into_region(output.composite, truth.agnostic, truth.tryon_region)
+        scores.add("tryon_ssim_gt_parse", M.ssim(final_gt, person))
+
+        # End to end at model resolution.
+        seen = build_representation(person, predicted_parse, predicted_keypoints)
+        warp_e2e = pipeline.gmm(seen.gmm_input(), b["cloth"], b["cloth_mask"])
+        out_e2e = pipeline.tom(seen.tom_input(), warp_e2e.warped_garment, warp_e2e.warped_mask)
+        final = paste_into_region(out_e2e.composite, seen.agnostic, seen.tryon_region)
+        scores.add("tryon_ssim", M.ssim(final, person))
+        scores.add("tryon_psnr", M.psnr(final, person))
+
+        # Baselines, scored like the model.
+        region = scoring_region(parse)
+        for name, image in (
+            ("baseline_grey", grey_baseline(truth.agnostic)),
+            (
+                "baseline_affine",
+                affine_baseline(
+                    truth.agnostic,
+                    truth.tryon_region,
+                    b["cloth"],
+                    b["cloth_mask"],
+                    truth.garment_region,
+                ),
+            ),
+        ):
+            scores.add(f"{name}_ssim", M.ssim(image, person))
+            scores.add(f"{name}_region_ssim", M.region_ssim(image, person, region))
+
+        # The production path on the original photos, scored inside the region.
+        for index in range(person.shape[0]):
+            sample = dataset.read_sample(done + index)
+            _score_full_pipeline(pipeline, sample, scores)
+        done += person.shape[0]
+        if on_batch is not None:
+            on_batch(done)
+
+    result: dict[str, float | int | str | None] = {
+        "weights": pipeline.meta.name,
+        "parse_miou": M.mean_iou(parse_counts),
+        "pck_0.1": pck[0] / pck[1] if pck[1] else None,
+    }
+    for name in (
+        "warp_iou",
+        "warp_ssim",
+        "tryon_ssim",
+        "tryon_psnr",
+        "tryon_ssim_gt_parse",
+        "region_ssim",
+        "region_l1",
+        "baseline_grey_ssim",
+        "baseline_grey_region_ssim",
+        "baseline_affine_ssim",
+        "baseline_affine_region_ssim",
+    ):
+        result[name] = scores.mean(name)
+    result["n_samples"] = count
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def _score_full_pipeline(pipeline: TryOnPipeline, sample, scores: _Scores) -> None:
+    """Run the pipeline on the photo as a shopper would send it; score after paste-back."""
+    photo = sample.person
+    analysis = pipeline.analyse_person(photo)
+    garments, masks = pipeline.prepare_garments([sample.cloth], [sample.cloth_mask])
+    result = pipeline.try_on([analysis], garments, masks)[0]
+    truth = image_to_tensor(photo)
+    output = image_to_tensor(result.image)
+    region = scoring_region(torch.from_numpy(sample.parse)[None].long())
+    scores.add("region_ssim", M.region_ssim(output, truth, region))
+    scores.add("region_l1", M.region_l1(output, truth, region))
+
+
+def _collate(items: list[dict]) -> dict[str, torch.Tensor]:
+    return {k: torch.stack([i[k] for i in items]) for k in items[0] if torch.is_tensor(items[0][k])}
+
+
+@torch.inference_mode()
+def unpaired_grid(pipeline: TryOnPipeline, data: Path, count: int = 8) -> np.ndarray:
+    """A sheet of unpaired try-ons: rows of (person, garment, result), `(H, W, 3)` uint8."""
+    pairs = "pairs_unpaired.txt" if (Path(data) / "pairs_unpaired.txt").exists() else "pairs.txt"
+    dataset = VitonDataset(data, pairs=pairs, size=pipeline.size)
+    rows = []
+    for index in range(min(count, len(dataset))):
+        sample = dataset.read_sample(index)
+        if pairs == "pairs.txt":  # no unpaired list: borrow the next pair's garment
+            other = dataset.read_sample((index + 1) % len(dataset))
+            cloth, mask = other.cloth, other.cloth_mask
+        else:
+            cloth, mask = sample.cloth, sample.cloth_mask
+        result = pipeline(sample.person, cloth, mask)
+        tiles = [sample.person, cloth, result.image]
+        rows.append(np.hstack([_resize(t, pipeline.size) for t in tiles]))
+    return np.vstack(rows)
+
+
+def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    tensor = resize_image(image_to_tensor(image), size)
+    return ((tensor[0].clamp(-1, 1) + 1) * 127.5 + 0.5).byte().permute(1, 2, 0).numpy()
+
+
+def write_outputs(
+    result: dict, json_path: Path | None, grid: np.ndarray | None, grid_path: Path | None
+) -> None:
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
+    if grid is not None and grid_path is not None:
+        grid_path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(grid).save(grid_path)

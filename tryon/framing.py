@@ -1,0 +1,119 @@
+"""Framing the shopper: the crop box around the person, cropping to model input, pasting back.
+
+A box is (x0, y0, x1, y1) in pixels of the original photo, integers, x1/y1 exclusive; it
+may reach past the photo's edges (the photo is extended by repeating its border there).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tryon.imaging import image_to_tensor
+
+Box = tuple[int, int, int, int]
+
+
+def fit_aspect(box: tuple[float, float, float, float], aspect: float) -> Box:
+    """Grow `box` about its centre to height/width = `aspect` (never shrinks it)."""
+    x0, y0, x1, y1 = box
+    width, height = x1 - x0, y1 - y0
+    if height / max(width, 1e-6) < aspect:
+        height = width * aspect
+    else:
+        width = height / aspect
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    left, top = int(round(cx - width / 2)), int(round(cy - height / 2))
+    return left, top, left + max(int(round(width)), 1), top + max(int(round(height)), 1)
+
+
+def whole_photo_box(photo_size: tuple[int, int], aspect: float) -> Box:
+    """The smallest box of the model's aspect that holds the whole photo (height, width)."""
+    height, width = photo_size
+    return fit_aspect((0, 0, width, height), aspect)
+
+
+def person_box(foreground: np.ndarray, frame: Box, aspect: float, margin: float = 0.06) -> Box:
+    """A box of the model's aspect around the person.
+
+    Args:
+        foreground: `(h, w)` bool, the person's pixels in a crop of the photo that covered
+            `frame`.
+        frame: the box that crop was taken from.
+        margin: extra room on every side, as a fraction of the person's height.
+    """
+    ys, xs = np.nonzero(foreground)
+    h, w = foreground.shape
+    scale_x = (frame[2] - frame[0]) / w
+    scale_y = (frame[3] - frame[1]) / h
+    x0, x1 = frame[0] + xs.min() * scale_x, frame[0] + (xs.max() + 1) * scale_x
+    y0, y1 = frame[1] + ys.min() * scale_y, frame[1] + (ys.max() + 1) * scale_y
+    pad = (y1 - y0) * margin
+    return fit_aspect((x0 - pad, y0 - pad, x1 + pad, y1 + pad), aspect)
+
+
+def box_iou(a: Box, b: Box) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    area = lambda r: (r[2] - r[0]) * (r[3] - r[1])  # noqa: E731
+    return inter / max(area(a) + area(b) - inter, 1)
+
+
+def crop_to_model(photo: np.ndarray, box: Box, size: tuple[int, int]) -> torch.Tensor:
+    """The photo `(H, W, 3)` uint8 inside `box`, resized to `size` (h, w): `(1, 3, h, w)` in
+    [-1, 1]. Parts of the box outside the photo repeat the photo's border."""
+    height, width = photo.shape[:2]
+    x0, y0, x1, y1 = box
+    pad = ((max(0, -y0), max(0, y1 - height)), (max(0, -x0), max(0, x1 - width)), (0, 0))
+    window = photo[max(y0, 0) : min(y1, height), max(x0, 0) : min(x1, width)]
+    if any(p for pair in pad[:2] for p in pair):
+        window = np.pad(window, pad, mode="edge")
+    tensor = image_to_tensor(np.ascontiguousarray(window))
+    return F.interpolate(tensor, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+def feather(mask: torch.Tensor, radius: float) -> torch.Tensor:
+    """Soften a `(B, 1, H, W)` mask's edge over about `radius` pixels (box blur, twice)."""
+    k = max(int(round(radius)) | 1, 1)
+    if k == 1:
+        return mask
+    soft = F.avg_pool2d(mask, k, stride=1, padding=k // 2, count_include_pad=False)
+    return F.avg_pool2d(soft, k, stride=1, padding=k // 2, count_include_pad=False)
+
+
+def paste_back(
+    photo: np.ndarray, result: torch.Tensor, alpha: torch.Tensor, box: Box
+) -> np.ndarray:
+    """Blend a model-resolution result into the full-resolution photo.
+
+    Args:
+        photo: `(H, W, 3)` uint8, the original photo.
+        result: `(1, 3, h, w)` in [-1, 1], what the model made of the crop `box`.
+        alpha: `(1, 1, h, w)` in [0, 1], where the result replaces the photo.
+        box: the crop the model saw.
+
+    Returns:
+        `(H, W, 3)` uint8: the photo with the result blended in; pixels where alpha is 0
+        are the original's, untouched.
+    """
+    height, width = photo.shape[:2]
+    x0, y0, x1, y1 = box
+    size = (y1 - y0, x1 - x0)
+    big = F.interpolate(
+        torch.cat((result, alpha), 1).float(), size=size, mode="bilinear", align_corners=False
+    )[0]
+    # The part of the box inside the photo.
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    if cx0 >= cx1 or cy0 >= cy1:
+        return photo.copy()
+    part = big[:, cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+    colours = ((part[:3].clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).numpy()
+    weight = part[3].clamp(0, 1).numpy()[..., None]
+    out = photo.copy()
+    region = out[cy0:cy1, cx0:cx1].astype(np.float32)
+    blended = region * (1 - weight) + colours * weight
+    changed = weight[..., 0] > 0
+    out[cy0:cy1, cx0:cx1][changed] = np.clip(blended[changed] + 0.5, 0, 255).astype(np.uint8)
+    return out

@@ -1,0 +1,304 @@
+"""`TryOnPipeline`: the one inference entry point (server, CLI, evaluation, benchmarks).
+
+Stages for each request:
+  1. frame the shopper: parse the whole photo, find the person, crop a box of the model's
+     aspect around them (a person in a landscape photo still fills the model input);
+  2. analyse the person in the crop: parse map, keypoints, confidence, representation;
+  3. prepare the garment: product photo and mask at model resolution;
+  4. warp the garment onto the body (GMM);
+  5. synthesize: TOM renders and composes; only the try-on region is repainted;
+  6. paste the try-on region back into the original photo at its own resolution.
+
+A person analysed once can try on any number of garments (`try_on` takes analyses).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tryon.compositing import paste_into_region
+from tryon.errors import InvalidInputError, WeightsError
+from tryon.framing import (
+    Box,
+    box_iou,
+    crop_to_model,
+    feather,
+    paste_back,
+    person_box,
+    whole_photo_box,
+)
+from tryon.imaging import image_to_tensor, mask_to_tensor, tensor_to_image
+from tryon.labels import L_SHOULDER, NECK, R_SHOULDER
+from tryon.models import (
+    GeometricMatcher,
+    HumanParser,
+    PipelineMeta,
+    TryOnGenerator,
+    decode_keypoints,
+    load_pipeline_components,
+    save_pipeline,
+)
+from tryon.representation import PersonRepresentation, build_representation
+
+BUNDLED_WEIGHTS = Path(__file__).parent / "weights"
+DEFAULT_WEIGHTS = "synthetic"
+MIN_PERSON_FRACTION = 0.01  # of the framed photo's pixels, below which there is no person
+CORE_KEYPOINTS = (NECK, R_SHOULDER, L_SHOULDER)  # a top cannot be fitted without these
+
+
+def weights_folder(spec: str | Path | None = None) -> Path:
+    """The pipeline folder for a bundled name ("synthetic", "viton") or a path; default
+    `TRYON_WEIGHTS` or "synthetic"."""
+    spec = spec or os.environ.get("TRYON_WEIGHTS") or DEFAULT_WEIGHTS
+    path = Path(spec)
+    if (path / "pipeline.json").exists():
+        return path
+    bundled = BUNDLED_WEIGHTS / str(spec)
+    if (bundled / "pipeline.json").exists():
+        return bundled
+    names = sorted(p.name for p in BUNDLED_WEIGHTS.glob("*") if (p / "pipeline.json").exists())
+    raise WeightsError(
+        f"no pipeline weights at {spec!r}: give a folder holding pipeline.json or one of the "
+        f"bundled names {names}"
+    )
+
+
+@dataclass
+class PersonAnalysis:
+    """What the pipeline knows about one shopper photo (reusable across garments).
+
+    photo: `(H0, W0, 3)` uint8, the original. box: the crop the model sees.
+    person: `(1, 3, h, w)` in [-1, 1], the crop at model resolution.
+    parse: `(1, h, w)` int64 labels. keypoints: `(1, 18, 3)` in crop pixels.
+    representation: the person's network inputs. confidence in [0, 1] and, when low,
+    `reason` says why.
+    """
+
+    photo: np.ndarray
+    box: Box
+    person: torch.Tensor
+    parse: torch.Tensor
+    keypoints: torch.Tensor
+    representation: PersonRepresentation
+    confidence: float
+    reason: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class TryOnResult:
+    """One try-on: `image` at the photo's resolution, `model_image` at model resolution
+    (before paste-back), both `(H, W, 3)` uint8; per-stage milliseconds in `timings`."""
+
+    image: np.ndarray
+    model_image: np.ndarray
+    confidence: float
+    timings: dict[str, float]
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    def stage(self, name: str):
+        timer = self
+
+        class _Stage:
+            def __enter__(self):
+                self.start = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer.timings[name] = (
+                    timer.timings.get(name, 0.0) + (time.perf_counter() - self.start) * 1e3
+                )
+
+        return _Stage()
+
+
+class TryOnPipeline:
+    """Parser + GMM + TOM, inference only.
+
+    Args:
+        parser, gmm, tom: the networks (eval mode is set here).
+        meta: the weights' description (resolution, name, licence).
+        device: where the networks run.
+    """
+
+    def __init__(
+        self,
+        parser: HumanParser,
+        gmm: GeometricMatcher,
+        tom: TryOnGenerator,
+        meta: PipelineMeta,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.device = torch.device(device)
+        self.parser = parser.to(self.device).eval()
+        self.gmm = gmm.to(self.device).eval()
+        self.tom = tom.to(self.device).eval()
+        self.meta = meta
+        self.size = tuple(meta.resolution)
+        self.aspect = self.size[0] / self.size[1]
+
+    @classmethod
+    def from_pretrained(
+        cls, weights: str | Path | None = None, device: str | torch.device = "cpu"
+    ) -> TryOnPipeline:
+        """Load a pipeline folder or bundled weights by name (see `weights_folder`)."""
+        parts = load_pipeline_components(weights_folder(weights))
+        return cls(parts.parser, parts.gmm, parts.tom, parts.meta, device)
+
+    def save_pretrained(self, directory: str | Path, *, fp16: bool = False) -> Path:
+        return save_pipeline(directory, self.parser, self.gmm, self.tom, self.meta, fp16=fp16)
+
+    # 1-2. The person -----------------------------------------------------------------
+    @torch.inference_mode()
+    def analyse_person(self, photo: np.ndarray) -> PersonAnalysis:
+        """Frame and analyse one shopper photo `(H, W, 3)` uint8 RGB."""
+        self.check_photo(photo)
+        timer = _Timer()
+        with timer.stage("frame"):
+            frame = whole_photo_box(photo.shape[:2], self.aspect)
+            crop = crop_to_model(photo, frame, self.size).to(self.device)
+            parse_logits, heatmaps = self.parser(crop)
+            labels = parse_logits.argmax(1)
+            foreground = (labels[0] != 0).cpu().numpy()
+        if foreground.mean() < MIN_PERSON_FRACTION:
+            return self._no_person(photo, frame, crop, labels, timer)
+        box = person_box(foreground, frame, self.aspect)
+        with timer.stage("parse"):
+            if box_iou(box, frame) < 0.9:
+                crop = crop_to_model(photo, box, self.size).to(self.device)
+                parse_logits, heatmaps = self.parser(crop)
+                labels = parse_logits.argmax(1)
+            else:
+                box = frame
+            keypoints = decode_keypoints(heatmaps)
+            representation = build_representation(crop, labels, keypoints)
+        confidence, reason = self.confidence(parse_logits, labels, keypoints)
+        return PersonAnalysis(
+            photo, box, crop, labels, keypoints, representation, confidence, reason, timer.timings
+        )
+
+    def check_photo(self, photo: np.ndarray) -> None:
+        if photo.ndim != 3 or photo.shape[2] != 3 or photo.dtype != np.uint8:
+            raise InvalidInputError(
+                f"photo must be an (H, W, 3) uint8 RGB array, got {photo.dtype} {photo.shape}; "
+                "decode it with tryon.imaging.decode_image"
+            )
+        if min(photo.shape[:2]) < 32:
+            raise InvalidInputError(
+                f"photo is {photo.shape[1]}x{photo.shape[0]} pixels; send at least 192x256"
+            )
+
+    @staticmethod
+    def confidence(
+        parse_logits: torch.Tensor, labels: torch.Tensor, keypoints: torch.Tensor
+    ) -> tuple[float, str | None]:
+        """How sure the parser is: mean top probability over the person's pixels times the
+        mean confidence of the neck and shoulders (which the garment is fitted to)."""
+        person = labels[0] != 0
+        probability = parse_logits[0].softmax(0).amax(0)[person].mean().item()
+        core = keypoints[0, list(CORE_KEYPOINTS), 2].clamp(0, 1).mean().item()
+        confidence = float(np.sqrt(max(probability, 0.0) * core))
+        if core < 0.3:
+            return confidence, "the neck and shoulders are not visible"
+        return confidence, None
+
+    def _no_person(self, photo, frame, crop, labels, timer) -> PersonAnalysis:
+        keypoints = torch.zeros((1, 18, 3), device=self.device)
+        representation = build_representation(crop, labels, keypoints)
+        return PersonAnalysis(
+            photo,
+            frame,
+            crop,
+            labels,
+            keypoints,
+            representation,
+            0.0,
+            "no person found in the photo",
+            timer.timings,
+        )
+
+    # 3. The garment ------------------------------------------------------------------
+    def prepare_garments(
+        self, images: list[np.ndarray], masks: list[np.ndarray]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Product photos `(H, W, 3)` uint8 and masks `(H, W)` uint8 -> `(B, 3, h, w)` in
+        [-1, 1] and `(B, 1, h, w)` in [0, 1] at model resolution (stretched, as VITON's
+        product photos already have the model's aspect)."""
+        garments, garment_masks = [], []
+        for image, mask in zip(images, masks, strict=True):
+            if image.ndim != 3 or mask.shape != image.shape[:2]:
+                raise InvalidInputError(
+                    f"garment image {image.shape} and mask {mask.shape}: expected (H, W, 3) "
+                    "and (H, W) of the same size"
+                )
+            garments.append(
+                F.interpolate(
+                    image_to_tensor(image),
+                    size=self.size,
+                    mode="bilinear",
+                    align_corners=False,
+                    antialias=True,
+                )
+            )
+            garment_masks.append(
+                F.interpolate(
+                    mask_to_tensor(mask),
+                    size=self.size,
+                    mode="bilinear",
+                    align_corners=False,
+                    antialias=True,
+                )
+            )
+        return torch.cat(garments).to(self.device), torch.cat(garment_masks).to(self.device)
+
+    # 4-6. Warp, synthesize, paste back ------------------------------------------------
+    @torch.inference_mode()
+    def try_on(
+        self, analyses: list[PersonAnalysis], garments: torch.Tensor, garment_masks: torch.Tensor
+    ) -> list[TryOnResult]:
+        """Put garment i on person i, all pairs in one batch."""
+        timer = _Timer()
+        rep = _stack([a.representation for a in analyses])
+        with timer.stage("warp"):
+            warp = self.gmm(rep.gmm_input(), garments, garment_masks)
+        with timer.stage("synthesize"):
+            output = self.tom(rep.tom_input(), warp.warped_garment, warp.warped_mask)
+            final = paste_into_region(output.composite, rep.agnostic, rep.tryon_region)
+        results = []
+        with timer.stage("paste_back"):
+            for index, analysis in enumerate(analyses):
+                alpha = feather(rep.tryon_region[index : index + 1], 0.015 * self.size[0])
+                image = paste_back(
+                    analysis.photo, final[index : index + 1].cpu(), alpha.cpu(), analysis.box
+                )
+                results.append((image, tensor_to_image(final[index : index + 1].cpu())[0]))
+        share = {k: v / len(analyses) for k, v in timer.timings.items()}
+        return [
+            TryOnResult(image, model_image, analysis.confidence, {**analysis.timings, **share})
+            for (image, model_image), analysis in zip(results, analyses, strict=True)
+        ]
+
+    def __call__(
+        self, photo: np.ndarray, garment: np.ndarray, garment_mask: np.ndarray
+    ) -> TryOnResult:
+        """Try one garment on one photo."""
+        analysis = self.analyse_person(photo)
+        garments, masks = self.prepare_garments([garment], [garment_mask])
+        return self.try_on([analysis], garments, masks)[0]
+
+
+def _stack(reps: list[PersonRepresentation]) -> PersonRepresentation:
+    fields = PersonRepresentation.__dataclass_fields__
+    return PersonRepresentation(
+        **{name: torch.cat([getattr(r, name) for r in reps]) for name in fields}
+    )

@@ -1,0 +1,238 @@
+"""How each network trains: the human parser, the GMM and the TOM (with its discriminator).
+
+Each trainer builds its networks and optimisers, takes one step on a batch from
+`VitonDataset` and draws a grid of what it currently makes of a fixed batch. Person
+representations come from the dataset's own parse and keypoints, as in CP-VTON.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from kornia.losses import ssim_loss
+
+from tryon.compositing import paste_into_region
+from tryon.models import (
+    GeometricMatcher,
+    HumanParser,
+    MultiScaleDiscriminator,
+    TryOnGenerator,
+    decode_keypoints,
+    decode_parse,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+    gmm_loss,
+    keypoint_heatmaps,
+    parser_loss,
+)
+from tryon.representation import GMM_PERSON_CHANNELS, TOM_PERSON_CHANNELS, build_representation
+from tryon.train.grids import image_grid, parse_to_rgb, skeleton_overlay
+
+Batch = dict[str, torch.Tensor]
+
+
+def _adam(
+    net: torch.nn.Module, lr: float, betas: tuple[float, float] = (0.9, 0.999)
+) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(net.parameters(), lr=lr, betas=betas, weight_decay=1e-4)
+
+
+def colour_jitter(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random per-image brightness, contrast and colour balance; `(B, 3, H, W)` in [-1, 1]."""
+    b = images.shape[0]
+    shape = (b, 1, 1, 1)
+    gain = 1 + 0.2 * (torch.rand(shape, generator=generator) - 0.5)
+    balance = 1 + 0.1 * (torch.rand((b, 3, 1, 1), generator=generator) - 0.5)
+    shift = 0.1 * (torch.rand(shape, generator=generator) - 0.5)
+    mean = images.mean(dim=(1, 2, 3), keepdim=True)
+    out = (images - mean) * gain.to(images) * balance.to(images) + mean + shift.to(images)
+    return out.clamp(-1, 1)
+
+
+class ParserTrainer:
+    """Parse maps (cross-entropy) and keypoint heatmaps (weighted BCE) from the photo."""
+
+    name = "parser"
+
+    def __init__(self, lr: float, device: torch.device, parser: HumanParser | None = None) -> None:
+        self.parser = (parser or HumanParser()).to(device)
+        self.networks = {"parser": self.parser}
+        self.optimizers = {"parser": _adam(self.parser, lr)}
+
+    def train_step(self, batch: Batch, step: int) -> dict[str, float]:
+        person = colour_jitter(batch["person"])
+        parse_logits, heatmap_logits = self.parser(person)
+        height, width = person.shape[-2:]
+        target = keypoint_heatmaps(batch["keypoints"], height, width)
+        loss = parser_loss(parse_logits, heatmap_logits, batch["parse"], target)
+        self.optimizers["parser"].zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizers["parser"].step()
+        return {"loss": float(loss)}
+
+    def sample_grid(self, batch: Batch) -> np.ndarray:
+        parse_logits, heatmap_logits = self.parser(batch["person"])
+        keypoints = decode_keypoints(heatmap_logits)
+        return image_grid(
+            [
+                batch["person"],
+                parse_to_rgb(batch["parse"]),
+                parse_to_rgb(decode_parse(parse_logits)),
+                skeleton_overlay(batch["person"], keypoints),
+            ]
+        )
+
+    def save(self, out: Path) -> None:
+        self.parser.save_pretrained(out / self.name)
+
+
+def gmm_targets(batch: Batch, garment_region: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the warped garment should look like: the true warp (`warp-gt/`) where the
+    dataset has it, else the garment region of the photo (CP-VTON), 0 outside."""
+    if "warp_gt" in batch:
+        mask = batch["warp_gt_mask"]
+        return batch["warp_gt"] * mask, mask
+    return batch["person"] * garment_region, garment_region
+
+
+class GmmTrainer:
+    """The geometric matching module: L1 to the worn garment plus grid regularisation."""
+
+    name = "gmm"
+
+    def __init__(
+        self,
+        lr: float,
+        device: torch.device,
+        gmm: GeometricMatcher | None = None,
+        grid_weight: float = 0.5,
+    ) -> None:
+        self.gmm = (gmm or GeometricMatcher(person_channels=GMM_PERSON_CHANNELS)).to(device)
+        self.networks = {"gmm": self.gmm}
+        self.optimizers = {"gmm": _adam(self.gmm, lr)}
+        self.grid_weight = grid_weight
+
+    def _warp(self, batch: Batch):
+        rep = build_representation(batch["person"], batch["parse"], batch["keypoints"])
+        return rep, self.gmm(rep.gmm_input(), batch["cloth"], batch["cloth_mask"])
+
+    def train_step(self, batch: Batch, step: int) -> dict[str, float]:
+        rep, output = self._warp(batch)
+        target, target_mask = gmm_targets(batch, rep.garment_region)
+        loss = gmm_loss(output, target, target_mask, grid_weight=self.grid_weight)
+        self.optimizers["gmm"].zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizers["gmm"].step()
+        return {"loss": float(loss)}
+
+    def sample_grid(self, batch: Batch) -> np.ndarray:
+        rep, output = self._warp(batch)
+        target, _ = gmm_targets(batch, rep.garment_region)
+        overlay = paste_into_region(output.warped_garment, rep.agnostic, output.warped_mask)
+        return image_grid([batch["person"], batch["cloth"], output.warped_garment, target, overlay])
+
+    def save(self, out: Path) -> None:
+        self.gmm.save_pretrained(out / self.name)
+
+
+class TomTrainer:
+    """The try-on module as a conditional GAN on the frozen GMM's warps.
+
+    Generator loss: L1 + SSIM to the photo, composition-mask L1 to the warped garment's
+    visible part, hinge adversarial loss from a two-scale PatchGAN that sees the
+    generator's input, and discriminator feature matching.
+    """
+
+    name = "tom"
+
+    def __init__(
+        self,
+        lr: float,
+        device: torch.device,
+        gmm: GeometricMatcher,
+        tom: TryOnGenerator | None = None,
+        adversarial_weight: float = 0.1,
+        feature_weight: float = 1.0,
+    ) -> None:
+        self.gmm = gmm.to(device).eval().requires_grad_(False)
+        self.tom = (tom or TryOnGenerator(person_channels=TOM_PERSON_CHANNELS)).to(device)
+        self.discriminator = MultiScaleDiscriminator(
+            condition_channels=TOM_PERSON_CHANNELS + 4, base_channels=32, max_channels=128
+        ).to(device)
+        self.networks = {"tom": self.tom, "discriminator": self.discriminator}
+        self.optimizers = {
+            "tom": _adam(self.tom, lr, (0.5, 0.999)),
+            "discriminator": _adam(self.discriminator, lr, (0.5, 0.999)),
+        }
+        self.adversarial_weight = adversarial_weight
+        self.feature_weight = feature_weight
+
+    def _generate(self, batch: Batch):
+        rep = build_representation(batch["person"], batch["parse"], batch["keypoints"])
+        with torch.no_grad():
+            warp = self.gmm(rep.gmm_input(), batch["cloth"], batch["cloth_mask"])
+        condition = torch.cat((rep.tom_input(), warp.warped_garment, warp.warped_mask), 1)
+        output = self.tom(rep.tom_input(), warp.warped_garment, warp.warped_mask)
+        final = paste_into_region(output.composite, rep.agnostic, rep.tryon_region)
+        return rep, warp, condition, output, final
+
+    def train_step(self, batch: Batch, step: int) -> dict[str, float]:
+        rep, warp, condition, output, final = self._generate(batch)
+        real = batch["person"]
+        d_opt, g_opt = self.optimizers["discriminator"], self.optimizers["tom"]
+
+        d_loss = discriminator_loss(
+            self.discriminator(condition, real), self.discriminator(condition, final.detach())
+        )
+        d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        d_opt.step()
+
+        fake_view = self.discriminator(condition, final)
+        with torch.no_grad():
+            real_view = self.discriminator(condition, real)
+        l1 = F.l1_loss(final, real)
+        ssim = ssim_loss((final + 1) / 2, (real + 1) / 2, window_size=11)
+        visible_garment = warp.warped_mask * rep.garment_region
+        mask_l1 = F.l1_loss(output.composition_mask, visible_garment)
+        adversarial = generator_adversarial_loss(fake_view)
+        features = feature_matching_loss(real_view, fake_view)
+        g_loss = (
+            l1
+            + ssim
+            + mask_l1
+            + self.adversarial_weight * adversarial
+            + self.feature_weight * features
+        )
+        g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        g_opt.step()
+        return {
+            "loss": float(g_loss),
+            "l1": float(l1),
+            "ssim": float(ssim),
+            "mask": float(mask_l1),
+            "adv": float(adversarial),
+            "fm": float(features),
+            "d": float(d_loss),
+        }
+
+    def sample_grid(self, batch: Batch) -> np.ndarray:
+        rep, warp, _, output, final = self._generate(batch)
+        return image_grid(
+            [
+                batch["person"],
+                batch["cloth"],
+                warp.warped_garment,
+                rep.agnostic,
+                output.composition_mask * 2 - 1,
+                final,
+            ]
+        )
+
+    def save(self, out: Path) -> None:
+        self.tom.save_pretrained(out / self.name)

@@ -1,0 +1,236 @@
+"""The training loop every component shares: progress, checkpoints, resume, logs, samples.
+
+A component's trainer (`tryon/train/parser.py`, `gmm.py`, `tom.py`) says how to build its
+networks, take one optimisation step on a batch and draw a sample grid; this module does
+the rest. A run folder holds:
+
+- `checkpoint.pt`: networks, optimisers and step, rewritten atomically every
+  `checkpoint_every` steps (a killed run loses at most that many steps; `--resume` goes on);
+- `losses.csv`: step, seconds, and each loss, every `log_every` steps;
+- `samples/step_XXXXXX.png`: what the networks make of a fixed batch;
+- `<component>/`: the trained network (`save_pretrained`), written at every checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from tryon.errors import InvalidInputError
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass
+class TrainConfig:
+    """What a training run is told (the `tryon train` flags)."""
+
+    data: Path
+    out: Path
+    steps: int = 5000
+    batch: int = 8
+    lr: float = 2e-3
+    device: str = "cpu"
+    resume: bool = False
+    size: tuple[int, int] = (256, 192)
+    seed: int = 0
+    workers: int = 1
+    log_every: int = 25
+    checkpoint_every: int = 250
+    sample_every: int = 500
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class ComponentTrainer(Protocol):
+    """What a component provides to the loop."""
+
+    name: str
+    networks: dict[str, torch.nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+
+    def train_step(self, batch: Batch, step: int) -> dict[str, float]: ...
+
+    def sample_grid(self, batch: Batch) -> np.ndarray: ...
+
+    def save(self, out: Path) -> None: ...
+
+
+def resolve_device(name: str) -> torch.device:
+    """`cpu`, `cuda`, `cuda:N` or `auto` (a GPU when there is one)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidInputError(f"--device {name}: no CUDA GPU is visible; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise InvalidInputError(
+            f"--device {name!r} is not a device; use cpu, cuda or auto"
+        ) from None
+
+
+def endless(dataset: Dataset, batch: int, workers: int, seed: int, step: int) -> Iterator[Batch]:
+    """Shuffled batches forever; epoch e is shuffled by (seed, e), so a resumed run sees
+    the same order it would have seen."""
+    per_epoch = max(len(dataset) // batch, 1)
+    epoch = step // per_epoch
+    skip = step % per_epoch
+    while True:
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        loader = DataLoader(
+            dataset,
+            batch_size=batch,
+            shuffle=True,
+            drop_last=True,
+            num_workers=workers,
+            generator=generator,
+            persistent_workers=False,
+            collate_fn=_collate,
+        )
+        for index, item in enumerate(loader):
+            if index < skip:
+                continue
+            yield item
+        skip = 0
+        epoch += 1
+
+
+def _collate(items: list[dict]) -> Batch:
+    return {
+        key: torch.stack([item[key] for item in items])
+        for key in items[0]
+        if isinstance(items[0][key], torch.Tensor)
+    }
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+
+
+def save_checkpoint(path: Path, trainer: ComponentTrainer, step: int) -> None:
+    """Write networks, optimisers and the step; atomic, so a kill never leaves half a file."""
+    state = {
+        "step": step,
+        "networks": {name: net.state_dict() for name, net in trainer.networks.items()},
+        "optimizers": {name: opt.state_dict() for name, opt in trainer.optimizers.items()},
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, trainer: ComponentTrainer, device: torch.device) -> int:
+    """Restore a run; returns the step it had reached."""
+    state = torch.load(path, map_location=device, weights_only=True)
+    for name, net in trainer.networks.items():
+        net.load_state_dict(state["networks"][name])
+    for name, opt in trainer.optimizers.items():
+        opt.load_state_dict(state["optimizers"][name])
+    return int(state["step"])
+
+
+def cosine_lr(base: float, step: int, total: int, warmup: int = 100) -> float:
+    """Linear warm-up, then cosine decay to 5% of `base`."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+    return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def run_training(
+    trainer: ComponentTrainer,
+    dataset: Dataset,
+    config: TrainConfig,
+    device: torch.device,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> Path:
+    """Train until `config.steps`, resuming from `config.out` when asked; returns the
+    folder of the trained component."""
+    out = config.out
+    checkpoint = out / "checkpoint.pt"
+    if checkpoint.exists() and not config.resume:
+        raise InvalidInputError(
+            f"{out} already holds a training run; pass --resume to continue it or choose "
+            "another --out"
+        )
+    if len(dataset) < config.batch:
+        raise InvalidInputError(
+            f"{config.data} has {len(dataset)} pairs, fewer than --batch {config.batch}"
+        )
+    (out / "samples").mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    start_step = load_checkpoint(checkpoint, trainer, device) if checkpoint.exists() else 0
+    fixed = to_device(next(endless(dataset, config.batch, 0, config.seed + 1, 0)), device)
+    log = _LossLog(out / "losses.csv")
+    batches = endless(dataset, config.batch, config.workers, config.seed, start_step)
+    started = time.perf_counter()
+    for step in range(start_step, config.steps):
+        for optimizer in trainer.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = cosine_lr(
+                    group.setdefault("base_lr", group["lr"]), step, config.steps
+                )
+        for net in trainer.networks.values():
+            net.train()
+        losses = trainer.train_step(to_device(next(batches), device), step)
+        done = step + 1
+        if on_step is not None:
+            on_step(done, losses)
+        if done % config.log_every == 0 or done == config.steps:
+            log.write(done, time.perf_counter() - started, losses)
+        if done % config.sample_every == 0 or done == config.steps:
+            with torch.no_grad():
+                for net in trainer.networks.values():
+                    net.eval()
+                grid = trainer.sample_grid(fixed)
+            Image.fromarray(grid).save(out / "samples" / f"step_{done:06d}.png")
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            save_checkpoint(checkpoint, trainer, done)
+            trainer.save(out)
+    return out / trainer.name
+
+
+class _LossLog:
+    """Appends rows to `losses.csv`, writing the header once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.columns: list[str] | None = None
+        if path.exists():
+            with path.open() as handle:
+                header = handle.readline().strip()
+            self.columns = header.split(",")[2:] if header else None
+
+    def write(self, step: int, seconds: float, losses: dict[str, float]) -> None:
+        new = self.columns is None
+        if new:
+            self.columns = sorted(losses)
+        with self.path.open("a", newline="") as handle:
+            writer = csv.writer(handle)
+            if new:
+                writer.writerow(["step", "seconds", *self.columns])
+            writer.writerow(
+                [
+                    step,
+                    f"{seconds:.1f}",
+                    *(f"{losses.get(c, float('nan')):.5f}" for c in self.columns),
+                ]
+            )
+
+
+def read_losses(path: Path) -> dict[str, list[float]]:
+    """The columns of a `losses.csv` as lists (for plots and tests)."""
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    return {key: [float(row[key]) for row in rows] for key in rows[0]} if rows else {}
