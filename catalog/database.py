@@ -34,6 +34,9 @@ def resolve_database_url(flag: str | None = None) -> str:
 
 
 def _tune_sqlite(dbapi_connection, _record) -> None:  # noqa: ANN001 (DB-API objects)
+    # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (see
+    # _begin_sqlite): otherwise SAVEPOINTs, which imports use per row, misbehave.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # Foreign keys so deleting a garment deletes its images; WAL so the service can read
     # while an import writes; a busy timeout instead of "database is locked" at once.
@@ -44,12 +47,17 @@ def _tune_sqlite(dbapi_connection, _record) -> None:  # noqa: ANN001 (DB-API obj
     cursor.close()
 
 
+def _begin_sqlite(connection) -> None:  # noqa: ANN001
+    connection.exec_driver_sql("BEGIN")
+
+
 def create_catalog_engine(url: str) -> Engine:
     """An engine for ``url``, with the SQLite settings the catalog relies on."""
     parsed = make_url(url)
     engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _tune_sqlite)
+        event.listen(engine, "begin", _begin_sqlite)
     return engine
 
 
@@ -77,9 +85,7 @@ def head_revision() -> str:
 def current_revision(engine: Engine) -> str | None:
     """The migration the database is at, or ``None`` when it has no catalog schema."""
     with engine.connect() as connection:
-        context = MigrationContext.configure(
-            connection, opts={"version_table": VERSION_TABLE}
-        )
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
         return context.get_current_revision()
 
 
@@ -109,3 +115,12 @@ def check_schema(engine: Engine) -> None:
         f"the database {where} is at schema revision {current} but this catalog needs "
         f"{head}; run `catalog db upgrade`"
     )
+
+
+def url_with_schema(url: str, schema: str) -> str:
+    """A PostgreSQL ``url`` whose connections put ``schema`` first on the search path.
+
+    Keeps a scratch catalog (tests, benchmarks) in its own schema of a shared database.
+    """
+    parsed = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    return parsed.render_as_string(hide_password=False)

@@ -6,6 +6,7 @@ from tryon.errors import GarmentNotFoundError, InvalidInputError, NotReadyError,
 
 __all__ = [
     "CatalogError",
+    "FieldError",
     "GarmentExistsError",
     "GarmentNotFoundError",
     "ImageError",
@@ -27,7 +28,30 @@ class GarmentExistsError(CatalogError):
 
 
 class ImageError(InvalidInputError):
-    """A product photo or mask cannot be used (unreadable, too small, a decompression bomb)."""
+    """A product photo or mask cannot be used (unreadable, too small, a decompression bomb).
+
+    ``part`` says which file is at fault: ``"photo"`` or ``"mask"``.
+    """
+
+    def __init__(self, message: str, part: str = "photo") -> None:
+        super().__init__(message)
+        self.part = part
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Import workers send these across processes.
+        return (type(self), (str(self), self.part))
+
+
+class FieldError(InvalidInputError):
+    """A garment field has an unusable value; ``field`` names it (``"sku"``, ``"category"``)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return (type(self), (self.field, self.reason))
 
 
 class RowError(InvalidInputError):
@@ -43,3 +67,6 @@ class RowError(InvalidInputError):
         self.line = line
         self.column = column
         self.reason = reason
+
+    def __reduce__(self) -> tuple[type, tuple[int, str | None, str]]:
+        return (type(self), (self.line, self.column, self.reason))

@@ -61,28 +61,35 @@ class Photo:
 def _open(data: bytes, what: str) -> Image.Image:
     """Open and fully decode ``data``, turning every way it can fail into an ImageError."""
     if not data:
-        raise ImageError(f"the {what} file is empty")
+        raise ImageError(f"the {what} file is empty", what)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             if image.format not in ACCEPTED_FORMATS:
                 raise ImageError(
-                    f"the {what} is a {image.format} file; use one of JPEG, PNG, WebP"
+                    f"the {what} is a {image.format} file; use one of JPEG, PNG, WebP", what
                 )
             width, height = image.size
             if width * height > MAX_PIXELS:
                 raise ImageError(
                     f"the {what} is {width}x{height} pixels, more than the "
-                    f"{MAX_PIXELS // 1_000_000} megapixels allowed (a decompression bomb?)"
+                    f"{MAX_PIXELS // 1_000_000} megapixels allowed (a decompression bomb?)",
+                    what,
                 )
             image.load()
     except UnidentifiedImageError:
-        raise ImageError(f"the {what} is not an image; use a JPEG, PNG or WebP file") from None
+        raise ImageError(
+            f"the {what} is not an image; use a JPEG, PNG or WebP file", what
+        ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"the {what} is too large to decode (a decompression bomb?)") from None
+        raise ImageError(
+            f"the {what} is too large to decode (a decompression bomb?)", what
+        ) from None
     except (OSError, SyntaxError, ValueError) as error:
-        raise ImageError(f"the {what} cannot be decoded ({error}); is it truncated?") from None
+        raise ImageError(
+            f"the {what} cannot be decoded ({error}); is it truncated?", what
+        ) from None
     return image
 
 
@@ -175,9 +182,7 @@ def load_photo(data: bytes) -> Photo:
         rgb = (rgb * weight + 255.0 * (1.0 - weight) + 0.5).astype(np.uint8)
         alpha_mask = _fit(np.where(alpha >= 128, 255, 0).astype(np.uint8), Image.Resampling.NEAREST)
     resized = _fit(rgb, Image.Resampling.LANCZOS)
-    keep_bytes = (
-        resized is rgb and not turned and alpha is None and image.mode == "RGB"
-    )
+    keep_bytes = resized is rgb and not turned and alpha is None and image.mode == "RGB"
     if keep_bytes:
         stored = data
         mime = ACCEPTED_FORMATS[source_format]
@@ -187,7 +192,10 @@ def load_photo(data: bytes) -> Photo:
         mime = ACCEPTED_FORMATS[fmt]
     stored_height, stored_width = resized.shape[:2]
     return Photo(
-        resized, (width, height), alpha_mask, EncodedImage(stored, mime, stored_width, stored_height)
+        resized,
+        (width, height),
+        alpha_mask,
+        EncodedImage(stored, mime, stored_width, stored_height),
     )
 
 
@@ -202,16 +210,17 @@ def load_mask(data: bytes, size: tuple[int, int]) -> np.ndarray:
     if image.size != size:
         raise ImageError(
             f"the mask is {image.size[0]}x{image.size[1]} pixels but the photo is "
-            f"{size[0]}x{size[1]}; they must match"
+            f"{size[0]}x{size[1]}; they must match",
+            "mask",
         )
     rgb, alpha = _rgb_and_alpha(image)
     values = alpha if alpha is not None and int(rgb.min()) == int(rgb.max()) else rgb.max(axis=2)
     mask = _fit(np.where(values >= 128, 255, 0).astype(np.uint8), Image.Resampling.NEAREST)
     coverage = float(np.count_nonzero(mask)) / mask.size
     if coverage == 0.0:
-        raise ImageError("the mask is empty (all black); white marks the garment")
+        raise ImageError("the mask is empty (all black); white marks the garment", "mask")
     if coverage == 1.0:
-        raise ImageError("the mask is all white; it must mark only the garment")
+        raise ImageError("the mask is all white; it must mark only the garment", "mask")
     return mask
 
 

@@ -29,7 +29,7 @@ CLOSE = 3
 BAND_OUT = 1
 BAND_IN = 5
 TEXTURE_SIGMA = 1.0
-NOISE_FLOOR = 0.3
+NOISE_FLOOR = 0.15
 
 
 @dataclass(frozen=True)
@@ -117,17 +117,22 @@ def extract_mask(rgb: np.ndarray) -> np.ndarray:
     d_chroma = np.hypot(lab[..., 1] - background[..., 1], lab[..., 2] - background[..., 2])
     texture = _texture(lab[..., 0])
     frame_texture = np.concatenate(
-        [texture[:BORDER].ravel(), texture[-BORDER:].ravel(),
-         texture[:, :BORDER].ravel(), texture[:, -BORDER:].ravel()]
+        [
+            texture[:BORDER].ravel(),
+            texture[-BORDER:].ravel(),
+            texture[:, :BORDER].ravel(),
+            texture[:, -BORDER:].ravel(),
+        ]
     )
     noise = max(float(np.median(frame_texture)), NOISE_FLOOR)
 
-    colour = (
-        (d_chroma > CHROMA_SEED) | (d_light > BRIGHT_SEED) | (d_light < -DARK_SEED)
-    ).astype(np.uint8)
+    colour = ((d_chroma > CHROMA_SEED) | (d_light > BRIGHT_SEED) | (d_light < -DARK_SEED)).astype(
+        np.uint8
+    )
     smooth = cv2.GaussianBlur(lab[..., 0], (0, 0), 1.0)
-    edges = cv2.Canny(np.clip(smooth + 0.5, 0, 255).astype(np.uint8), CANNY_LOW, CANNY_HIGH,
-                      L2gradient=True)
+    edges = cv2.Canny(
+        np.clip(smooth + 0.5, 0, 255).astype(np.uint8), CANNY_LOW, CANNY_HIGH, L2gradient=True
+    )
     textured = (texture > TEXTURE_SEED * noise).astype(np.uint8)
     barrier = colour | textured | (edges > 0)
     barrier = cv2.morphologyEx(barrier, cv2.MORPH_CLOSE, np.ones((CLOSE, CLOSE), np.uint8))
