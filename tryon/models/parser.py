@@ -35,7 +35,7 @@ def build_segmentation_network(
     Args:
         arch: "unet" (`decoder_channels`: one width per decoder stage, 5 values) or "fpn"
             (`decoder_channels`: (pyramid width, segmentation width)).
-        encoder_name: any encoder segmentation-models-pytorch knows, e.g. "timm-regnetx_002".
+        encoder_name: any encoder segmentation-models-pytorch knows, e.g. "tu-regnetx_002" (timm).
         out_channels: channels of the head's output.
     """
     if arch == "unet":
@@ -75,7 +75,7 @@ class HumanParser(PretrainedMixin, nn.Module):
     def __init__(
         self,
         arch: str = "unet",
-        encoder_name: str = "timm-regnetx_002",
+        encoder_name: str = "tu-regnetx_002",
         decoder_channels: Sequence[int] = (64, 32, 32, 16, 16),
         input_scale: float = 0.5,
         num_labels: int = NUM_PARSE_LABELS,

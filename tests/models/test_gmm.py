@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import fit, image
+
+from tryon.models import GeometricMatcher, gmm_loss, grid_regularisation, regular_grid, warp_tps
+
+
+@pytest.mark.parametrize("size", [(256, 192), (128, 96)])
+def test_shapes_and_backward(tiny_gmm: GeometricMatcher, size: tuple[int, int]) -> None:
+    person, garment, mask = (
+        image(2, 22, *size, low=0.0),
+        image(2, 3, *size),
+        image(2, 1, *size, low=0.0),
+    )
+    output = tiny_gmm(person, garment, mask)
+    assert output.warped_garment.shape == (2, 3, *size)
+    assert output.warped_mask.shape == (2, 1, *size)
+    assert output.source_points.shape == (2, 4, 3, 2)
+    gmm_loss(output, garment, mask).backward()
+    assert all(p.grad is not None for p in tiny_gmm.regressor.parameters())
+
+
+def test_an_untrained_matcher_does_not_warp(tiny_gmm: GeometricMatcher) -> None:
+    garment, mask = image(1, 3, 64, 48), image(1, 1, 64, 48, low=0.0)
+    output = tiny_gmm(image(1, 22, 64, 48, low=0.0), garment, mask)
+    assert (output.warped_garment - garment).abs().max() < 1e-4
+    assert (output.warped_mask - mask).abs().max() < 1e-4
+
+
+def test_garment_mask_input_is_optional() -> None:
+    gmm = GeometricMatcher(use_garment_mask=False, feature_channels=(8, 8, 8, 8), regressor_width=8)
+    assert gmm.garment_features.layers[0][0].in_channels == 3
+    output = gmm(image(1, 22, 64, 48), image(1, 3, 64, 48), image(1, 1, 64, 48, low=0.0))
+    assert output.source_points.shape == (1, 5, 5, 2)
+
+
+def test_rejects_sizes_not_divisible_by_16(tiny_gmm: GeometricMatcher) -> None:
+    with pytest.raises(ValueError, match="divisible by 16"):
+        tiny_gmm(image(1, 22, 60, 48), image(1, 3, 60, 48), image(1, 1, 60, 48))
+
+
+def test_grid_regularisation_is_zero_for_affine_grids_only() -> None:
+    grid = regular_grid((5, 5))[None]
+    affine = grid @ torch.tensor([[1.2, 0.1], [-0.2, 0.9]]) + torch.tensor([0.1, -0.3])
+    assert grid_regularisation(affine) < 1e-6
+    bent = grid.clone()
+    bent[0, 2, 2] += 0.2
+    assert grid_regularisation(bent) > 0.01
+
+
+def test_training_steps_lower_the_loss(tiny_gmm: GeometricMatcher) -> None:
+    person, garment, mask = (
+        image(2, 22, 64, 48, low=0.0),
+        image(2, 3, 64, 48),
+        image(2, 1, 64, 48, low=0.0),
+    )
+    # The garment as worn: the same garment sampled from a slightly shifted grid.
+    worn_points = regular_grid((4, 3))[None].expand(2, -1, -1, -1) + torch.tensor([0.1, 0.05])
+    worn = warp_tps(torch.cat((garment, mask), 1), worn_points)
+
+    def loss() -> torch.Tensor:
+        return gmm_loss(tiny_gmm(person, garment, mask), worn[:, :3], worn[:, 3:])
+
+    first, last = fit(tiny_gmm, loss, lr=1e-3)
+    assert last < 0.95 * first
