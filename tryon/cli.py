@@ -77,6 +77,7 @@ def synth(
 
 
 COMPONENTS = ("parser", "gmm", "tom")
+DEFAULT_LR = {"parser": 2e-3, "gmm": 5e-4, "tom": 4e-4}
 
 
 @app.command()
@@ -127,7 +128,7 @@ def train(
         out=out,
         steps=steps,
         batch=batch,
-        lr=lr,
+        lr=lr or DEFAULT_LR[component],
         device=device,
         resume=resume,
         size=parse_size(size),

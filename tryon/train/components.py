@@ -72,7 +72,7 @@ class ParserTrainer:
         self.optimizers["parser"].zero_grad(set_to_none=True)
         loss.backward()
         self.optimizers["parser"].step()
-        return {"loss": float(loss)}
+        return {"loss": loss.item()}
 
     def sample_grid(self, batch: Batch) -> np.ndarray:
         parse_logits, heatmap_logits = self.parser(batch["person"])
@@ -127,7 +127,7 @@ class GmmTrainer:
         self.optimizers["gmm"].zero_grad(set_to_none=True)
         loss.backward()
         self.optimizers["gmm"].step()
-        return {"loss": float(loss)}
+        return {"loss": loss.item()}
 
     def sample_grid(self, batch: Batch) -> np.ndarray:
         rep, output = self._warp(batch)

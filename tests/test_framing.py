@@ -1,0 +1,48 @@
+"""Framing: boxes of the model's aspect, crops past the photo's edge, paste-back."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from tryon.framing import crop_to_model, fit_aspect, paste_back, person_box, whole_photo_box
+
+
+def test_boxes_take_the_model_aspect_around_the_person():
+    foreground = np.zeros((256, 192), bool)
+    foreground[100:200, 90:110] = True  # a thin person in a crop of a 768x576 frame
+    box = person_box(foreground, (0, 0, 576, 768), aspect=256 / 192)
+    x0, y0, x1, y1 = box
+    assert abs((y1 - y0) / (x1 - x0) - 256 / 192) < 0.02
+    # The person (y 300..600 in the frame) is inside, with a margin.
+    assert y0 < 300 and y1 > 600 and x0 < 270 and x1 > 330
+    assert (
+        whole_photo_box((300, 520), 256 / 192)[3] - whole_photo_box((300, 520), 256 / 192)[1] > 520
+    )
+
+
+def test_fit_aspect_never_shrinks():
+    x0, y0, x1, y1 = fit_aspect((10, 10, 110, 30), 4 / 3)
+    assert x1 - x0 >= 100 and y1 - y0 >= 20
+
+
+def test_crop_past_the_edge_repeats_the_border():
+    photo = np.zeros((100, 100, 3), np.uint8)
+    photo[:, :50] = 255
+    crop = crop_to_model(photo, (-100, 0, 100, 100), (64, 128))
+    assert crop.shape == (1, 3, 64, 128)
+    assert crop[0, :, :, :40].min() > 0.99  # the repeated white left border
+
+
+def test_paste_back_keeps_untouched_pixels_and_the_photo_size():
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 255, (300, 200, 3), dtype=np.uint8)
+    result = torch.ones(1, 3, 64, 48)
+    alpha = torch.zeros(1, 1, 64, 48)
+    alpha[..., 20:40, 10:30] = 1
+    out = paste_back(photo, result, alpha, (-20, 50, 180, 316))
+    assert out.shape == photo.shape
+    changed = np.any(out != photo, axis=-1)
+    assert changed.any() and changed.mean() < 0.2
+    # The inside of the pasted patch (rows 20-40, columns 10-30 of the crop) is the result.
+    assert (out[150:200, 40:90] == 255).all()
