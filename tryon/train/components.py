@@ -161,7 +161,7 @@ class TomTrainer:
         self.gmm = gmm.to(device).eval().requires_grad_(False)
         self.tom = (tom or TryOnGenerator(person_channels=TOM_PERSON_CHANNELS)).to(device)
         self.discriminator = MultiScaleDiscriminator(
-            condition_channels=TOM_PERSON_CHANNELS + 4, base_channels=32, max_channels=128
+            condition_channels=TOM_PERSON_CHANNELS + 4, base_channels=16, max_channels=64
         ).to(device)
         self.networks = {"tom": self.tom, "discriminator": self.discriminator}
         self.optimizers = {
@@ -185,17 +185,18 @@ class TomTrainer:
         real = batch["person"]
         d_opt, g_opt = self.optimizers["discriminator"], self.optimizers["tom"]
 
-        d_loss = discriminator_loss(
-            self.discriminator(condition, real), self.discriminator(condition, final.detach())
-        )
+        real_view = self.discriminator(condition, real)
+        d_loss = discriminator_loss(real_view, self.discriminator(condition, final.detach()))
         d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         d_opt.step()
 
+        # Feature matching reuses the real activations from the discriminator step.
         fake_view = self.discriminator(condition, final)
-        with torch.no_grad():
-            real_view = self.discriminator(condition, real)
-        l1 = F.l1_loss(final, real)
+        region = rep.tryon_region
+        # Outside the try-on region the result is the photo itself, so L1 is averaged over
+        # the region only (a whole-image mean would shrink its gradient by the region's size).
+        l1 = ((final - real).abs() * region).sum() / (3 * region.sum()).clamp_min(1)
         ssim = ssim_loss((final + 1) / 2, (real + 1) / 2, window_size=11)
         visible_garment = warp.warped_mask * rep.garment_region
         mask_l1 = F.l1_loss(output.composition_mask, visible_garment)
@@ -211,15 +212,16 @@ class TomTrainer:
         g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         g_opt.step()
-        return {
-            "loss": float(g_loss),
-            "l1": float(l1),
-            "ssim": float(ssim),
-            "mask": float(mask_l1),
-            "adv": float(adversarial),
-            "fm": float(features),
-            "d": float(d_loss),
+        terms = {
+            "loss": g_loss,
+            "l1": l1,
+            "ssim": ssim,
+            "mask": mask_l1,
+            "adv": adversarial,
+            "fm": features,
+            "d": d_loss,
         }
+        return {name: value.item() for name, value in terms.items()}
 
     def sample_grid(self, batch: Batch) -> np.ndarray:
         rep, warp, _, output, final = self._generate(batch)
