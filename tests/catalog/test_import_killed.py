@@ -18,12 +18,12 @@ from sqlalchemy.orm import selectinload, undefer
 from catalog.database import create_catalog_engine, make_sessionmaker
 from catalog.models import Garment, GarmentImage, ImageKind
 
-ROWS = 60
+ROWS = 40
 
 
 def _write_sheet(folder: Path) -> Path:
     # Large photos make each row slow enough to kill the import in the middle.
-    photo = Image.fromarray(product_photo(tshirt_mask((1600, 1200))))
+    photo = Image.fromarray(product_photo(tshirt_mask((1200, 900))))
     lines = ["sku,name,category,image"]
     for index in range(ROWS):
         name = f"p{index}.jpg"
