@@ -234,6 +234,56 @@ def evaluate_command(
     typer.echo(json.dumps(result, indent=2))
 
 
+@app.command()
+def pack(
+    parser: Annotated[Path, typer.Option(help="Trained parser folder (RUN/parser).")],
+    gmm: Annotated[Path, typer.Option(help="Trained GMM folder (RUN/gmm).")],
+    tom: Annotated[Path, typer.Option(help="Trained TOM folder (RUN/tom).")],
+    out: Annotated[Path, typer.Option(help="Pipeline folder to write.")],
+    name: Annotated[str, typer.Option(help="Short name of the weights, e.g. synthetic.")],
+    licence: Annotated[str, typer.Option(help="What the weights may be used for.")],
+    training_data: Annotated[str, typer.Option(help="What they were trained on.")],
+    size: Annotated[str, typer.Option(help="Model resolution HEIGHTxWIDTH.")] = "256x192",
+    fp16: Annotated[bool, typer.Option(help="Store half-precision weights (bundling).")] = True,
+) -> None:
+    """Assemble three trained networks into a pipeline folder (what --weights loads)."""
+    from tryon.models import (
+        GeometricMatcher,
+        HumanParser,
+        PipelineMeta,
+        TryOnGenerator,
+        save_pipeline,
+    )
+
+    meta = PipelineMeta(
+        name=name, licence=licence, training_data=training_data, resolution=parse_size(size)
+    )
+    folder = save_pipeline(
+        out,
+        HumanParser.from_pretrained(parser),
+        GeometricMatcher.from_pretrained(gmm),
+        TryOnGenerator.from_pretrained(tom),
+        meta,
+        fp16=fp16,
+    )
+    total = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    console.print(f"wrote {folder} ({total / 2**20:.1f} MiB)")
+
+
+@app.command()
+def curves(
+    runs: Annotated[list[Path], typer.Argument(help="Training run folders (each has losses.csv).")],
+    out: Annotated[Path, typer.Option(help="PNG to write.")] = Path("training_curves.png"),
+) -> None:
+    """Plot the loss curves of training runs side by side."""
+    from tryon.train.curves import plot_runs
+
+    missing = [str(run) for run in runs if not (run / "losses.csv").exists()]
+    if missing:
+        raise InvalidInputError(f"no losses.csv in {missing}; pass the folders given to --out")
+    console.print(f"wrote {plot_runs(runs, out)}")
+
+
 def _write_preview(path: Path, seed: int, size: tuple[int, int], count: int) -> None:
     from PIL import Image
 
