@@ -64,8 +64,8 @@ class HumanParser(PretrainedMixin, nn.Module):
         arch: "unet" or "fpn" (see `build_segmentation_network`).
         encoder_name: segmentation-models-pytorch encoder; starts from random weights.
         decoder_channels: decoder widths for `arch`.
-        input_scale: the network sees the photo resized by this factor (rounded to its
-            stride of 32); 0.5 halves the cost of a 256x192 input four times over.
+        input_scale: the network sees the photo resized by this factor (each side rounded
+            to a multiple of 32); 0.5 runs it on a quarter of the pixels.
         num_labels: parse labels (20 for LIP).
         num_keypoints: keypoints (18 for COCO-18).
     """
