@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 from pathlib import Path
 from typing import Annotated
 
@@ -177,5 +178,6 @@ def export_command(
 
 
 def _safe(sku: str) -> str:
-    """A file-name-safe form of ``sku``."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in sku)
+    """A file-name-safe form of ``sku``, unique: altered SKUs get a short hash appended."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in sku)
+    return safe if safe == sku else f"{safe}-{hashlib.sha256(sku.encode()).hexdigest()[:8]}"
