@@ -50,6 +50,11 @@ def _least_squares(design: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.linalg.solve(gram + np.eye(len(gram)) * 1e-9, moment)
 
 
+def _quadratic_terms(u: np.ndarray, v: np.ndarray) -> list[np.ndarray]:
+    """The six terms of a quadratic surface in normalized coordinates ``u``, ``v``."""
+    return [np.ones_like(u * v), u, v, u * v, u * u, v * v]
+
+
 def _background_surface(lab: np.ndarray) -> np.ndarray:
     """A quadratic colour surface ``(H, W, 3)`` fitted robustly to the border frame."""
     height, width = lab.shape[:2]
@@ -57,22 +62,21 @@ def _background_surface(lab: np.ndarray) -> np.ndarray:
     frame[:BORDER] = frame[-BORDER:] = True
     frame[:, :BORDER] = frame[:, -BORDER:] = True
     ys, xs = np.nonzero(frame)
-    yy, xx = np.mgrid[0:height, 0:width]
-    u, v = xs / width - 0.5, ys / height - 0.5
-    design = np.stack([np.ones_like(u), u, v, u * v, u * u, v * v], axis=1)
+    design = np.stack(_quadratic_terms(xs / width - 0.5, ys / height - 0.5), axis=1)
     values = lab[ys, xs]
     keep = np.ones(len(values), bool)
     # A garment touching the border would bend the fit: drop far-off samples and refit.
     for _ in range(3):
         coef = _least_squares(design[keep], values[keep])
-        residual = np.abs(values - design @ coef).sum(axis=1)
+        residual = np.abs(values - np.einsum("ni,ic->nc", design, coef)).sum(axis=1)
         spread = max(float(np.median(residual[keep])) * 4.0, 3.0)
         keep = residual <= spread
         if keep.sum() < design.shape[1] * 4:
             break
-    u, v = xx / width - 0.5, yy / height - 0.5
-    full = np.stack([np.ones_like(u), u, v, u * v, u * u, v * v], axis=-1)
-    return np.einsum("hwi,ic->hwc", full, coef).astype(np.float32)
+    u = (np.arange(width, dtype=np.float32) / width - 0.5)[None, :, None]
+    v = (np.arange(height, dtype=np.float32) / height - 0.5)[:, None, None]
+    terms = _quadratic_terms(u, v)
+    return sum(term * c.astype(np.float32) for term, c in zip(terms, coef, strict=True))
 
 
 def _texture(lab_l: np.ndarray) -> np.ndarray:
