@@ -1,0 +1,174 @@
+"""A client of the try-on service (`tryon try-on`, `tryon demo`, `tryon bench --grpc`).
+
+    with TryOnClient("localhost:50051") as client:
+        client.wait_until_serving()
+        response = client.try_on(Path("me.jpg").read_bytes(), "SKU-1")
+        Path("me-in-sku-1.jpg").write_bytes(response.image)
+
+Failed calls raise `ServiceError`, which carries the status code, the server's message and
+its google.rpc details (the field at fault, the suggested retry delay).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+
+from tryon.errors import NotReadyError, TryOnError
+from tryon.server.gen.tryon.v1 import tryon_pb2, tryon_pb2_grpc
+
+RESPONSE_LIMIT = 64 * 1024 * 1024  # a PNG of a large photo is bigger than any request
+FORMATS = {
+    "jpeg": tryon_pb2.IMAGE_FORMAT_JPEG,
+    "png": tryon_pb2.IMAGE_FORMAT_PNG,
+    "webp": tryon_pb2.IMAGE_FORMAT_WEBP,
+}
+
+
+class ServiceError(TryOnError):
+    """A call failed: `code` (grpc.StatusCode), the server's message, and from its details
+    `field_violations` ({field: description}) and `retry_after_s`."""
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        field_violations: dict[str, str] | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+        self.field_violations = field_violations or {}
+        self.retry_after_s = retry_after_s
+
+    @classmethod
+    def from_rpc_error(cls, error: grpc.RpcError) -> ServiceError:
+        """Read the code, message and google.rpc details of a failed call."""
+        violations: dict[str, str] = {}
+        retry_after = None
+        status = rpc_status.from_call(error)
+        for detail in status.details if status is not None else ():
+            if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                request = error_details_pb2.BadRequest()
+                detail.Unpack(request)
+                violations.update({v.field: v.description for v in request.field_violations})
+            elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                info = error_details_pb2.RetryInfo()
+                detail.Unpack(info)
+                retry_after = info.retry_delay.ToTimedelta().total_seconds()
+        return cls(error.code(), error.details() or "", violations, retry_after)
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """How results come back: format jpeg/png/webp, quality 1-100, a size box (0: none)."""
+
+    fmt: str = "jpeg"
+    quality: int = 90
+    max_width: int = 0
+    max_height: int = 0
+
+    def to_proto(self) -> tryon_pb2.OutputOptions:
+        if self.fmt not in FORMATS:
+            raise TryOnError(f"unknown format {self.fmt!r}, supported: {sorted(FORMATS)}")
+        return tryon_pb2.OutputOptions(
+            format=FORMATS[self.fmt],
+            quality=self.quality,
+            max_width=self.max_width,
+            max_height=self.max_height,
+        )
+
+
+@dataclass
+class TryOnClient:
+    """A channel to one server; `timeout_s` is each call's deadline. Thread-safe."""
+
+    target: str
+    timeout_s: float = 60.0
+    request_id: str | None = None
+    channel: grpc.Channel = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.channel = grpc.insecure_channel(
+            self.target, options=[("grpc.max_receive_message_length", RESPONSE_LIMIT)]
+        )
+        self.stub = tryon_pb2_grpc.TryOnServiceStub(self.channel)
+        self.health = health_pb2_grpc.HealthStub(self.channel)
+
+    def __enter__(self) -> TryOnClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def try_on(
+        self, photo: bytes, sku: str, output: OutputOptions | None = None
+    ) -> tryon_pb2.TryOnResponse:
+        """The shopper in `photo` wearing garment `sku`."""
+        request = tryon_pb2.TryOnRequest(
+            person_image=photo, garment_sku=sku, output=(output or OutputOptions()).to_proto()
+        )
+        try:
+            return self.stub.TryOn(request, timeout=self.timeout_s, metadata=self._metadata())
+        except grpc.RpcError as error:
+            raise ServiceError.from_rpc_error(error) from None
+
+    def try_on_many(
+        self, photo: bytes, skus: list[str], output: OutputOptions | None = None
+    ) -> Iterator[tryon_pb2.TryOnResponse]:
+        """The shopper in `photo` wearing each of `skus`, in the order they finish."""
+        request = tryon_pb2.TryOnManyRequest(
+            person_image=photo, garment_skus=skus, output=(output or OutputOptions()).to_proto()
+        )
+        try:
+            yield from self.stub.TryOnMany(
+                request, timeout=self.timeout_s, metadata=self._metadata()
+            )
+        except grpc.RpcError as error:
+            raise ServiceError.from_rpc_error(error) from None
+
+    def list_garments(self, page_size: int = 100) -> Iterator[tryon_pb2.Garment]:
+        """Every active garment, page by page."""
+        token = ""
+        while True:
+            request = tryon_pb2.ListGarmentsRequest(page_size=page_size, page_token=token)
+            try:
+                page = self.stub.ListGarments(request, timeout=self.timeout_s)
+            except grpc.RpcError as error:
+                raise ServiceError.from_rpc_error(error) from None
+            yield from page.garments
+            token = page.next_page_token
+            if not token:
+                return
+
+    def serving(self, service: str = "") -> bool:
+        """Whether health says SERVING (`service` "" is the whole server)."""
+        try:
+            reply = self.health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+        except grpc.RpcError:
+            return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    def wait_until_serving(self, timeout_s: float = 120.0) -> float:
+        """Poll health until SERVING; return the seconds waited. NotReadyError on timeout."""
+        start = time.perf_counter()
+        while not self.serving():
+            if time.perf_counter() - start > timeout_s:
+                raise NotReadyError(
+                    f"the try-on service at {self.target} is not SERVING after {timeout_s:.0f} s"
+                )
+            time.sleep(0.1)
+        return time.perf_counter() - start
+
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("x-request-id", self.request_id),) if self.request_id else ()

@@ -1,0 +1,228 @@
+"""The try-on server object: start, warm up, drain and stop; and ways to run it.
+
+Start binds the port at once and reports NOT_SERVING in health until the weights are
+loaded and one warm-up batch has run. Stop (SIGTERM) reports NOT_SERVING, keeps serving
+for `drain_s` while load balancers take the replica out, then `stop(grace_s)` refuses new
+calls and lets running ones finish; the batch queue runs until the last accepted try-on
+is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+from concurrent.futures import Future
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from catalog.database import create_catalog_engine, make_sessionmaker, resolve_database_url
+from tryon.pipeline import TryOnPipeline, weights_folder
+from tryon.server.caches import BoundedCache
+from tryon.server.engine import TryOnEngine
+from tryon.server.garments import GarmentStore
+from tryon.server.gen.tryon.v1 import tryon_pb2, tryon_pb2_grpc
+from tryon.server.interceptor import CallInterceptor
+from tryon.server.metrics import ServerMetrics
+from tryon.server.servicer import TryOnServicer
+from tryon.server.settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = tryon_pb2.DESCRIPTOR.services_by_name["TryOnService"].full_name
+# Room in a message for the fields around the photo, which alone may take max_message_mib.
+MESSAGE_OVERHEAD = 64 * 1024
+
+
+class TryOnServer:
+    """One gRPC server: TryOnService, health, reflection, and `/metrics` on its own port.
+
+    Args:
+        settings: everything configurable.
+        pipeline: an already built pipeline (tests); default: load `settings.weights`.
+    """
+
+    def __init__(self, settings: ServerSettings, pipeline: TryOnPipeline | None = None) -> None:
+        if pipeline is None:
+            weights_folder(settings.weights)  # a missing folder fails now, with the names
+        self.settings = settings
+        self.metrics = ServerMetrics(settings.max_batch)
+        self.database = create_catalog_engine(resolve_database_url(settings.database_url))
+        garment_cache = BoundedCache(
+            settings.garment_cache_entries, on_lookup=self.metrics.cache_observer("garment")
+        )
+        self.engine = TryOnEngine(
+            settings,
+            GarmentStore(make_sessionmaker(self.database), garment_cache),
+            self.metrics,
+            pipeline,
+        )
+        self.port: int | None = None
+        self.metrics_port: int | None = None
+        self.started = time.perf_counter()
+        self.seconds_to_ready: float | None = None
+        self._server: grpc.aio.Server | None = None
+        self._health: health.aio.HealthServicer | None = None
+        self._warming: asyncio.Task | None = None
+
+    async def start(self) -> int:
+        """Listen (NOT_SERVING), start loading the models in the background; return the port."""
+        s = self.settings
+        self.started = time.perf_counter()
+        server = grpc.aio.server(
+            interceptors=[CallInterceptor(self.metrics)], options=self._options()
+        )
+        tryon_pb2_grpc.add_TryOnServiceServicer_to_server(
+            TryOnServicer(self.engine, s.max_skus, s.max_message_bytes), server
+        )
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        self.port = server.add_insecure_port(f"{s.host}:{s.port}")
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await server.start()
+        self._server = server
+        if s.metrics_port >= 0:
+            self.metrics_port = self.metrics.serve(_http_host(s.host), s.metrics_port)
+        self._warming = asyncio.create_task(self._warm_up(), name="warm-up")
+        log.info(
+            "listening",
+            extra={"fields": {"port": self.port, "metrics_port": self.metrics_port}},
+        )
+        return self.port
+
+    async def wait_until_ready(self) -> float:
+        """Wait for SERVING; return the seconds since start. Raises what loading raised."""
+        await asyncio.shield(self._warming)
+        return self.seconds_to_ready
+
+    async def stop(self, drain_s: float | None = None, grace_s: float | None = None) -> None:
+        """NOT_SERVING, drain, stop accepting, finish accepted calls, release everything."""
+        s = self.settings
+        drain_s = s.drain_s if drain_s is None else drain_s
+        grace_s = s.grace_s if grace_s is None else grace_s
+        log.info("stopping", extra={"fields": {"drain_s": drain_s, "grace_s": grace_s}})
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+        if self._warming is not None and not self._warming.done():
+            self._warming.cancel()
+        elif drain_s > 0:
+            await asyncio.sleep(drain_s)
+        if self._server is not None:
+            await self._server.stop(grace_s)
+        await self.engine.close()
+        self.metrics.close()
+        self.database.dispose()
+        log.info("stopped")
+
+    async def _warm_up(self) -> None:
+        try:
+            await self.engine.start()
+        except Exception:
+            log.exception("the models could not be loaded; the server stays NOT_SERVING")
+            raise
+        self.seconds_to_ready = time.perf_counter() - self.started
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving", extra={"fields": {"seconds": round(self.seconds_to_ready, 2)}})
+
+    async def _set_health(self, status: int) -> None:
+        for service in ("", SERVICE_NAME):
+            await self._health.set(service, status)
+
+    def _options(self) -> list[tuple[str, int]]:
+        s = self.settings
+        message = s.max_message_bytes + MESSAGE_OVERHEAD
+        return [
+            ("grpc.max_receive_message_length", message),
+            ("grpc.max_send_message_length", message),
+            ("grpc.keepalive_time_ms", int(s.keepalive_s * 1e3)),
+            ("grpc.keepalive_timeout_ms", int(s.keepalive_timeout_s * 1e3)),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+            ("grpc.max_connection_age_ms", int(s.max_connection_age_s * 1e3)),
+            ("grpc.max_connection_age_grace_ms", int(s.max_connection_age_grace_s * 1e3)),
+        ]
+
+
+def _http_host(host: str) -> str:
+    """The metrics server's address for the gRPC host ("[::]" -> "::")."""
+    return host.strip("[]")
+
+
+async def serve(settings: ServerSettings) -> None:
+    """Run a server until SIGTERM or SIGINT, then drain and stop it (`tryon serve`)."""
+    server = TryOnServer(settings)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    warming = asyncio.ensure_future(server.wait_until_ready())
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({warming, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if warming.done() and warming.exception() is not None:
+        stopping.cancel()
+        await server.stop(drain_s=0)
+        raise warming.exception()
+    await stopping
+    await server.stop()
+
+
+class ServerThread:
+    """A `TryOnServer` on its own event loop in a background thread (demo, tests, bench).
+
+        with ServerThread(settings, pipeline) as running:
+            client = TryOnClient(running.target)
+
+    Entering waits until the server is SERVING (or raises why it could not start).
+    """
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        pipeline: TryOnPipeline | None = None,
+        ready_timeout_s: float = 300.0,
+    ) -> None:
+        self.server = TryOnServer(settings, pipeline)
+        self.ready_timeout_s = ready_timeout_s
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="tryon-server", daemon=True
+        )
+
+    @property
+    def target(self) -> str:
+        """Where clients connect: `localhost:<port>`."""
+        return f"localhost:{self.server.port}"
+
+    def run(self, coroutine) -> object:  # noqa: ANN001
+        """Run `coroutine` on the server's loop and return its result."""
+        future: Future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        return future.result()
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        try:
+            self.run(self.server.start())
+            self.run(asyncio.wait_for(self.server.wait_until_ready(), self.ready_timeout_s))
+        except BaseException:
+            self.close(drain_s=0, grace_s=0)
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close(drain_s=0)
+
+    def close(self, drain_s: float | None = None, grace_s: float | None = None) -> None:
+        """Stop the server (drain and grace from settings unless given) and the loop."""
+        if self._thread.is_alive():
+            self.run(self.server.stop(drain_s, grace_s))
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join()
+        self.loop.close()

@@ -1,0 +1,324 @@
+"""The inference layer: the pipeline on its own thread, dynamic batching and the caches.
+
+A call brings one photo and one or more SKUs. Off the event loop, the photo is hashed
+and, unless its analysis is cached, decoded; the garments come from the catalog (cached
+tensors). Each (person, garment) pair is queued; the batch worker analyses the persons
+it has not seen (once per photo), refuses persons the models are unsure of, and dresses
+the rest in one `try_on` batch. Results are encoded off the loop and handed back as
+each is ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from catalog.repository import GarmentPage
+from tryon.data.synth import generate_sample, render_garment
+from tryon.errors import InvalidInputError, NoPersonError, NotReadyError
+from tryon.imaging import decode_image
+from tryon.pipeline import PersonAnalysis, TryOnPipeline
+from tryon.server.batching import Batched, BatchQueue
+from tryon.server.caches import BoundedCache
+from tryon.server.errors import InvalidFieldError, LowConfidenceError
+from tryon.server.garments import GarmentStore, PreparedGarment
+from tryon.server.metrics import ServerMetrics
+from tryon.server.output import EncodedImage, OutputSpec, encode_result
+from tryon.server.settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TryOnCall:
+    """What one call asks for: photo bytes, SKUs, encoding, and seconds until its deadline."""
+
+    photo: bytes
+    skus: list[str]
+    output: OutputSpec
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True)
+class TryOnOutcome:
+    """One finished try-on: the encoded image and what the caller should know about it."""
+
+    sku: str
+    revision: int
+    image: EncodedImage
+    model_name: str
+    model_version: str
+    confidence: float
+    timings_ms: dict[str, float]
+    batch_size: int
+    person_cached: bool
+
+
+@dataclass
+class _Person:
+    """A call's photo: its analysis once known (cached, or set by the batch worker, which
+    shares it between the call's garments), else the decoded photo."""
+
+    key: str
+    photo: np.ndarray | None
+    analysis: PersonAnalysis | None
+    cached: bool
+    decode_ms: float = 0.0
+
+
+@dataclass
+class _Job:
+    person: _Person
+    garment: PreparedGarment
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Dressed:
+    job: _Job
+    image: np.ndarray
+    confidence: float
+    timings: dict[str, float]
+
+
+class TryOnEngine:
+    """Owns the pipeline, the model thread, the batch queue and the caches.
+
+    Args:
+        settings: the server's settings.
+        garments: the catalog access.
+        metrics: where batch, queue and cache figures go.
+        pipeline: an already built pipeline (tests); default: load `settings.weights`.
+    """
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        garments: GarmentStore,
+        metrics: ServerMetrics,
+        pipeline: TryOnPipeline | None = None,
+    ) -> None:
+        self.settings = settings
+        self.garments = garments
+        self.metrics = metrics
+        self.pipeline = pipeline
+        # One thread runs every model batch: torch parallelises inside an operation, and
+        # batches queue behind each other rather than fighting over the cores.
+        self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self.persons: BoundedCache[PersonAnalysis] = BoundedCache(
+            settings.person_cache_entries,
+            settings.person_cache_ttl_s,
+            weigh=_analysis_bytes,
+            max_weight=settings.person_cache_mib * 1024 * 1024,
+            on_lookup=metrics.cache_observer("person"),
+        )
+        self.queue: BatchQueue[_Job, _Dressed] | None = None
+        self.ready = False
+
+    # Life cycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Load the weights (unless given), run one warm-up batch, start batching."""
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        await loop.run_in_executor(self.model_thread, self._load)
+        meta = self.pipeline.meta
+        self.metrics.model.info(
+            {
+                "name": meta.name,
+                "version": meta.version,
+                "licence": meta.licence,
+                "resolution": "x".join(map(str, meta.resolution)),
+            }
+        )
+        if self.settings.warmup:
+            await loop.run_in_executor(self.model_thread, self._warm_up)
+        self.queue = BatchQueue(
+            self._run_batch,
+            self.model_thread,
+            max_batch=self.settings.max_batch,
+            max_wait_s=self.settings.max_wait_ms / 1e3,
+            max_queue=self.settings.max_queue,
+            retry_after_s=self.settings.retry_after_ms / 1e3,
+            on_batch=self.metrics.observe_batch,
+            on_depth=self.metrics.queue_depth.set,
+        )
+        self.queue.start()
+        self.ready = True
+        self.metrics.ready.set(1)
+        log.info(
+            "models ready",
+            extra={
+                "fields": {
+                    "weights": meta.name,
+                    "version": meta.version,
+                    "seconds": round(time.perf_counter() - started, 2),
+                }
+            },
+        )
+
+    async def close(self) -> None:
+        """Finish every accepted try-on, then release the model thread."""
+        self.ready = False
+        self.metrics.ready.set(0)
+        if self.queue is not None:
+            await self.queue.close()
+        self.model_thread.shutdown(wait=True)
+
+    def _load(self) -> None:
+        if self.settings.workers:
+            torch.set_num_threads(self.settings.workers)
+        if self.pipeline is None:
+            self.pipeline = TryOnPipeline.from_pretrained(
+                self.settings.weights, device=self.settings.device
+            )
+
+    def _warm_up(self) -> None:
+        """One full-size batch on a generated shopper, so the first caller does not pay
+        for first-run allocations."""
+        size = self.pipeline.size
+        analysis = self.pipeline.analyse_person(generate_sample(0, 0, size).person)
+        image, mask = render_garment(0, 0, size)
+        garments, masks = self.pipeline.prepare_garments([image], [mask])
+        count = self.settings.max_batch
+        self.pipeline.try_on(
+            [analysis] * count, garments.expand(count, -1, -1, -1), masks.expand(count, -1, -1, -1)
+        )
+
+    # Calls -----------------------------------------------------------------------------
+    async def try_on(self, call: TryOnCall) -> AsyncIterator[TryOnOutcome]:
+        """Dress the person in `call.photo` in each garment; yield results as they finish."""
+        self._check_ready()
+        person, (garments, catalog_ms) = await asyncio.gather(
+            asyncio.to_thread(self._person, call.photo),
+            asyncio.to_thread(self.garments.fetch, call.skus, self.pipeline.prepare_garments),
+        )
+        jobs = [_Job(person, garment) for garment in garments]
+        futures = self.queue.submit(jobs, call.timeout_s)
+        try:
+            for finished in asyncio.as_completed(futures):
+                batched = await finished
+                timings = {
+                    "decode": person.decode_ms,
+                    "catalog": catalog_ms,
+                    "queue": batched.queue_s * 1e3,
+                    **batched.value.timings,
+                }
+                yield await asyncio.to_thread(self._finish, batched, timings, call.output)
+        finally:
+            for future in futures:
+                future.cancel()  # the caller left or one failed: drop what has not run
+
+    async def list_garments(self, page_size: int, page_token: str | None) -> GarmentPage:
+        """One page of active garments."""
+        self._check_ready()
+        return await asyncio.to_thread(self.garments.page, page_size, page_token)
+
+    def _check_ready(self) -> None:
+        if not self.ready:
+            raise NotReadyError("the service is warming up; retry in a few seconds")
+
+    def _person(self, photo: bytes) -> _Person:
+        """Find the photo's analysis in the cache, or decode it for the batch worker."""
+        key = hashlib.sha256(photo).hexdigest()
+        analysis = self.persons.get(key)
+        if analysis is not None:
+            return _Person(key, None, analysis, cached=True)
+        start = time.perf_counter()
+        try:
+            pixels = decode_image(photo, max_pixels=self.settings.max_pixels)
+            self.pipeline.check_photo(pixels)
+        except InvalidInputError as error:
+            raise InvalidFieldError("person_image", str(error)) from None
+        return _Person(
+            key, pixels, None, cached=False, decode_ms=(time.perf_counter() - start) * 1e3
+        )
+
+    def _finish(
+        self, batched: Batched[_Dressed], timings: dict[str, float], output: OutputSpec
+    ) -> TryOnOutcome:
+        job = batched.value.job
+        start = time.perf_counter()
+        meta = self.pipeline.meta
+        image = encode_result(
+            batched.value.image, output, f"virtual try-on, weights {meta.name} {meta.version}"
+        )
+        timings["encode"] = (time.perf_counter() - start) * 1e3
+        return TryOnOutcome(
+            sku=job.garment.sku,
+            revision=job.garment.revision,
+            image=image,
+            model_name=meta.name,
+            model_version=meta.version,
+            confidence=batched.value.confidence,
+            timings_ms=timings,
+            batch_size=batched.batch_size,
+            person_cached=job.person.cached,
+        )
+
+    # The batch worker (model thread) ---------------------------------------------------
+    def _run_batch(self, jobs: list[_Job]) -> Sequence[_Dressed | BaseException]:
+        """Analyse unseen persons, refuse unsure ones, dress the rest in one batch."""
+        results: list[_Dressed | BaseException | None] = [None] * len(jobs)
+        accepted = []
+        for index, job in enumerate(jobs):
+            try:
+                analysis = self._analysis(job.person)
+            except Exception as error:  # this photo's problem, not the batch's
+                results[index] = error
+                continue
+            refusal = self._refusal(analysis)
+            if refusal is not None:
+                results[index] = refusal
+            else:
+                accepted.append((index, analysis))
+        if accepted:
+            garments = torch.cat([jobs[i].garment.image for i, _ in accepted])
+            masks = torch.cat([jobs[i].garment.mask for i, _ in accepted])
+            dressed = self.pipeline.try_on([a for _, a in accepted], garments, masks)
+            for (index, analysis), result in zip(accepted, dressed, strict=True):
+                timings = dict(result.timings)
+                if jobs[index].person.cached:  # the analysis was not this call's work
+                    for stage in analysis.timings:
+                        timings.pop(stage, None)
+                results[index] = _Dressed(jobs[index], result.image, result.confidence, timings)
+        return results
+
+    def _analysis(self, person: _Person) -> PersonAnalysis:
+        if person.analysis is None:
+            person.analysis = self.pipeline.analyse_person(person.photo)
+            person.photo = None  # the analysis keeps what it needs
+            self.persons.put(person.key, person.analysis)
+        return person.analysis
+
+    def _refusal(self, analysis: PersonAnalysis) -> NoPersonError | None:
+        threshold = self.settings.min_confidence
+        if analysis.confidence <= 0:
+            return NoPersonError(
+                f"cannot dress this photo: {analysis.reason or 'no person found'}; send a "
+                "photo of one person, facing the camera, upper body visible"
+            )
+        if analysis.confidence >= threshold:
+            return None
+        why = analysis.reason or "the person is not clearly visible"
+        return LowConfidenceError(
+            f"cannot dress this photo: {why} (confidence {analysis.confidence:.2f}, the "
+            f"service needs {threshold:.2f}); send a photo of one person, facing the "
+            "camera, shoulders and upper body visible"
+        )
+
+
+def _analysis_bytes(analysis: PersonAnalysis) -> int:
+    """Roughly what a cached analysis holds: the photo plus its tensors."""
+    tensors = [analysis.person, analysis.parse, analysis.keypoints]
+    tensors += [
+        value for value in vars(analysis.representation).values() if isinstance(value, torch.Tensor)
+    ]
+    return analysis.photo.nbytes + sum(t.numel() * t.element_size() for t in tensors)

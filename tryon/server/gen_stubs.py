@@ -1,0 +1,104 @@
+"""Generate the Python gRPC stubs in tryon/server/gen/ from proto/ (run after editing a .proto).
+
+    python -m tryon.server.gen_stubs            # rewrite the committed stubs
+    python -m tryon.server.gen_stubs --check    # exit 1 if they are out of date
+
+protoc writes `from tryon.v1 import tryon_pb2`, which would resolve to this project's own
+`tryon` package; the one import line is rewritten to the stubs' real place, and the
+descriptors keep their canonical file name `tryon/v1/tryon.proto` (what reflection shows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+PROTO_ROOT = REPOSITORY / "proto"
+STUBS = Path(__file__).resolve().parent / "gen"
+STUBS_PACKAGE = "tryon.server.gen"
+
+
+def proto_files(root: Path = PROTO_ROOT) -> list[Path]:
+    """Every .proto under `root`, relative to it, in a stable order."""
+    return sorted(path.relative_to(root) for path in root.rglob("*.proto"))
+
+
+def generate(out: Path, root: Path = PROTO_ROOT) -> list[Path]:
+    """Compile the protos under `root` into `out` (packages with __init__.py); return the
+    files written, relative to `out`."""
+    from grpc_tools import protoc
+
+    protos = proto_files(root)
+    if not protos:
+        raise FileNotFoundError(f"no .proto files under {root}")
+    with tempfile.TemporaryDirectory() as tmp:
+        args = [
+            "protoc",
+            f"-I{root}",
+            f"-I{Path(protoc.__file__).parent / '_proto'}",
+            f"--python_out={tmp}",
+            f"--pyi_out={tmp}",
+            f"--grpc_python_out={tmp}",
+            *(str(root / proto) for proto in protos),
+        ]
+        if protoc.main(args) != 0:
+            raise RuntimeError(f"protoc failed on {[str(p) for p in protos]}")
+        written = []
+        for source in sorted(Path(tmp).rglob("*.py*")):
+            relative = source.relative_to(tmp)
+            target = out / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(_relocate(source.read_text(), protos))
+            written.append(relative)
+    for relative in written:
+        for package in relative.parents:  # the file's folder up to `out` itself
+            (out / package / "__init__.py").touch()
+    return sorted(written)
+
+
+def _relocate(code: str, protos: list[Path]) -> str:
+    """Point imports of our own generated modules at the stubs package."""
+    for proto in protos:
+        package = ".".join(proto.parent.parts)
+        code = code.replace(f"from {package} import", f"from {STUBS_PACKAGE}.{package} import")
+    return code
+
+
+def stale_files(stubs: Path = STUBS, root: Path = PROTO_ROOT) -> list[str]:
+    """The generated files that differ from, or are missing in, `stubs`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp)
+        generate(fresh, root)
+        return sorted(
+            str(path.relative_to(fresh))
+            for path in fresh.rglob("*")
+            if path.is_file()
+            and (
+                not (stubs / path.relative_to(fresh)).exists()
+                or (stubs / path.relative_to(fresh)).read_bytes() != path.read_bytes()
+            )
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Regenerate the stubs, or with --check report whether they are current."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only check; exit 1 if stale")
+    args = parser.parse_args(argv)
+    if args.check:
+        stale = stale_files()
+        if stale:
+            print(f"stubs out of date: {stale}; run python -m tryon.server.gen_stubs")
+            return 1
+        print("stubs are up to date")
+        return 0
+    for path in generate(STUBS):
+        print(f"wrote {STUBS / path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Per-call bookkeeping around the servicer: request id, status mapping, metrics, one log line.
+
+The servicer raises domain errors; here they become statuses (via `errors.to_rpc_error`,
+the one mapping), every call is counted by method and code and timed, the in-flight
+gauge is kept, and the request id (the caller's `x-request-id`, or a new one) is put in
+the logs' context and sent back in the trailers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import grpc
+
+from tryon.server.errors import to_rpc_error
+from tryon.server.logs import REQUEST_ID
+from tryon.server.metrics import ServerMetrics
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "x-request-id"
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+class CallInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps the methods of the services whose full names start with `prefix`."""
+
+    def __init__(self, metrics: ServerMetrics, prefix: str = "/tryon.") -> None:
+        self.metrics = metrics
+        self.prefix = prefix
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or not details.method.startswith(self.prefix):
+            return handler
+        method = details.method.rsplit("/", 1)[-1]
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _unary(self, method: str, behaviour: Callable) -> Callable:
+        async def call(request, context: grpc.aio.ServicerContext):  # noqa: ANN001, ANN202
+            call_state = _CallState(self.metrics, method, context)
+            try:
+                response = await behaviour(request, context)
+            except Exception as error:
+                await call_state.fail(error)
+            except asyncio.CancelledError:
+                call_state.cancelled()
+                raise
+            else:
+                call_state.succeed()
+                return response
+            finally:
+                call_state.end()
+
+        return call
+
+    def _stream(self, method: str, behaviour: Callable) -> Callable:
+        async def call(request, context: grpc.aio.ServicerContext) -> AsyncIterator:  # noqa: ANN001
+            call_state = _CallState(self.metrics, method, context)
+            try:
+                async for response in behaviour(request, context):
+                    yield response
+            except Exception as error:
+                await call_state.fail(error)
+            except asyncio.CancelledError:
+                call_state.cancelled()
+                raise
+            else:
+                call_state.succeed()
+            finally:
+                call_state.end()
+
+        return call
+
+
+class _CallState:
+    """One call's request id, start time and final code."""
+
+    def __init__(
+        self, metrics: ServerMetrics, method: str, context: grpc.aio.ServicerContext
+    ) -> None:
+        self.metrics = metrics
+        self.method = method
+        self.context = context
+        self.start = time.perf_counter()
+        self.code = grpc.StatusCode.UNKNOWN
+        given = dict(context.invocation_metadata() or ()).get(REQUEST_ID_HEADER)
+        self.request_id = (
+            given
+            if isinstance(given, str) and _VALID_REQUEST_ID.fullmatch(given)
+            else uuid.uuid4().hex
+        )
+        # Each call runs in its own task, so its context holds this id until the call ends.
+        REQUEST_ID.set(self.request_id)
+        metrics.in_flight.inc()
+
+    def succeed(self) -> None:
+        self.code = grpc.StatusCode.OK
+        self.context.set_trailing_metadata(((REQUEST_ID_HEADER, self.request_id),))
+
+    async def fail(self, error: Exception) -> None:
+        rpc = to_rpc_error(error)
+        self.code = rpc.code
+        if rpc.code == grpc.StatusCode.INTERNAL:
+            log.error("unexpected error", exc_info=error, extra={"fields": {"method": self.method}})
+        await self.context.abort(
+            rpc.code, rpc.message, ((REQUEST_ID_HEADER, self.request_id), *rpc.trailing_metadata)
+        )
+
+    def cancelled(self) -> None:
+        remaining = self.context.time_remaining()
+        expired = remaining is not None and remaining <= 0
+        self.code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
+
+    def end(self) -> None:
+        seconds = time.perf_counter() - self.start
+        self.metrics.in_flight.dec()
+        self.metrics.requests.labels(self.method, self.code.name).inc()
+        self.metrics.latency.labels(self.method).observe(seconds)
+        log.info(
+            "call",
+            extra={
+                "fields": {
+                    "method": self.method,
+                    "code": self.code.name,
+                    "ms": round(seconds * 1e3, 1),
+                }
+            },
+        )

@@ -1,0 +1,150 @@
+"""`tryon.v1.TryOnService`: converts proto messages to domain calls and back, nothing more.
+
+Errors are raised as domain errors; `interceptor` turns them into statuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from catalog.repository import MAX_PAGE_SIZE
+from tryon.errors import InvalidInputError
+from tryon.server.engine import TryOnCall, TryOnEngine, TryOnOutcome
+from tryon.server.errors import InvalidFieldError
+from tryon.server.gen.tryon.v1 import tryon_pb2, tryon_pb2_grpc
+from tryon.server.output import DEFAULT_QUALITY, OutputSpec
+
+DEFAULT_PAGE_SIZE = 50
+MAX_SKU_LENGTH = 128
+FORMATS = {
+    tryon_pb2.IMAGE_FORMAT_UNSPECIFIED: "jpeg",
+    tryon_pb2.IMAGE_FORMAT_JPEG: "jpeg",
+    tryon_pb2.IMAGE_FORMAT_PNG: "png",
+    tryon_pb2.IMAGE_FORMAT_WEBP: "webp",
+}
+
+
+class TryOnServicer(tryon_pb2_grpc.TryOnServiceServicer):
+    """The try-on service's methods; `max_skus` bounds one TryOnMany and
+    `max_image_bytes` the photo."""
+
+    def __init__(self, engine: TryOnEngine, max_skus: int, max_image_bytes: int) -> None:
+        self.engine = engine
+        self.max_skus = max_skus
+        self.max_image_bytes = max_image_bytes
+
+    async def TryOn(  # noqa: N802 (the proto's name)
+        self, request: tryon_pb2.TryOnRequest, context: grpc.aio.ServicerContext
+    ) -> tryon_pb2.TryOnResponse:
+        skus = _skus([request.garment_sku], "garment_sku", self.max_skus)
+        results = self.engine.try_on(self._call(request, skus, context))
+        try:
+            return to_response(await anext(results))
+        finally:
+            await results.aclose()
+
+    async def TryOnMany(  # noqa: N802
+        self, request: tryon_pb2.TryOnManyRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[tryon_pb2.TryOnResponse]:
+        skus = _skus(list(request.garment_skus), "garment_skus", self.max_skus)
+        async for outcome in self.engine.try_on(self._call(request, skus, context)):
+            yield to_response(outcome)
+
+    def _call(
+        self,
+        request,
+        skus: list[str],
+        context: grpc.aio.ServicerContext,  # noqa: ANN001
+    ) -> TryOnCall:
+        photo = request.person_image
+        if not photo:
+            raise InvalidFieldError("person_image", "person_image is empty; send the photo's bytes")
+        if len(photo) > self.max_image_bytes:
+            raise InvalidFieldError(
+                "person_image",
+                f"the photo is {len(photo) / 2**20:.1f} MiB; at most "
+                f"{self.max_image_bytes / 2**20:.0f} MiB are accepted (send a JPEG)",
+            )
+        return TryOnCall(
+            photo=photo,
+            skus=skus,
+            output=output_spec(request.output),
+            timeout_s=context.time_remaining(),
+        )
+
+    async def ListGarments(  # noqa: N802
+        self, request: tryon_pb2.ListGarmentsRequest, context: grpc.aio.ServicerContext
+    ) -> tryon_pb2.ListGarmentsResponse:
+        page_size = request.page_size or DEFAULT_PAGE_SIZE
+        if page_size > MAX_PAGE_SIZE:
+            raise InvalidFieldError(
+                "page_size", f"page_size {page_size} is too large; at most {MAX_PAGE_SIZE}"
+            )
+        try:
+            page = await self.engine.list_garments(page_size, request.page_token or None)
+        except InvalidInputError as error:  # the catalog did not issue this token
+            raise InvalidFieldError("page_token", str(error)) from None
+        return tryon_pb2.ListGarmentsResponse(
+            garments=[
+                tryon_pb2.Garment(
+                    sku=g.sku,
+                    name=g.name,
+                    category=g.category.value,
+                    brand=g.brand or "",
+                    colour=g.colour or "",
+                    revision=g.revision,
+                )
+                for g in page.items
+            ],
+            next_page_token=page.next_page_token or "",
+        )
+
+
+def _skus(skus: list[str], field: str, limit: int) -> list[str]:
+    if not skus or any(not sku.strip() for sku in skus):
+        raise InvalidFieldError(field, f"{field} is empty; name a garment SKU from ListGarments")
+    if len(skus) > limit:
+        raise InvalidFieldError(field, f"{len(skus)} SKUs in one call; at most {limit}")
+    if len(set(skus)) != len(skus):
+        raise InvalidFieldError(field, f"{field} repeats a SKU; list each garment once")
+    too_long = [sku for sku in skus if len(sku) > MAX_SKU_LENGTH]
+    if too_long:
+        raise InvalidFieldError(field, f"a SKU is longer than {MAX_SKU_LENGTH} characters")
+    return skus
+
+
+def output_spec(options: tryon_pb2.OutputOptions) -> OutputSpec:
+    """Validate the requested output options (unset fields take the defaults)."""
+    fmt = FORMATS.get(options.format)
+    if fmt is None:
+        raise InvalidFieldError("output.format", f"unknown output format {options.format}")
+    if options.quality > 100:
+        raise InvalidFieldError(
+            "output.quality", f"quality {options.quality} is out of range; use 1-100 (0: default)"
+        )
+    return OutputSpec(
+        fmt=fmt,
+        quality=options.quality or DEFAULT_QUALITY,
+        max_width=options.max_width,
+        max_height=options.max_height,
+    )
+
+
+def to_response(outcome: TryOnOutcome) -> tryon_pb2.TryOnResponse:
+    """A finished try-on as the proto response."""
+    return tryon_pb2.TryOnResponse(
+        image=outcome.image.data,
+        mime_type=outcome.image.mime_type,
+        garment_sku=outcome.sku,
+        garment_revision=outcome.revision,
+        model_name=outcome.model_name,
+        model_version=outcome.model_version,
+        confidence=outcome.confidence,
+        timings_ms=outcome.timings_ms,
+        width=outcome.image.width,
+        height=outcome.image.height,
+        batch_size=outcome.batch_size,
+        person_cached=outcome.person_cached,
+    )

@@ -1,0 +1,134 @@
+"""The server's one settings object, from `TRYON_*` environment variables and CLI flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from tryon.errors import InvalidInputError
+
+ENV_PREFIX = "TRYON_"
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything the try-on server can be told; each field `name` is also read from the
+    environment variable `TRYON_<NAME>` (CLI flags win over the environment).
+
+    Attributes:
+        host, port: where gRPC listens; port 0 picks a free one.
+        metrics_port: the Prometheus `/metrics` HTTP port; 0 picks a free one, -1 turns
+            metrics serving off.
+        weights: bundled weights name or pipeline folder (None: `TRYON_WEIGHTS`/synthetic).
+        device: torch device for the models.
+        database_url: the catalog (None: `TRYON_DATABASE_URL` or ./tryon.db).
+        workers: torch threads for model work (0: one per CPU core).
+        max_batch: most try-ons in one model batch.
+        max_wait_ms: how long the first request of a batch waits for others.
+        max_queue: try-ons waiting or running; beyond it calls fail RESOURCE_EXHAUSTED.
+        retry_after_ms: the retry delay suggested with RESOURCE_EXHAUSTED.
+        min_confidence: persons analysed with lower confidence fail FAILED_PRECONDITION.
+        person_cache_entries, person_cache_mib, person_cache_ttl_s: analysed photos kept.
+        garment_cache_entries: prepared garment tensors kept (checked against revisions).
+        max_skus: most garments in one TryOnMany.
+        max_message_mib: largest request or response message.
+        max_pixels: largest photo accepted (width x height).
+        keepalive_s, keepalive_timeout_s: HTTP/2 pings on idle connections.
+        max_connection_age_s, max_connection_age_grace_s: connections are closed after
+            this age so that clients re-resolve and spread over new replicas.
+        drain_s: after SIGTERM, how long the server keeps serving (NOT_SERVING in health)
+            so that load balancers move traffic away before it stops.
+        grace_s: then how long running calls get to finish.
+        warmup: run one batch before reporting SERVING.
+        log_level: DEBUG, INFO, WARNING or ERROR.
+    """
+
+    host: str = "[::]"
+    port: int = 50051
+    metrics_port: int = 9095
+    weights: str | None = None
+    device: str = "cpu"
+    database_url: str | None = None
+    workers: int = 0
+    max_batch: int = 8
+    max_wait_ms: float = 10.0
+    max_queue: int = 64
+    retry_after_ms: int = 200
+    min_confidence: float = 0.25
+    person_cache_entries: int = 256
+    person_cache_mib: int = 512
+    person_cache_ttl_s: float = 600.0
+    garment_cache_entries: int = 1024
+    max_skus: int = 16
+    max_message_mib: int = 10
+    max_pixels: int = 25_000_000
+    keepalive_s: float = 60.0
+    keepalive_timeout_s: float = 20.0
+    max_connection_age_s: float = 300.0
+    max_connection_age_grace_s: float = 30.0
+    drain_s: float = 5.0
+    grace_s: float = 20.0
+    warmup: bool = True
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        positive = ("max_batch", "max_queue", "max_skus", "max_message_mib", "max_pixels")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise InvalidInputError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise InvalidInputError(
+                f"min_confidence must be between 0 and 1, not {self.min_confidence}"
+            )
+        if self.max_queue < self.max_batch:
+            raise InvalidInputError(
+                f"max_queue ({self.max_queue}) must be at least max_batch ({self.max_batch})"
+            )
+        for name in ("max_wait_ms", "drain_s", "grace_s", "person_cache_ttl_s", "workers"):
+            if getattr(self, name) < 0:
+                raise InvalidInputError(f"{name} must not be negative")
+
+    @property
+    def max_message_bytes(self) -> int:
+        return self.max_message_mib * MIB
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **flags: Any) -> ServerSettings:
+        """Defaults, overridden by `TRYON_*` variables, overridden by `flags` that are not None."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = environ.get(ENV_PREFIX + field.name.upper())
+            if raw is not None and raw != "":
+                values[field.name] = _parse(field, raw)
+        unknown = set(flags) - {field.name for field in fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown settings {sorted(unknown)}")
+        values.update({name: value for name, value in flags.items() if value is not None})
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> ServerSettings:
+        """A copy with `changes` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _parse(field: dataclasses.Field, raw: str) -> Any:
+    kind = str(field.type)
+    name = ENV_PREFIX + field.name.upper()
+    try:
+        if kind == "bool":
+            lowered = raw.strip().lower()
+            if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(raw)
+            return lowered in ("1", "true", "yes", "on")
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise InvalidInputError(f"{name}={raw!r} is not a valid {kind}") from None
+    return raw
