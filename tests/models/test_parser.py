@@ -65,7 +65,7 @@ def test_decode_parse_takes_the_most_likely_label() -> None:
 
 def test_training_steps_lower_the_loss(tiny_parser: HumanParser) -> None:
     photo = image(2, 3, 64, 64)
-    parse_target = torch.randint(0, NUM_PARSE_LABELS, (2, 64, 64))
+    parse_target = (photo[:, 0] > 0).long() * 5  # a parse the photo determines
     keypoints = torch.cat(
         (torch.rand(2, NUM_KEYPOINTS, 2) * 63, torch.ones(2, NUM_KEYPOINTS, 1)), -1
     )
@@ -74,5 +74,5 @@ def test_training_steps_lower_the_loss(tiny_parser: HumanParser) -> None:
     def loss() -> torch.Tensor:
         return parser_loss(*tiny_parser(photo), parse_target, heatmap_target)
 
-    first, last = fit(tiny_parser, loss)
-    assert last < 0.9 * first
+    first, last = fit(tiny_parser, loss, steps=12)
+    assert last < 0.8 * first
