@@ -141,7 +141,8 @@ class _CallState:
         log.info(
             "call",
             extra={
-                "fields": {
+                "fields": {  # the id explicitly too: handlers may format in another context
+                    "request_id": self.request_id,
                     "method": self.method,
                     "code": self.code.name,
                     "ms": round(seconds * 1e3, 1),

@@ -12,6 +12,7 @@ from tryon.errors import InvalidInputError
 
 ENV_PREFIX = "TRYON_"
 MIB = 1024 * 1024
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,8 @@ class ServerSettings:
             raise InvalidInputError(
                 f"max_queue ({self.max_queue}) must be at least max_batch ({self.max_batch})"
             )
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise InvalidInputError(f"log_level {self.log_level!r} is not one of {LOG_LEVELS}")
         for name in ("max_wait_ms", "drain_s", "grace_s", "person_cache_ttl_s", "workers"):
             if getattr(self, name) < 0:
                 raise InvalidInputError(f"{name} must not be negative")

@@ -1,0 +1,80 @@
+"""What the server tests share: generated shoppers and garments, a catalog, tiny networks
+and settings for a loopback server."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+from PIL import Image
+
+from catalog.database import create_catalog_engine, make_sessionmaker, upgrade
+from catalog.models import Status
+from catalog.onboarding import make_fields, prepare_images
+from catalog.repository import save_garment, set_status
+from tryon.data.synth import generate_sample, render_garment
+from tryon.models import GeometricMatcher, HumanParser, PipelineMeta, TryOnGenerator
+from tryon.pipeline import TryOnPipeline
+from tryon.server.settings import ServerSettings
+
+SKUS = [f"TEST-{index}" for index in range(4)]
+ARCHIVED_SKU = "TEST-ARCHIVED"
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def jpeg(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def shopper(index: int = 0, size: tuple[int, int] = (256, 192)) -> bytes:
+    """A generated shopper photo as JPEG bytes."""
+    return jpeg(generate_sample(7, index, size).person)
+
+
+def tiny_pipeline() -> TryOnPipeline:
+    """Random networks of a few channels: fast, and enough to exercise the service."""
+    torch.manual_seed(0)
+    return TryOnPipeline(
+        HumanParser(encoder_name="tu-regnetx_002", decoder_channels=(16, 16, 8, 8, 8)),
+        GeometricMatcher(feature_channels=(8, 8, 16, 16), regressor_width=16),
+        TryOnGenerator(base_channels=8, depth=4, max_channels=32),
+        PipelineMeta(name="tiny", licence="test", training_data="none"),
+    )
+
+
+def make_catalog(url: str) -> None:
+    """A catalog at `url` with the active garments SKUS and the archived ARCHIVED_SKU."""
+    engine = create_catalog_engine(url)
+    upgrade(engine)
+    with make_sessionmaker(engine)() as session, session.begin():
+        for index, sku in enumerate([*SKUS, ARCHIVED_SKU]):
+            photo, mask = render_garment(11, index)
+            images = prepare_images(png(photo), png(mask)).images
+            save_garment(session, make_fields(sku, f"Top {index}", "top"), images, activate=True)
+        set_status(session, [ARCHIVED_SKU], Status.ARCHIVED)
+    engine.dispose()
+
+
+def loopback_settings(catalog_url: str, **changes) -> ServerSettings:
+    """Settings for a test server: free ports, no drain, any confidence, one thread."""
+    values = dict(
+        host="127.0.0.1",
+        port=0,
+        metrics_port=0,
+        database_url=catalog_url,
+        min_confidence=0.0,
+        drain_s=0.0,
+        grace_s=5.0,
+        max_batch=8,
+        max_wait_ms=10.0,
+        workers=1,
+    )
+    return ServerSettings(**{**values, **changes})

@@ -1,0 +1,131 @@
+"""BatchQueue: coalescing, the wait bound, overflow, dropping unwanted items, closing."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tryon.server.batching import BatchQueue
+from tryon.server.errors import DeadlineExpiredError, OverloadedError
+
+
+class Recorder:
+    """A batch function that doubles items, records each batch, and can be held shut."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.open = threading.Event()
+        self.open.set()
+
+    def __call__(self, items: list[int]) -> list[int | BaseException]:
+        self.open.wait(5)
+        self.batches.append(list(items))
+        return [ValueError("odd one") if item == 13 else item * 2 for item in items]
+
+
+def run(scenario, **options):
+    """Run `scenario(queue, recorder)` on a fresh loop with a started queue."""
+    recorder = Recorder()
+    settings = {"max_batch": 4, "max_wait_s": 0.05, "max_queue": 8, "retry_after_s": 0.2}
+    settings.update(options)
+
+    async def main():
+        with ThreadPoolExecutor(1) as executor:
+            queue = BatchQueue(recorder, executor, **settings)
+            queue.start()
+            try:
+                return await scenario(queue, recorder)
+            finally:
+                recorder.open.set()
+                await queue.close()
+
+    return asyncio.run(main()), recorder
+
+
+def test_concurrent_items_share_batches_of_at_most_max_batch():
+    async def scenario(queue, _):
+        futures = [f for i in range(6) for f in queue.submit([i])]
+        return [(await f).value for f in futures], [(await f).batch_size for f in futures]
+
+    (values, sizes), recorder = run(scenario)
+    assert values == [0, 2, 4, 6, 8, 10]
+    assert [len(b) for b in recorder.batches] == [4, 2]
+    assert sizes == [4, 4, 4, 4, 2, 2]
+
+
+def test_a_lone_item_waits_about_max_wait_not_longer():
+    async def scenario(queue, _):
+        start = time.monotonic()
+        result = await queue.submit([1])[0]
+        return time.monotonic() - start, result.queue_s
+
+    (elapsed, queue_s), _ = run(scenario, max_wait_s=0.05)
+    assert 0.04 <= queue_s < 0.5
+    assert elapsed < 1.0
+
+
+def test_full_queue_refuses_at_once_with_a_retry_hint():
+    async def scenario(queue, recorder):
+        recorder.open.clear()
+        held = queue.submit([1, 2, 3, 4])
+        start = time.monotonic()
+        with pytest.raises(OverloadedError) as refused:
+            queue.submit([5])
+        took = time.monotonic() - start
+        recorder.open.set()
+        await asyncio.gather(*held)
+        return refused.value.retry_after_s, took
+
+    (retry_after, took), _ = run(scenario, max_batch=2, max_queue=4, retry_after_s=0.2)
+    assert retry_after == 0.2
+    assert took < 0.05
+
+
+def test_cancelled_and_expired_items_are_dropped_before_running():
+    async def scenario(queue, recorder):
+        recorder.open.clear()
+        first = queue.submit([1])  # runs, and holds the worker
+        await asyncio.sleep(0.1)
+        cancelled = queue.submit([2])
+        expiring = queue.submit([3], timeout_s=0.01)
+        kept = queue.submit([4])
+        cancelled[0].cancel()
+        await asyncio.sleep(0.05)
+        recorder.open.set()
+        await first[0]
+        with pytest.raises(DeadlineExpiredError):
+            await expiring[0]
+        return (await kept[0]).value
+
+    kept, recorder = run(scenario)
+    assert kept == 8
+    assert recorder.batches == [[1], [4]]
+
+
+def test_an_item_error_fails_only_that_item():
+    async def scenario(queue, _):
+        futures = queue.submit([12, 13])
+        ok = await futures[0]
+        with pytest.raises(ValueError, match="odd one"):
+            await futures[1]
+        return ok.value
+
+    value, _ = run(scenario)
+    assert value == 24
+
+
+def test_close_finishes_every_accepted_item():
+    async def scenario(queue, recorder):
+        futures = queue.submit([1, 2, 3, 4, 5])
+        closing = asyncio.ensure_future(queue.close())
+        await asyncio.sleep(0)
+        results = [(await f).value for f in futures]
+        await closing
+        return results
+
+    results, _ = run(scenario)
+    assert results == [2, 4, 6, 8, 10]

@@ -1,0 +1,42 @@
+"""ServerSettings: defaults, TRYON_* variables, flags over variables, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from tryon.errors import InvalidInputError
+from tryon.server.settings import ServerSettings
+
+
+def test_environment_overrides_defaults_and_flags_override_the_environment():
+    environ = {"TRYON_MAX_BATCH": "4", "TRYON_PORT": "6000", "TRYON_WARMUP": "false"}
+    settings = ServerSettings.load(environ, port=7000, max_wait_ms=None)
+    assert settings.max_batch == 4
+    assert settings.port == 7000  # the flag wins
+    assert settings.warmup is False
+    assert settings.max_wait_ms == ServerSettings().max_wait_ms  # None flags are unset
+
+
+def test_database_url_and_weights_come_from_their_usual_variables():
+    environ = {"TRYON_DATABASE_URL": "sqlite:///x.db", "TRYON_WEIGHTS": "viton"}
+    settings = ServerSettings.load(environ)
+    assert (settings.database_url, settings.weights) == ("sqlite:///x.db", "viton")
+
+
+def test_malformed_variable_names_itself():
+    with pytest.raises(InvalidInputError, match="TRYON_MAX_BATCH='eight'"):
+        ServerSettings.load({"TRYON_MAX_BATCH": "eight"})
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"max_batch": 0}, "max_batch must be at least 1"),
+        ({"min_confidence": 1.5}, "min_confidence"),
+        ({"max_batch": 16, "max_queue": 8}, "max_queue"),
+        ({"log_level": "LOUD"}, "log_level"),
+    ],
+)
+def test_impossible_settings_are_refused(changes, message):
+    with pytest.raises(InvalidInputError, match=message):
+        ServerSettings(**changes)
