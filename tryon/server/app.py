@@ -180,7 +180,8 @@ class ServerThread:
         with ServerThread(settings, pipeline) as running:
             client = TryOnClient(running.target)
 
-    Entering waits until the server is SERVING (or raises why it could not start).
+    Entering waits until the server is SERVING (or raises why it could not start) unless
+    `wait_until_ready` is False.
     """
 
     def __init__(
@@ -188,9 +189,12 @@ class ServerThread:
         settings: ServerSettings,
         pipeline: TryOnPipeline | None = None,
         ready_timeout_s: float = 300.0,
+        *,
+        wait_until_ready: bool = True,
     ) -> None:
         self.server = TryOnServer(settings, pipeline)
         self.ready_timeout_s = ready_timeout_s
+        self.wait_until_ready = wait_until_ready
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="tryon-server", daemon=True
@@ -210,7 +214,8 @@ class ServerThread:
         self._thread.start()
         try:
             self.run(self.server.start())
-            self.run(asyncio.wait_for(self.server.wait_until_ready(), self.ready_timeout_s))
+            if self.wait_until_ready:
+                self.run(asyncio.wait_for(self.server.wait_until_ready(), self.ready_timeout_s))
         except BaseException:
             self.close(drain_s=0, grace_s=0)
             raise
