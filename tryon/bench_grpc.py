@@ -1,0 +1,252 @@
+"""`tryon bench --grpc`: closed-loop load on the try-on service over loopback.
+
+Starts `tryon serve` as its own process (so its memory is the server's alone) with a
+sample catalog, waits for SERVING, then runs N clients that each send a call, wait for
+the answer and send the next, for T seconds. Each call sends a 640x480 shopper photo
+the server has not seen (unique trailing bytes, which JPEG decoders ignore), so the
+person cache does not flatter the numbers. Prints throughput, latency percentiles, error
+counts by status code, the server's resident memory and its time from launch to SERVING.
+With --target it loads a running service instead (memory is then not measured).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+PHOTO_SIZE = (480, 640)  # height, width: the photo the latency target is stated for
+PHOTOS = 8
+GARMENTS = 4
+
+
+@dataclass
+class LoadReport:
+    """What a load run measured; latencies in milliseconds, memory in MiB."""
+
+    clients: int
+    seconds: float
+    calls: int
+    errors: dict[str, int]
+    throughput_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    server_rss_mib: float | None = None
+    server_peak_rss_mib: float | None = None
+    seconds_to_serving: float | None = None
+    pipeline_throughput_per_s: float | None = None
+    settings: dict = field(default_factory=dict)
+
+
+def shopper_photos(count: int = PHOTOS) -> list[bytes]:
+    """Generated shopper photos at PHOTO_SIZE, JPEG-encoded."""
+    from tryon.data.synth import generate_sample
+
+    photos = []
+    for index in range(count):
+        buffer = io.BytesIO()
+        Image.fromarray(generate_sample(202, index, PHOTO_SIZE).person).save(
+            buffer, format="JPEG", quality=90
+        )
+        photos.append(buffer.getvalue())
+    return photos
+
+
+def run_load(
+    target: str, photos: list[bytes], skus: list[str], clients: int, seconds: float
+) -> tuple[list[float], Counter]:
+    """N closed-loop clients for `seconds`; return the successful latencies (ms) and the
+    count of failures by status code."""
+    from tryon.client import ServiceError, TryOnClient
+
+    latencies: list[float] = []
+    errors: Counter = Counter()
+    lock = threading.Lock()
+    stop_at = time.perf_counter() + seconds
+
+    def client_loop(number: int) -> None:
+        with TryOnClient(target, timeout_s=30) as client:
+            call = 0
+            while time.perf_counter() < stop_at:
+                photo = photos[(number + call) % len(photos)] + os.urandom(8)
+                sku = skus[(number + call) % len(skus)]
+                start = time.perf_counter()
+                try:
+                    client.try_on(photo, sku)
+                except ServiceError as error:
+                    with lock:
+                        errors[error.code.name] += 1
+                else:
+                    with lock:
+                        latencies.append((time.perf_counter() - start) * 1e3)
+                call += 1
+
+    threads = [threading.Thread(target=client_loop, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, errors
+
+
+def pipeline_throughput(weights: str | None, photos: list[bytes], batch: int, seconds: float):
+    """Try-ons per second of the pipeline in this process, batches of `batch`: each photo
+    decoded and analysed, then dressed in one `try_on` batch (the service's work minus gRPC)."""
+    from tryon.data.synth import render_garment
+    from tryon.imaging import decode_image
+    from tryon.pipeline import TryOnPipeline
+
+    pipeline = TryOnPipeline.from_pretrained(weights)
+    image, mask = render_garment(0, 0)
+    garments, masks = pipeline.prepare_garments([image] * batch, [mask] * batch)
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or done == 0:
+        chosen = [photos[(done + i) % len(photos)] for i in range(batch)]
+        analyses = [pipeline.analyse_person(decode_image(photo)) for photo in chosen]
+        pipeline.try_on(analyses, garments, masks)
+        done += batch
+    return done / (time.perf_counter() - start)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) of `values`, 0 when empty."""
+    return float(np.percentile(values, q)) if values else 0.0
+
+
+def run_benchmark(
+    *,
+    clients: int = 8,
+    seconds: float = 20.0,
+    target: str | None = None,
+    weights: str | None = None,
+    max_batch: int = 8,
+    compare: bool = False,
+    json_out: Path | None = None,
+    echo: Callable[[str], None] = print,
+) -> LoadReport:
+    """Run the benchmark (see the module docstring) and print its report."""
+    from tryon.demo import build_sample_catalog, sample_sku
+
+    photos = shopper_photos()
+    skus = [sample_sku(index) for index in range(GARMENTS)]
+    if target is not None:
+        latencies, errors = run_load(target, photos, skus, clients, seconds)
+        report = _report(clients, seconds, latencies, errors)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = build_sample_catalog(Path(tmp) / "catalog.db", GARMENTS)
+            with LocalServer(url, weights, max_batch) as server:
+                echo(f"server SERVING {server.seconds_to_serving:.1f} s after launch")
+                latencies, errors = run_load(server.target, photos, skus, clients, seconds)
+                report = _report(clients, seconds, latencies, errors)
+                report.server_rss_mib, report.server_peak_rss_mib = server.memory_mib()
+                report.seconds_to_serving = server.seconds_to_serving
+        report.settings = {"max_batch": max_batch, "weights": weights or "bundled"}
+    if compare:
+        report.pipeline_throughput_per_s = pipeline_throughput(weights, photos, max_batch, seconds)
+    _print(report, echo)
+    if json_out is not None:
+        json_out.write_text(json.dumps(asdict(report), indent=2))
+    return report
+
+
+def _report(clients: int, seconds: float, latencies: list[float], errors: Counter) -> LoadReport:
+    return LoadReport(
+        clients=clients,
+        seconds=seconds,
+        calls=len(latencies),
+        errors=dict(errors),
+        throughput_per_s=len(latencies) / seconds,
+        p50_ms=percentile(latencies, 50),
+        p95_ms=percentile(latencies, 95),
+        p99_ms=percentile(latencies, 99),
+    )
+
+
+def _print(report: LoadReport, echo: Callable[[str], None]) -> None:
+    echo(
+        f"{report.clients} clients, {report.seconds:.0f} s: {report.calls} calls, "
+        f"{report.throughput_per_s:.1f} try-ons/s; latency p50 {report.p50_ms:.0f} ms, "
+        f"p95 {report.p95_ms:.0f} ms, p99 {report.p99_ms:.0f} ms; errors {report.errors or 0}"
+    )
+    if report.server_rss_mib is not None:
+        echo(
+            f"server memory: {report.server_rss_mib:.0f} MiB resident, "
+            f"peak {report.server_peak_rss_mib:.0f} MiB"
+        )
+    if report.pipeline_throughput_per_s:
+        share = report.throughput_per_s / report.pipeline_throughput_per_s
+        echo(
+            f"in-process pipeline: {report.pipeline_throughput_per_s:.1f} try-ons/s; "
+            f"gRPC reaches {share:.0%} of it"
+        )
+
+
+class LocalServer:
+    """`tryon serve` in a child process on free loopback ports (stopped with SIGTERM)."""
+
+    def __init__(self, database_url: str, weights: str | None, max_batch: int) -> None:
+        self.port = _free_port()
+        self.command = [
+            sys.executable, "-m", "tryon.cli", "serve",
+            "--host", "127.0.0.1", "--port", str(self.port), "--metrics-port", "-1",
+            "--db-url", database_url, "--max-batch", str(max_batch),
+            "--drain-s", "0", "--log-level", "WARNING",
+        ]  # fmt: skip
+        if weights:
+            self.command += ["--weights", weights]
+        self.target = f"127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+        self.seconds_to_serving = 0.0
+
+    def __enter__(self) -> LocalServer:
+        from tryon.client import TryOnClient
+
+        start = time.perf_counter()
+        self.process = subprocess.Popen(self.command)
+        with TryOnClient(self.target) as client:
+            while not client.serving():
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"the server exited with status {self.process.returncode}")
+                if time.perf_counter() - start > 300:
+                    self.__exit__()
+                    raise TimeoutError("the server was not SERVING within 300 s")
+                time.sleep(0.1)
+        self.seconds_to_serving = time.perf_counter() - start
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(60)
+
+    def memory_mib(self) -> tuple[float, float]:
+        """The server's resident and peak resident memory (Linux /proc)."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        values = {
+            line.split(":")[0]: int(line.split()[1]) / 1024
+            for line in status.splitlines()
+            if line.startswith(("VmRSS", "VmHWM"))
+        }
+        return values["VmRSS"], values["VmHWM"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
