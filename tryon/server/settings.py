@@ -61,7 +61,7 @@ class ServerSettings:
     retry_after_ms: int = 200
     min_confidence: float = 0.25
     person_cache_entries: int = 256
-    person_cache_mib: int = 512
+    person_cache_mib: int = 128
     person_cache_ttl_s: float = 600.0
     garment_cache_entries: int = 1024
     max_skus: int = 16
