@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tryon.errors import TryOnError
+from tryon.errors import TryOnError, WeightsError
 
 SAMPLE_SEED = 0  # the generator seed of the sample garments (SKUs SAMPLE-0-0000, ...)
 SHOPPER_SEED = 101  # shoppers are drawn from another seed than the garments they try on
@@ -82,7 +82,13 @@ def run_demo(
     from tryon.server.app import ServerThread
     from tryon.server.settings import ServerSettings
 
-    folder = weights_folder(weights)  # no weights: a clear error before anything starts
+    try:
+        folder = weights_folder(weights)
+    except WeightsError as error:  # say so before anything starts
+        raise WeightsError(
+            f"{error}. The demo needs trained weights: bundle them (see README) or pass "
+            "--weights DIR / set TRYON_WEIGHTS"
+        ) from None
     logging.getLogger("tryon").setLevel(logging.WARNING)
     echo(f"weights: {folder}")
     url = build_sample_catalog(out / "catalog.db", garments)
