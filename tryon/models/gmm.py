@@ -164,6 +164,9 @@ class GeometricMatcher(PretrainedMixin, nn.Module):
         height, width = person.shape[-2:]
         if height % DOWNSAMPLING or width % DOWNSAMPLING:
             raise ValueError(f"GMM input size must be divisible by 16, got {height}x{width}")
+        # Only the garment's own pixels are warped: the product photo's background becomes
+        # 0 (grey), the value the warp pads with and the training target has off the body.
+        garment = garment * garment_mask
         garment_input = torch.cat((garment, garment_mask), 1) if self.use_garment_mask else garment
         correlation = feature_correlation(
             self.person_features(person),
