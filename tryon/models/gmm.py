@@ -105,7 +105,8 @@ class GmmOutput(NamedTuple):
     """What `GeometricMatcher` returns.
 
     Attributes:
-        warped_garment: `(B, 3, H, W)` in [-1, 1]; 0 (grey) where the warp samples outside.
+        warped_garment: `(B, 3, H, W)` in [-1, 1], the garment times its mask, warped;
+            0 (grey) off the garment and where the warp samples outside the photo.
         warped_mask: `(B, 1, H, W)` in [0, 1].
         source_points: `(B, rows, cols, 2)` normalised (x, y): where each regular control
             point of the output samples the garment (`tryon.models.tps.warp_tps`).
@@ -157,7 +158,8 @@ class GeometricMatcher(PretrainedMixin, nn.Module):
 
         Args:
             person: `(B, person_channels, H, W)`, the GMM person representation.
-            garment: `(B, 3, H, W)` in [-1, 1], the product photo at model resolution.
+            garment: `(B, 3, H, W)` in [-1, 1], the product photo at model resolution;
+                multiplied by `garment_mask` before anything sees it.
             garment_mask: `(B, 1, H, W)` in [0, 1].
             H and W must be divisible by 16.
         """
