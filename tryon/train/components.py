@@ -33,8 +33,6 @@ from tryon.representation import GMM_PERSON_CHANNELS, TOM_PERSON_CHANNELS, build
 from tryon.train.grids import image_grid, parse_to_rgb, skeleton_overlay
 
 Batch = dict[str, torch.Tensor]
-HEATMAP_POS_WEIGHT = 40.0
-HEATMAP_PEAK_WEIGHT = 5.0
 
 
 def _adam(
@@ -71,11 +69,6 @@ class ParserTrainer:
         height, width = person.shape[-2:]
         target = keypoint_heatmaps(batch["keypoints"], height, width)
         loss = parser_loss(parse_logits, heatmap_logits, batch["parse"], target)
-        # Keypoint pixels are ~0.1% of the map: weighting them up makes the heatmaps peak
-        # within a few hundred steps instead of thousands.
-        loss = loss + HEATMAP_PEAK_WEIGHT * F.binary_cross_entropy_with_logits(
-            heatmap_logits, target, pos_weight=torch.tensor(HEATMAP_POS_WEIGHT)
-        )
         self.optimizers["parser"].zero_grad(set_to_none=True)
         loss.backward()
         self.optimizers["parser"].step()
