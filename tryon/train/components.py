@@ -33,6 +33,7 @@ from tryon.representation import GMM_PERSON_CHANNELS, TOM_PERSON_CHANNELS, build
 from tryon.train.grids import image_grid, parse_to_rgb, skeleton_overlay
 
 Batch = dict[str, torch.Tensor]
+PYRAMID = (4, 16)  # GMM loss also at 1/4 and 1/16 resolution
 
 
 def _adam(
@@ -109,7 +110,7 @@ class GmmTrainer:
         lr: float,
         device: torch.device,
         gmm: GeometricMatcher | None = None,
-        grid_weight: float = 0.5,
+        grid_weight: float = 1.0,
     ) -> None:
         self.gmm = (gmm or GeometricMatcher(person_channels=GMM_PERSON_CHANNELS)).to(device)
         self.networks = {"gmm": self.gmm}
@@ -124,6 +125,12 @@ class GmmTrainer:
         rep, output = self._warp(batch)
         target, target_mask = gmm_targets(batch, rep.garment_region)
         loss = gmm_loss(output, target, target_mask, grid_weight=self.grid_weight)
+        # The same L1s on coarser copies: a misplaced garment overlaps its target there,
+        # so the loss pulls it towards the body from far away, not only at the edges.
+        for factor in PYRAMID:
+            pooled = [F.avg_pool2d(t, factor) for t in
+                      (output.warped_garment, output.warped_mask, target, target_mask)]
+            loss = loss + F.l1_loss(pooled[0], pooled[2]) + F.l1_loss(pooled[1], pooled[3])
         self.optimizers["gmm"].zero_grad(set_to_none=True)
         loss.backward()
         self.optimizers["gmm"].step()
