@@ -77,7 +77,7 @@ def synth(
 
 
 COMPONENTS = ("parser", "gmm", "tom")
-DEFAULT_LR = {"parser": 2e-3, "gmm": 2e-4, "tom": 4e-4}
+DEFAULT_LR = {"parser": 2e-3, "gmm": 1e-4, "tom": 4e-4}
 
 
 @app.command()

@@ -34,6 +34,7 @@ from tryon.train.grids import image_grid, parse_to_rgb, skeleton_overlay
 
 Batch = dict[str, torch.Tensor]
 PYRAMID = (4, 16)  # GMM loss also at 1/4 and 1/16 resolution
+GMM_MAX_GRAD_NORM = 0.5
 
 
 def _adam(
@@ -133,6 +134,9 @@ class GmmTrainer:
             loss = loss + F.l1_loss(pooled[0], pooled[2]) + F.l1_loss(pooled[1], pooled[3])
         self.optimizers["gmm"].zero_grad(set_to_none=True)
         loss.backward()
+        # A warp that lands off the garment samples zeros and gets no gradient back: clip
+        # so one bad batch cannot throw the control points there.
+        torch.nn.utils.clip_grad_norm_(self.gmm.parameters(), GMM_MAX_GRAD_NORM)
         self.optimizers["gmm"].step()
         return {"loss": loss.item()}
 
