@@ -75,6 +75,9 @@ def feature_correlation(
     return F.normalize(F.relu(correlation), dim=1)
 
 
+MAX_OFFSET = 0.5  # largest control point move, in normalised coordinates (image = 2)
+
+
 class GridRegressor(nn.Module):
     """Correlation `(B, h*w, h, w)` -> control point offsets `(B, rows, cols, 2)`.
 
@@ -175,7 +178,10 @@ class GeometricMatcher(PretrainedMixin, nn.Module):
             self.garment_features(garment_input),
             self.correlation_size,
         )
-        source_points = self.base_grid + self.regressor(correlation)
+        # Offsets saturate smoothly at MAX_OFFSET: a warp can move a control point a
+        # quarter of the image, never fling it off the garment (where no gradient returns).
+        offsets = self.regressor(correlation)
+        source_points = self.base_grid + MAX_OFFSET * torch.tanh(offsets / MAX_OFFSET)
         warped = warp_tps(torch.cat((garment, garment_mask), 1), source_points)
         return GmmOutput(warped[:, :3], warped[:, 3:], source_points)
 
