@@ -75,7 +75,7 @@ def feature_correlation(
     return F.normalize(F.relu(correlation), dim=1)
 
 
-MAX_OFFSET = 0.5  # largest control point move, in normalised coordinates (image = 2)
+MAX_OFFSET = 1.5  # largest control point move, in normalised coordinates (image = 2)
 
 
 class GridRegressor(nn.Module):
@@ -178,8 +178,9 @@ class GeometricMatcher(PretrainedMixin, nn.Module):
             self.garment_features(garment_input),
             self.correlation_size,
         )
-        # Offsets saturate smoothly at MAX_OFFSET: a warp can move a control point a
-        # quarter of the image, never fling it off the garment (where no gradient returns).
+        # Offsets saturate smoothly at MAX_OFFSET: enough to shrink a product photo to the
+        # body's size (corner points then sample far outside it), never enough to fling the
+        # whole grid off the garment, where no gradient comes back.
         offsets = self.regressor(correlation)
         source_points = self.base_grid + MAX_OFFSET * torch.tanh(offsets / MAX_OFFSET)
         warped = warp_tps(torch.cat((garment, garment_mask), 1), source_points)
