@@ -92,6 +92,13 @@ class ParserTrainer:
         self.parser.save_pretrained(out / self.name)
 
 
+def soft_dice_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - Dice overlap of two `(B, 1, H, W)` soft masks in [0, 1], averaged over the batch."""
+    inter = (prediction * target).sum(dim=(1, 2, 3))
+    total = prediction.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3))
+    return (1 - 2 * inter / total.clamp_min(1e-6)).mean()
+
+
 def gmm_targets(batch: Batch, garment_region: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """What the warped garment should look like: the true warp (`warp-gt/`) where the
     dataset has it, else the garment region of the photo (CP-VTON), 0 outside."""
@@ -128,10 +135,14 @@ class GmmTrainer:
         loss = gmm_loss(output, target, target_mask, grid_weight=self.grid_weight)
         # The same L1s on coarser copies: a misplaced garment overlaps its target there,
         # so the loss pulls it towards the body from far away, not only at the edges.
+        # L1 alone prefers a shrunken garment while the warp is still off (less area to get
+        # wrong); the Dice overlap of the masks does not, and pulls the size right.
+        loss = loss + soft_dice_loss(output.warped_mask, target_mask)
         for factor in PYRAMID:
             pooled = [F.avg_pool2d(t, factor) for t in
                       (output.warped_garment, output.warped_mask, target, target_mask)]
             loss = loss + F.l1_loss(pooled[0], pooled[2]) + F.l1_loss(pooled[1], pooled[3])
+            loss = loss + soft_dice_loss(pooled[1], pooled[3])
         self.optimizers["gmm"].zero_grad(set_to_none=True)
         loss.backward()
         # A warp that lands off the garment samples zeros and gets no gradient back: clip
