@@ -189,7 +189,12 @@ def test_health_and_calls_follow_warm_up_then_drain(gated, catalog_url):
             photos = [shopper(30 + i) for i in range(6)]
             with ThreadPoolExecutor(6) as pool:
                 calls = [pool.submit(client.try_on, p, "TEST-1") for p in photos]
-                time.sleep(0.5)
+                # Every call accepted (in flight) before the shutdown starts; on a busy
+                # machine a fixed sleep was not always enough.
+                deadline = time.monotonic() + 20
+                while running.server.metrics.in_flight._value.get() < 6:
+                    assert time.monotonic() < deadline, "calls were never accepted"
+                    time.sleep(0.05)
                 stopping.start()
                 time.sleep(0.2)
                 draining = health_status(running.target)
