@@ -35,7 +35,7 @@ from tryon.framing import (
     whole_photo_box,
 )
 from tryon.imaging import image_to_tensor, mask_to_tensor, tensor_to_image
-from tryon.labels import L_SHOULDER, NECK, R_SHOULDER
+from tryon.labels import L_SHOULDER, NECK, NOSE, R_SHOULDER
 from tryon.models import (
     GeometricMatcher,
     HumanParser,
@@ -50,7 +50,7 @@ from tryon.representation import PersonRepresentation, build_representation
 BUNDLED_WEIGHTS = Path(__file__).parent / "weights"
 DEFAULT_WEIGHTS = "synthetic"
 MIN_PERSON_FRACTION = 0.01  # of the framed photo's pixels, below which there is no person
-CORE_KEYPOINTS = (NECK, R_SHOULDER, L_SHOULDER)  # a top cannot be fitted without these
+CORE_KEYPOINTS = (NOSE, NECK, R_SHOULDER, L_SHOULDER)  # a top cannot be fitted without these
 
 
 def weights_folder(spec: str | Path | None = None) -> Path:
@@ -199,17 +199,22 @@ class TryOnPipeline:
             )
 
     @staticmethod
-    def confidence(
-        parse_logits: torch.Tensor, labels: torch.Tensor, keypoints: torch.Tensor
-    ) -> tuple[float, str | None]:
-        """How sure the parser is: mean top probability over the person's pixels times the
-        mean confidence of the neck and shoulders (which the garment is fitted to)."""
+    def confidence(parse_logits: torch.Tensor, labels: torch.Tensor,
+                   keypoints: torch.Tensor) -> tuple[float, str | None]:
+        """How sure the parser is, in [0, 1]: its certainty over the person's pixels (mean
+        top probability, rescaled so that a coin toss between two labels scores 0) times
+        the mean confidence of the nose, neck and shoulders, which the garment is fitted
+        to. On synthetic test photos a person scores about 0.65, an empty wall about 0.2.
+        """
         person = labels[0] != 0
         probability = parse_logits[0].softmax(0).amax(0)[person].mean().item()
+        certainty = min(max((probability - 0.5) / 0.5, 0.0), 1.0)
         core = keypoints[0, list(CORE_KEYPOINTS), 2].clamp(0, 1).mean().item()
-        confidence = float(np.sqrt(max(probability, 0.0) * core))
-        if core < 0.3:
-            return confidence, "the neck and shoulders are not visible"
+        confidence = certainty * core
+        if core < 0.45:
+            return confidence, "no person with a visible neck and shoulders was found"
+        if certainty < 0.5:
+            return confidence, "the person's outline is unclear (busy scene or unusual pose)"
         return confidence, None
 
     def _no_person(self, photo, frame, crop, labels, timer) -> PersonAnalysis:
