@@ -437,8 +437,9 @@ def bench(
         raise InvalidInputError("choose one of --pipeline or --grpc")
     if pipeline:
         from tryon.bench import main as bench_networks
+        from tryon.pipeline import weights_folder
 
-        code = bench_networks(["--weights", weights] if weights else [])
+        code = bench_networks(["--weights", str(weights_folder(weights))])
         raise typer.Exit(code)
     from tryon.bench_grpc import run_benchmark
 
