@@ -162,8 +162,9 @@ def _run(jobs: list, workers: int) -> Iterator[int]:
     if workers <= 1:
         yield from map(_work, jobs)
         return
-    # One OpenCV thread per process: the processes already use every core.
-    with multiprocessing.get_context("fork").Pool(
+    # Spawned, not forked: a fork of a process whose torch or OpenCV threads are running
+    # can deadlock in the child. One OpenCV thread per process: they use every core already.
+    with multiprocessing.get_context("spawn").Pool(
         workers, initializer=cv2.setNumThreads, initargs=(1,)
     ) as pool:
         yield from pool.imap_unordered(_work, jobs, chunksize=4)
