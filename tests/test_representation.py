@@ -177,7 +177,9 @@ def test_heatmap_width_follows_the_resolution():
     small = keypoint_heatmaps(keypoints / 2 * torch.tensor([1, 1, 2]), (128, 96))
     large = keypoint_heatmaps(keypoints, (256, 192))
 
-    assert (large[0, 0] > 0.5).sum() == pytest.approx(4 * (small[0, 0] > 0.5).sum(), rel=0.2)
+    assert (large[0, 0] > 0.5).sum().item() == pytest.approx(
+        4 * (small[0, 0] > 0.5).sum().item(), rel=0.2
+    )
 
 
 def test_shape_is_a_blurred_silhouette():

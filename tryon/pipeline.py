@@ -50,6 +50,7 @@ from tryon.representation import PersonRepresentation, build_representation
 BUNDLED_WEIGHTS = Path(__file__).parent / "weights"
 DEFAULT_WEIGHTS = "synthetic"
 MIN_PERSON_FRACTION = 0.01  # of the framed photo's pixels, below which there is no person
+MIN_FOUND_CONFIDENCE = 1e-3
 CORE_KEYPOINTS = (NOSE, NECK, R_SHOULDER, L_SHOULDER)  # a top cannot be fitted without these
 
 
@@ -210,7 +211,8 @@ class TryOnPipeline:
         probability = parse_logits[0].softmax(0).amax(0)[person].mean().item()
         certainty = min(max((probability - 0.5) / 0.5, 0.0), 1.0)
         core = keypoints[0, list(CORE_KEYPOINTS), 2].clamp(0, 1).mean().item()
-        confidence = certainty * core
+        # 0 is reserved for "no person at all" (`_no_person`); a found one scores above it.
+        confidence = max(certainty * core, MIN_FOUND_CONFIDENCE)
         if core < 0.45:
             return confidence, "no person with a visible neck and shoulders was found"
         if certainty < 0.5:
