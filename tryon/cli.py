@@ -114,8 +114,6 @@ def train(
     Order: parser and gmm (independent), then tom with --gmm pointing at the trained GMM
     (out/gmm of the gmm run), as in CP-VTON.
     """
-    import torch
-
     from tryon.data.viton import VitonDataset
     from tryon.train.loop import TrainConfig, resolve_device, run_training
 
@@ -138,7 +136,6 @@ def train(
         sample_every=sample_every,
     )
     torch_device = resolve_device(device)
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
     dataset = VitonDataset(data, pairs=pairs, size=config.size)
     trainer = _build_trainer(component, config, torch_device, gmm, init)
     columns = (
@@ -222,12 +219,14 @@ def evaluate_command(
         TimeRemainingColumn(),
         console=console,
     ) as bar:
-        from tryon.data.viton import VitonDataset
-
-        total = len(VitonDataset(data, pairs=pairs, size=pipeline.size))
-        task = bar.add_task("eval", total=min(total, limit) if limit else total)
+        task = bar.add_task("eval", total=None)
         result = evaluate(
-            pipeline, data, pairs, limit, batch, on_batch=lambda n: bar.update(task, completed=n)
+            pipeline,
+            data,
+            pairs,
+            limit,
+            batch,
+            on_batch=lambda done, total: bar.update(task, completed=done, total=total),
         )
     sheet = unpaired_grid(pipeline, data) if grid is not None else None
     write_outputs(result, json_out, sheet, grid)

@@ -14,8 +14,10 @@ A person analysed once can try on any number of garments (`try_on` takes analyse
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,22 +107,16 @@ class TryOnResult:
 
 
 class _Timer:
+    """Milliseconds per named stage (a stage entered twice adds up)."""
+
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
 
-    def stage(self, name: str):
-        timer = self
-
-        class _Stage:
-            def __enter__(self):
-                self.start = time.perf_counter()
-
-            def __exit__(self, *exc):
-                timer.timings[name] = (
-                    timer.timings.get(name, 0.0) + (time.perf_counter() - self.start) * 1e3
-                )
-
-        return _Stage()
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.timings[name] = self.timings.get(name, 0.0) + (time.perf_counter() - start) * 1e3
 
 
 class TryOnPipeline:
@@ -200,8 +196,9 @@ class TryOnPipeline:
             )
 
     @staticmethod
-    def confidence(parse_logits: torch.Tensor, labels: torch.Tensor,
-                   keypoints: torch.Tensor) -> tuple[float, str | None]:
+    def confidence(
+        parse_logits: torch.Tensor, labels: torch.Tensor, keypoints: torch.Tensor
+    ) -> tuple[float, str | None]:
         """How sure the parser is, in [0, 1]: its certainty over the person's pixels (mean
         top probability, rescaled so that a coin toss between two labels scores 0) times
         the mean confidence of the nose, neck and shoulders, which the garment is fitted

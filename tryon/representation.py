@@ -152,7 +152,7 @@ def tryon_region(parse: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
     covered = label_mask(parse, UPPER_CLOTHES_LABELS + ARM_LABELS) | neck_region(parse, keypoints)
     radius = max(1, round(REGION_DILATION * parse.shape[-2]))
     kept = label_mask(parse, HEAD_LABELS + LOWER_BODY_LABELS)
-    return ((_dilate(covered.float(), radius) > 0) & ~kept).float()
+    return ((dilate(covered.float(), radius) > 0) & ~kept).float()
 
 
 def neck_region(parse: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
@@ -202,7 +202,7 @@ def scale_keypoints(
     return torch.cat([xy, keypoints[..., 2:3].float()], dim=-1)
 
 
-def _dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
+def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
     """Grow a `(B, 1, H, W)` mask by a `(2r+1)`-pixel square, as two 1-D max filters."""
     size = 2 * radius + 1
     rows = F.max_pool2d(mask, kernel_size=(1, size), stride=1, padding=(0, radius))

@@ -54,11 +54,6 @@ def affine_paste(
     return both[:, :3], both[:, 3:]
 
 
-def grey_baseline(agnostic: torch.Tensor) -> torch.Tensor:
-    """The clothing-agnostic photo itself: region grey, everything else copied."""
-    return agnostic
-
-
 def affine_baseline(
     agnostic: torch.Tensor,
     tryon_region: torch.Tensor,

@@ -7,7 +7,6 @@ image, `(B,)`, so callers can average over a dataset.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from kornia.metrics import ssim as ssim_map_kornia
 
 from tryon.labels import NUM_PARSE_LABELS
@@ -90,10 +89,3 @@ def pck_hits(
     distance = (predicted[..., :2] - target[..., :2]).norm(dim=-1)
     correct = (distance <= threshold * heights[:, None]) & present
     return int(correct.sum()), int(present.sum())
-
-
-def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
-    """Grow a `(B, 1, H, W)` binary mask by `radius` pixels (square structuring element)."""
-    if radius <= 0:
-        return mask
-    return F.max_pool2d(mask.float(), 2 * radius + 1, stride=1, padding=radius)

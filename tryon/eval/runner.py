@@ -22,17 +22,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader
 
 from tryon.compositing import paste_into_region
-from tryon.data.viton import VitonDataset
+from tryon.data.viton import VitonDataset, sample_to_tensors
 from tryon.eval import metrics as M
-from tryon.eval.baselines import affine_baseline, grey_baseline
+from tryon.eval.baselines import affine_baseline
 from tryon.imaging import image_to_tensor, resize_image
 from tryon.labels import ARM_LABELS, UPPER_CLOTHES_LABELS
 from tryon.models import decode_keypoints
 from tryon.pipeline import TryOnPipeline
-from tryon.representation import build_representation, label_mask
+from tryon.representation import build_representation, dilate, label_mask
+from tryon.train.loop import collate_tensors
 
 REGION_DILATION = 0.02  # of the image height: the scored try-on region grows past the labels
 
@@ -41,7 +41,7 @@ def scoring_region(parse: torch.Tensor) -> torch.Tensor:
     """Where try-on metrics look: upper clothes and arms of the ground-truth parse `(B, H, W)`,
     dilated by 2% of the height, `(B, 1, H, W)`."""
     region = label_mask(parse, UPPER_CLOTHES_LABELS + ARM_LABELS).float()
-    return M.dilate(region, round(REGION_DILATION * parse.shape[-2]))
+    return dilate(region, round(REGION_DILATION * parse.shape[-2]))
 
 
 class _Scores:
@@ -66,21 +66,25 @@ def evaluate(
     pairs: str = "pairs.txt",
     limit: int | None = None,
     batch: int = 8,
-    on_batch: Callable[[int], None] | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """Score `pipeline` on the paired dataset at `data`; returns the metrics dict."""
+    """Score `pipeline` on the paired dataset at `data`; returns the metrics dict.
+
+    on_batch: called with (pairs done, pairs in all) after each batch, for progress bars.
+    """
     started = time.perf_counter()
     dataset = VitonDataset(data, pairs=pairs, size=pipeline.size)
     count = len(dataset) if limit is None else min(limit, len(dataset))
-    subset = torch.utils.data.Subset(dataset, range(count))
-    loader = DataLoader(subset, batch_size=batch, collate_fn=_collate)
     scores = _Scores()
     parse_counts = torch.zeros((20, 20), dtype=torch.long)
     pck = [0, 0]
     device = pipeline.device
-    done = 0
-    for item in loader:
-        b = {k: v.to(device) for k, v in item.items()}
+    for done in range(0, count, batch):
+        # Each pair's files are read once: as tensors for the networks and as the
+        # original photo for the production path.
+        samples = [dataset.read_sample(i) for i in range(done, min(done + batch, count))]
+        items = collate_tensors([sample_to_tensors(sample, pipeline.size) for sample in samples])
+        b = {k: v.to(device) for k, v in items.items()}
         person, parse, keypoints = b["person"], b["parse"], b["keypoints"]
 
         # The parser alone.
@@ -115,7 +119,7 @@ def evaluate(
         # Baselines, scored like the model.
         region = scoring_region(parse)
         for name, image in (
-            ("baseline_grey", grey_baseline(truth.agnostic)),
+            ("baseline_grey", truth.agnostic),  # the region grey, the rest copied
             (
                 "baseline_affine",
                 affine_baseline(
@@ -131,12 +135,10 @@ def evaluate(
             scores.add(f"{name}_region_ssim", M.region_ssim(image, person, region))
 
         # The production path on the original photos, scored inside the region.
-        for index in range(person.shape[0]):
-            sample = dataset.read_sample(done + index)
+        for sample in samples:
             _score_full_pipeline(pipeline, sample, scores)
-        done += person.shape[0]
         if on_batch is not None:
-            on_batch(done)
+            on_batch(done + len(samples), count)
 
     result: dict[str, float | int | str | None] = {
         "weights": pipeline.meta.name,
@@ -173,10 +175,6 @@ def _score_full_pipeline(pipeline: TryOnPipeline, sample, scores: _Scores) -> No
     region = scoring_region(torch.from_numpy(sample.parse)[None].long())
     scores.add("region_ssim", M.region_ssim(output, truth, region))
     scores.add("region_l1", M.region_l1(output, truth, region))
-
-
-def _collate(items: list[dict]) -> dict[str, torch.Tensor]:
-    return {k: torch.stack([i[k] for i in items]) for k in items[0] if torch.is_tensor(items[0][k])}
 
 
 @torch.inference_mode()

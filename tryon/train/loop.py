@@ -18,7 +18,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -49,7 +49,6 @@ class TrainConfig:
     log_every: int = 25
     checkpoint_every: int = 250
     sample_every: int = 500
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 class ComponentTrainer(Protocol):
@@ -96,7 +95,7 @@ def endless(dataset: Dataset, batch: int, workers: int, seed: int, step: int) ->
             num_workers=workers,
             generator=generator,
             persistent_workers=False,
-            collate_fn=_collate,
+            collate_fn=collate_tensors,
         )
         for index, item in enumerate(loader):
             if index < skip:
@@ -106,7 +105,8 @@ def endless(dataset: Dataset, batch: int, workers: int, seed: int, step: int) ->
         epoch += 1
 
 
-def _collate(items: list[dict]) -> Batch:
+def collate_tensors(items: list[dict]) -> Batch:
+    """Stack the tensor fields of dataset items into a batch (names and the like dropped)."""
     return {
         key: torch.stack([item[key] for item in items])
         for key in items[0]
