@@ -76,6 +76,39 @@ def synth(
         console.print(f"preview sheet: {preview}")
 
 
+@app.command()
+def split(
+    data: Annotated[Path, typer.Option(help="Paired dataset in the VITON layout.")],
+    out: Annotated[Path, typer.Option(help="Folder for train_pairs.txt and val_pairs.txt.")],
+    pairs: Annotated[str, typer.Option(help="Pairs file inside --data to split.")] = "pairs.txt",
+    validation: Annotated[
+        float, typer.Option(help="Fraction of the pairs to hold out for validation.")
+    ] = 0.1,
+    block: Annotated[int, typer.Option(help="Consecutive photo ids held out together.")] = 500,
+    gap: Annotated[int, typer.Option(help="Ids unused on each side of a held-out block.")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the choice of held-out blocks.")] = 0,
+) -> None:
+    """Hold out validation pairs by person: whole ranges of photo ids.
+
+    Public datasets label no identities, but one model's photos have neighbouring ids;
+    holding out id blocks (with a gap on each side) keeps each person on one side. Pass
+    the files to `tryon train --pairs` and `tryon eval --pairs`.
+    """
+    from tryon.data.split import split_by_id_blocks, write_pairs
+    from tryon.data.viton import read_pairs
+
+    result = split_by_id_blocks(
+        read_pairs(data / pairs), validation_fraction=validation, block=block, gap=gap, seed=seed
+    )
+    write_pairs(out / "train_pairs.txt", result.train)
+    write_pairs(out / "val_pairs.txt", result.validation)
+    console.print(
+        f"{len(result.train)} training pairs -> {out / 'train_pairs.txt'}, "
+        f"{len(result.validation)} validation pairs -> {out / 'val_pairs.txt'}, "
+        f"{len(result.dropped)} left out in the gaps"
+    )
+
+
 COMPONENTS = ("parser", "gmm", "tom")
 DEFAULT_LR = {"parser": 2e-3, "gmm": 1e-4, "tom": 4e-4}
 
