@@ -337,7 +337,7 @@ def serve(
         int | None, typer.Option(help="Most try-ons per model batch [TRYON_MAX_BATCH, 8].")
     ] = None,
     max_wait_ms: Annotated[
-        float | None, typer.Option(help="Longest wait to fill a batch [TRYON_MAX_WAIT_MS, 10].")
+        float | None, typer.Option(help="Longest wait to fill a batch [TRYON_MAX_WAIT_MS, 2].")
     ] = None,
     max_queue: Annotated[
         int | None,

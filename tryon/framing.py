@@ -6,6 +6,7 @@ may reach past the photo's edges (the photo is extended by repeating its border 
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -63,15 +64,25 @@ def box_iou(a: Box, b: Box) -> float:
 
 def crop_to_model(photo: np.ndarray, box: Box, size: tuple[int, int]) -> torch.Tensor:
     """The photo `(H, W, 3)` uint8 inside `box`, resized to `size` (h, w): `(1, 3, h, w)` in
-    [-1, 1]. Parts of the box outside the photo repeat the photo's border."""
+    [-1, 1]. Parts of the box outside the photo repeat the photo's border.
+
+    Resizing happens on uint8 pixels with OpenCV (area averaging when shrinking, so it is
+    anti-aliased), before the small result becomes a float tensor.
+    """
     height, width = photo.shape[:2]
     x0, y0, x1, y1 = box
-    pad = ((max(0, -y0), max(0, y1 - height)), (max(0, -x0), max(0, x1 - width)), (0, 0))
     window = photo[max(y0, 0) : min(y1, height), max(x0, 0) : min(x1, width)]
-    if any(p for pair in pad[:2] for p in pair):
-        window = np.pad(window, pad, mode="edge")
-    tensor = image_to_tensor(np.ascontiguousarray(window))
-    return F.interpolate(tensor, size=size, mode="bilinear", align_corners=False, antialias=True)
+    top, bottom = max(0, -y0), max(0, y1 - height)
+    left, right = max(0, -x0), max(0, x1 - width)
+    if top or bottom or left or right:
+        window = cv2.copyMakeBorder(window, top, bottom, left, right, cv2.BORDER_REPLICATE)
+    shrinking = window.shape[0] > size[0]
+    resized = cv2.resize(
+        np.ascontiguousarray(window),
+        (size[1], size[0]),
+        interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
+    )
+    return image_to_tensor(resized)
 
 
 def feather(mask: torch.Tensor, radius: float) -> torch.Tensor:
@@ -97,23 +108,40 @@ def paste_back(
     Returns:
         `(H, W, 3)` uint8: the photo with the result blended in; pixels where alpha is 0
         are the original's, untouched.
+
+    Only the rows and columns where alpha is non-zero are enlarged and blended (bilinear,
+    pixel centres aligned as `F.interpolate(align_corners=False)`), so the cost follows
+    the try-on region, not the photo.
     """
-    height, width = photo.shape[:2]
-    x0, y0, x1, y1 = box
-    size = (y1 - y0, x1 - x0)
-    big = F.interpolate(
-        torch.cat((result, alpha), 1).float(), size=size, mode="bilinear", align_corners=False
-    )[0]
-    # The part of the box inside the photo.
-    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
-    if cx0 >= cx1 or cy0 >= cy1:
-        return photo.copy()
-    part = big[:, cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
-    colours = ((part[:3].clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).numpy()
-    weight = part[3].clamp(0, 1).numpy()[..., None]
     out = photo.copy()
-    region = out[cy0:cy1, cx0:cx1].astype(np.float32)
-    blended = region * (1 - weight) + colours * weight
-    changed = weight[..., 0] > 0
-    out[cy0:cy1, cx0:cx1][changed] = np.clip(blended[changed] + 0.5, 0, 255).astype(np.uint8)
+    weight_small = alpha[0, 0].float().clamp(0, 1).numpy()
+    rows, cols = np.nonzero(weight_small)
+    if rows.size == 0:
+        return out
+    h, w = weight_small.shape
+    x0, y0, x1, y1 = box
+    scale_y, scale_x = (y1 - y0) / h, (x1 - x0) / w
+    # Photo pixels whose bilinear sample can see a non-zero model pixel (one pixel of slack).
+    py0 = max(int(np.floor(y0 + (rows.min() - 1) * scale_y)), 0)
+    py1 = min(int(np.ceil(y0 + (rows.max() + 2) * scale_y)), photo.shape[0])
+    px0 = max(int(np.floor(x0 + (cols.min() - 1) * scale_x)), 0)
+    px1 = min(int(np.ceil(x0 + (cols.max() + 2) * scale_x)), photo.shape[1])
+    if py0 >= py1 or px0 >= px1:
+        return out
+    # Where each photo pixel centre falls in the model's pixel grid.
+    grid_x = ((np.arange(px0, px1) + 0.5 - x0) / scale_x - 0.5).astype(np.float32)
+    grid_y = ((np.arange(py0, py1) + 0.5 - y0) / scale_y - 0.5).astype(np.float32)
+    map_x = np.broadcast_to(grid_x[None, :], (py1 - py0, px1 - px0))
+    map_y = np.broadcast_to(grid_y[:, None], (py1 - py0, px1 - px0))
+    rgba = torch.cat((result.float().clamp(-1, 1), alpha.float().clamp(0, 1)), 1)[0]
+    rgba = rgba.permute(1, 2, 0).contiguous().numpy()
+    big = cv2.remap(rgba, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    weight = big[..., 3:]
+    region = out[py0:py1, px0:px1]
+    blended = (big[..., :3] + 1) * 127.5  # the result's colours, then the blend, in place
+    blended -= region
+    blended *= weight
+    blended += region
+    blended += 0.5  # round to nearest; the blend stays within [0, 255]
+    np.copyto(region, blended.astype(np.uint8), where=weight > 0)
     return out

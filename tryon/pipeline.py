@@ -15,6 +15,7 @@ A person analysed once can try on any number of garments (`try_on` takes analyse
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Iterator
@@ -80,8 +81,8 @@ class PersonAnalysis:
     photo: `(H0, W0, 3)` uint8, the original. box: the crop the model sees.
     person: `(1, 3, h, w)` in [-1, 1], the crop at model resolution.
     parse: `(1, h, w)` int64 labels. keypoints: `(1, 18, 3)` in crop pixels.
-    representation: the person's network inputs. confidence in [0, 1] and, when low,
-    `reason` says why.
+    representation: the person's network inputs (None in a `for_cache` copy: `try_on`
+    rebuilds it). confidence in [0, 1] and, when low, `reason` says why.
     """
 
     photo: np.ndarray
@@ -89,10 +90,21 @@ class PersonAnalysis:
     person: torch.Tensor
     parse: torch.Tensor
     keypoints: torch.Tensor
-    representation: PersonRepresentation
+    representation: PersonRepresentation | None
     confidence: float
     reason: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+
+    def for_cache(self) -> PersonAnalysis:
+        """A lighter copy to keep between calls: without the representation (27 float
+        channels, 5.3 MB at 256x192), which `try_on` rebuilds in a few milliseconds."""
+        return dataclasses.replace(self, representation=None)
+
+    def network_inputs(self) -> PersonRepresentation:
+        """The representation, rebuilt from the crop, parse and keypoints if dropped."""
+        if self.representation is not None:
+            return self.representation
+        return build_representation(self.person, self.parse, self.keypoints)
 
 
 @dataclass
@@ -164,19 +176,20 @@ class TryOnPipeline:
         with timer.stage("frame"):
             frame = whole_photo_box(photo.shape[:2], self.aspect)
             crop = crop_to_model(photo, frame, self.size).to(self.device)
-            parse_logits, heatmaps = self.parser(crop)
-            labels = parse_logits.argmax(1)
-            foreground = (labels[0] != 0).cpu().numpy()
+            logits = self.parser.network_logits(crop)
+            # Framing needs only the outline: the argmax at the network's resolution.
+            foreground = (logits[0, : self.parser.num_labels].argmax(0) != 0).cpu().numpy()
         if foreground.mean() < MIN_PERSON_FRACTION:
-            return self._no_person(photo, frame, crop, labels, timer)
+            return self._no_person(photo, frame, crop, timer)
         box = person_box(foreground, frame, self.aspect)
         with timer.stage("parse"):
             if box_iou(box, frame) < 0.9:
                 crop = crop_to_model(photo, box, self.size).to(self.device)
-                parse_logits, heatmaps = self.parser(crop)
-                labels = parse_logits.argmax(1)
+                logits = self.parser.network_logits(crop)
             else:
                 box = frame
+            parse_logits, heatmaps = self.parser.split_outputs(logits, self.size)
+            labels = parse_logits.argmax(1)
             keypoints = decode_keypoints(heatmaps)
             representation = build_representation(crop, labels, keypoints)
         confidence, reason = self.confidence(parse_logits, labels, keypoints)
@@ -216,7 +229,8 @@ class TryOnPipeline:
             return confidence, "the person's outline is unclear (busy scene or unusual pose)"
         return confidence, None
 
-    def _no_person(self, photo, frame, crop, labels, timer) -> PersonAnalysis:
+    def _no_person(self, photo, frame, crop, timer) -> PersonAnalysis:
+        labels = torch.zeros((1, *self.size), dtype=torch.long, device=self.device)
         keypoints = torch.zeros((1, 18, 3), device=self.device)
         representation = build_representation(crop, labels, keypoints)
         return PersonAnalysis(
@@ -272,7 +286,7 @@ class TryOnPipeline:
     ) -> list[TryOnResult]:
         """Put garment i on person i, all pairs in one batch."""
         timer = _Timer()
-        rep = _stack([a.representation for a in analyses])
+        rep = _stack([a.network_inputs() for a in analyses])
         with timer.stage("warp"):
             warp = self.gmm(rep.gmm_input(), garments, garment_masks)
         with timer.stage("synthesize"):

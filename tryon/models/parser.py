@@ -100,18 +100,35 @@ class HumanParser(PretrainedMixin, nn.Module):
             parse_logits `(B, num_labels, H, W)` and heatmap_logits `(B, num_keypoints, H, W)`,
             both unnormalised, at the input's size.
         """
+        return self.split_outputs(self.network_logits(image), image.shape[-2:])
+
+    def network_logits(self, image: torch.Tensor) -> torch.Tensor:
+        """The network's raw output at its own resolution: `(B, num_labels + num_keypoints,
+        h, w)`, h and w about `input_scale` times the input's. Framing needs no more than
+        its parse channels' argmax; `split_outputs` turns it into what `forward` returns.
+
+        Args:
+            image: `(B, 3, H, W)` RGB in [-1, 1].
+        """
+        return self.network(self._network_input(image))
+
+    def split_outputs(
+        self, logits: torch.Tensor, size: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`network_logits` resized to `size` (H, W) and split into parse logits
+        `(B, num_labels, H, W)` and heatmap logits `(B, num_keypoints, H, W)`."""
+        if tuple(logits.shape[-2:]) != tuple(size):
+            logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+        return logits[:, : self.num_labels], logits[:, self.num_labels :]
+
+    def _network_input(self, image: torch.Tensor) -> torch.Tensor:
         height, width = image.shape[-2:]
         network_size = (self._network_side(height), self._network_side(width))
-        if network_size != (height, width):
-            image = F.interpolate(
-                image, size=network_size, mode="bilinear", align_corners=False, antialias=True
-            )
-        logits = self.network(image)
-        if network_size != (height, width):
-            logits = F.interpolate(
-                logits, size=(height, width), mode="bilinear", align_corners=False
-            )
-        return logits[:, : self.num_labels], logits[:, self.num_labels :]
+        if network_size == (height, width):
+            return image
+        return F.interpolate(
+            image, size=network_size, mode="bilinear", align_corners=False, antialias=True
+        )
 
     def _network_side(self, side: int) -> int:
         return max(self.stride, round(side * self.input_scale / self.stride) * self.stride)
@@ -137,15 +154,18 @@ def decode_keypoints(heatmap_logits: torch.Tensor) -> torch.Tensor:
         keypoint counts as missing.
     """
     batch, joints, height, width = heatmap_logits.shape
-    log_maps = F.logsigmoid(heatmap_logits).reshape(batch, joints, height * width)
-    peak_log, flat_index = log_maps.max(dim=-1)
+    # The sigmoid is monotonic: find the peak on the logits and take logs of just the
+    # three samples each fit needs, not of the whole map.
+    logits = heatmap_logits.reshape(batch, joints, height * width)
+    peak_logit, flat_index = logits.max(dim=-1)
+    peak_log = F.logsigmoid(peak_logit)
     peak_y = torch.div(flat_index, width, rounding_mode="floor")
     peak_x = flat_index - peak_y * width
 
     def refine(peak: torch.Tensor, size: int, step: int) -> torch.Tensor:
         inside = (peak > 0) & (peak < size - 1)
-        before = log_maps.gather(-1, (flat_index - step * inside)[..., None])[..., 0]
-        after = log_maps.gather(-1, (flat_index + step * inside)[..., None])[..., 0]
+        before = F.logsigmoid(logits.gather(-1, (flat_index - step * inside)[..., None])[..., 0])
+        after = F.logsigmoid(logits.gather(-1, (flat_index + step * inside)[..., None])[..., 0])
         curvature = before + after - 2.0 * peak_log
         offset = 0.5 * (before - after) / curvature.clamp(max=-1e-6)
         return peak + torch.where(inside, offset.clamp(-0.5, 0.5), torch.zeros_like(offset))

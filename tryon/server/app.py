@@ -27,6 +27,7 @@ from tryon.server.engine import TryOnEngine
 from tryon.server.garments import GarmentStore
 from tryon.server.gen.tryon.v1 import tryon_pb2, tryon_pb2_grpc
 from tryon.server.interceptor import CallInterceptor
+from tryon.server.memory import limit_malloc_arenas
 from tryon.server.metrics import ServerMetrics
 from tryon.server.servicer import TryOnServicer
 from tryon.server.settings import ServerSettings
@@ -157,6 +158,7 @@ def _http_host(host: str) -> str:
 
 async def serve(settings: ServerSettings) -> None:
     """Run a server until SIGTERM or SIGINT, then drain and stop it (`tryon serve`)."""
+    limit_malloc_arenas()
     server = TryOnServer(settings)
     await server.start()
     loop = asyncio.get_running_loop()
