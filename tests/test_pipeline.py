@@ -66,6 +66,18 @@ def test_one_analysis_serves_several_garments(tiny_pipeline):
     assert not np.array_equal(results[0].model_image, results[1].model_image)
 
 
+def test_a_cached_analysis_is_lighter_and_dresses_the_same(tiny_pipeline, garment):
+    analysis = tiny_pipeline.analyse_person(generate_sample(2, 3).person)
+    light = analysis.for_cache()
+    garments, masks = tiny_pipeline.prepare_garments([garment[0]], [garment[1]])
+
+    full_result = tiny_pipeline.try_on([analysis], garments, masks)[0]
+    light_result = tiny_pipeline.try_on([light], garments, masks)[0]
+
+    assert light.representation is None and analysis.representation is not None
+    assert np.array_equal(full_result.image, light_result.image)
+
+
 def test_bad_photo_is_rejected_with_a_clear_error(tiny_pipeline, garment):
     with pytest.raises(InvalidInputError, match="uint8 RGB"):
         tiny_pipeline(np.zeros((256, 192), np.float32), *garment)
