@@ -209,3 +209,21 @@ def test_health_and_calls_follow_warm_up_then_drain(gated, catalog_url):
         gated.try_on_gate.set()
         if not stopping.is_alive():
             running.close()  # a no-op when the test got as far as closing it
+
+
+def test_start_logs_which_weights_serve_and_their_licence(pipeline, catalog_url, caplog):
+    caplog.set_level("INFO", logger="tryon.server.engine")
+    settings = loopback_settings(catalog_url, warmup=False)
+
+    with ServerThread(settings, pipeline):
+        pass
+
+    ready = [r for r in caplog.records if r.getMessage() == "models ready"]
+    assert ready, "no 'models ready' line"
+    fields = ready[0].fields
+    meta = pipeline.meta
+    assert (fields["weights"], fields["version"], fields["licence"]) == (
+        meta.name,
+        meta.version,
+        meta.licence,
+    )

@@ -165,6 +165,7 @@ class TryOnEngine:
                 "fields": {
                     "weights": meta.name,
                     "version": meta.version,
+                    "licence": meta.licence,
                     "seconds": round(time.perf_counter() - started, 2),
                 }
             },
