@@ -128,7 +128,7 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue the run already in --out.")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "cpu",
     size: Annotated[str, typer.Option(help="Model resolution HEIGHTxWIDTH.")] = "256x192",
-    pairs: Annotated[str, typer.Option(help="Pairs file inside --data.")] = "pairs.txt",
+    pairs: Annotated[str, typer.Option(help="Pairs file, inside --data or a path.")] = "pairs.txt",
     gmm: Annotated[
         Path | None,
         typer.Option(help="tom only: the trained GMM folder whose warps TOM learns from."),
@@ -226,8 +226,13 @@ def evaluate_command(
     grid: Annotated[
         Path | None, typer.Option(help="Write a sheet of unpaired try-ons here.")
     ] = None,
+    grid_caption: Annotated[
+        str | None, typer.Option(help="Text under the sheet, e.g. the photos' source and licence.")
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="Score only the first N pairs.")] = None,
-    pairs: Annotated[str, typer.Option(help="Pairs file inside --data (paired).")] = "pairs.txt",
+    pairs: Annotated[
+        str, typer.Option(help="Pairs file, inside --data or a path (e.g. a held-out split).")
+    ] = "pairs.txt",
     batch: Annotated[int, typer.Option(help="Pairs per batch.")] = 8,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
 ) -> None:
@@ -261,7 +266,7 @@ def evaluate_command(
             batch,
             on_batch=lambda done, total: bar.update(task, completed=done, total=total),
         )
-    sheet = unpaired_grid(pipeline, data) if grid is not None else None
+    sheet = unpaired_grid(pipeline, data, pairs, caption=grid_caption) if grid else None
     write_outputs(result, json_out, sheet, grid)
     typer.echo(json.dumps(result, indent=2))
 

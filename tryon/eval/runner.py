@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from tryon.compositing import paste_into_region
 from tryon.data.viton import VitonDataset, sample_to_tensors
@@ -178,22 +179,48 @@ def _score_full_pipeline(pipeline: TryOnPipeline, sample, scores: _Scores) -> No
 
 
 @torch.inference_mode()
-def unpaired_grid(pipeline: TryOnPipeline, data: Path, count: int = 8) -> np.ndarray:
-    """A sheet of unpaired try-ons: rows of (person, garment, result), `(H, W, 3)` uint8."""
-    pairs = "pairs_unpaired.txt" if (Path(data) / "pairs_unpaired.txt").exists() else "pairs.txt"
-    dataset = VitonDataset(data, pairs=pairs, size=pipeline.size)
+def unpaired_grid(
+    pipeline: TryOnPipeline,
+    data: Path,
+    pairs: str | Path = "pairs.txt",
+    count: int = 8,
+    caption: str | None = None,
+) -> np.ndarray:
+    """A sheet of unpaired try-ons: rows of (person, garment, result), `(H, W, 3)` uint8.
+
+    The people are the first `count` of `pairs` (the evaluated ones, so a held-out split
+    shows held-out people), each dressed in the next pair's garment; a dataset's own
+    `pairs_unpaired.txt` is used instead when `pairs` is the default. `caption` (e.g. the
+    photos' source and licence) is written under the sheet.
+    """
+    unpaired = Path(data) / "pairs_unpaired.txt"
+    own_unpaired = str(pairs) == "pairs.txt" and unpaired.exists()
+    dataset = VitonDataset(data, pairs=unpaired if own_unpaired else pairs, size=pipeline.size)
     rows = []
     for index in range(min(count, len(dataset))):
         sample = dataset.read_sample(index)
-        if pairs == "pairs.txt":  # no unpaired list: borrow the next pair's garment
+        if own_unpaired:
+            cloth, mask = sample.cloth, sample.cloth_mask
+        else:  # borrow the next pair's garment
             other = dataset.read_sample((index + 1) % len(dataset))
             cloth, mask = other.cloth, other.cloth_mask
-        else:
-            cloth, mask = sample.cloth, sample.cloth_mask
         result = pipeline(sample.person, cloth, mask)
         tiles = [sample.person, cloth, result.image]
         rows.append(np.hstack([_resize(t, pipeline.size) for t in tiles]))
-    return np.vstack(rows)
+    sheet = np.vstack(rows)
+    return sheet if caption is None else _with_caption(sheet, caption)
+
+
+def _with_caption(sheet: np.ndarray, caption: str) -> np.ndarray:
+    """`sheet` with `caption` in black on a white band below it, wrapped to its width."""
+    font = ImageFont.load_default()
+    chars_per_line = max(sheet.shape[1] // 7, 20)
+    lines = textwrap.wrap(caption, chars_per_line)
+    band = Image.new("RGB", (sheet.shape[1], 14 * len(lines) + 10), "white")
+    draw = ImageDraw.Draw(band)
+    for number, line in enumerate(lines):
+        draw.text((6, 5 + 14 * number), line, fill="black", font=font)
+    return np.vstack([sheet, np.asarray(band)])
 
 
 def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
