@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import TINY_FACTORIES
+from tiny_models import TINY_FACTORIES
 
 from tryon.bench import benchmark_networks
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_FACTORIES, image
+from tiny_models import TINY_FACTORIES, image
 from torch import nn
 
 from tryon.errors import WeightsError

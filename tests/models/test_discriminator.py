@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import fit, image
+from tiny_models import fit, image
 
 from tryon.models import (
     MultiScaleDiscriminator,

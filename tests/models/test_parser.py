@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import fit, image
+from tiny_models import fit, image
 
 from tryon.labels import NUM_KEYPOINTS, NUM_PARSE_LABELS
 from tryon.models import HumanParser, decode_keypoints, decode_parse, keypoint_heatmaps, parser_loss

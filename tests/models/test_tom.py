@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import fit, image
+from tiny_models import fit, image
 
 from tryon.models import TryOnGenerator, compose
 
