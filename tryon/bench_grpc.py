@@ -4,13 +4,16 @@ Starts `tryon serve` as its own process (so its memory is the server's alone) wi
 sample catalog, waits for SERVING, then runs N clients that each send a call, wait for
 the answer and send the next, for T seconds. Each call sends a 640x480 shopper photo
 the server has not seen (unique trailing bytes, which JPEG decoders ignore), so the
-person cache does not flatter the numbers. Prints throughput, latency percentiles, error
-counts by status code, the server's resident memory and its time from launch to SERVING.
+person cache does not flatter the numbers; `seen_photos` measures the other case, a
+shopper trying on more garments with a photo already analysed (cached). Prints
+throughput, latency percentiles, error counts by status code, the server's resident
+memory and its time from launch to SERVING.
 With --target it loads a running service instead (memory is then not measured).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -68,22 +71,36 @@ def shopper_photos(count: int = PHOTOS) -> list[bytes]:
 
 
 def run_load(
-    target: str, photos: list[bytes], skus: list[str], clients: int, seconds: float
+    target: str,
+    photos: list[bytes],
+    skus: list[str],
+    clients: int,
+    seconds: float,
+    seen_photos: bool = False,
 ) -> tuple[list[float], Counter]:
     """N closed-loop clients for `seconds`; return the successful latencies (ms) and the
-    count of failures by status code."""
+    count of failures by status code. Photos are new to the server unless `seen_photos`
+    (then each is sent once untimed, so that every timed call finds it analysed)."""
     from tryon.client import ServiceError, TryOnClient
 
     latencies: list[float] = []
     errors: Counter = Counter()
     lock = threading.Lock()
+
+    if seen_photos:
+        with TryOnClient(target, timeout_s=30) as client:
+            for photo in photos:
+                with contextlib.suppress(ServiceError):
+                    client.try_on(photo, skus[0])
     stop_at = time.perf_counter() + seconds
 
     def client_loop(number: int) -> None:
         with TryOnClient(target, timeout_s=30) as client:
             call = 0
             while time.perf_counter() < stop_at:
-                photo = photos[(number + call) % len(photos)] + os.urandom(8)
+                photo = photos[(number + call) % len(photos)]
+                if not seen_photos:
+                    photo += os.urandom(8)
                 sku = skus[(number + call) % len(skus)]
                 start = time.perf_counter()
                 try:
@@ -141,6 +158,7 @@ def run_benchmark(
     weights: str | None = None,
     max_batch: int = 8,
     compare: bool = False,
+    seen_photos: bool = False,
     json_out: Path | None = None,
     echo: Callable[[str], None] = print,
 ) -> LoadReport:
@@ -150,18 +168,24 @@ def run_benchmark(
     photos = shopper_photos()
     skus = [sample_sku(index) for index in range(GARMENTS)]
     if target is not None:
-        latencies, errors = run_load(target, photos, skus, clients, seconds)
+        latencies, errors = run_load(target, photos, skus, clients, seconds, seen_photos)
         report = _report(clients, seconds, latencies, errors)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             url = build_sample_catalog(Path(tmp) / "catalog.db", GARMENTS)
             with LocalServer(url, weights, max_batch) as server:
                 echo(f"server SERVING {server.seconds_to_serving:.1f} s after launch")
-                latencies, errors = run_load(server.target, photos, skus, clients, seconds)
+                latencies, errors = run_load(
+                    server.target, photos, skus, clients, seconds, seen_photos
+                )
                 report = _report(clients, seconds, latencies, errors)
                 report.server_rss_mib, report.server_peak_rss_mib = server.memory_mib()
                 report.seconds_to_serving = server.seconds_to_serving
-        report.settings = {"max_batch": max_batch, "weights": weights or "bundled"}
+        report.settings = {
+            "max_batch": max_batch,
+            "weights": weights or "bundled",
+            "seen_photos": seen_photos,
+        }
     if compare:
         report.pipeline_throughput_per_s = pipeline_throughput(weights, photos, max_batch, seconds)
     _print(report, echo)

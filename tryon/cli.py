@@ -467,6 +467,10 @@ def bench(
     compare: Annotated[
         bool, typer.Option(help="--grpc: also time the pipeline in process at that batch.")
     ] = False,
+    seen_photos: Annotated[
+        bool,
+        typer.Option(help="--grpc: photos the server has analysed (a shopper's next garment)."),
+    ] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
 ) -> None:
     """Measure speed: --pipeline (network timings) or --grpc (the service under load)."""
@@ -487,6 +491,7 @@ def bench(
         weights=weights,
         max_batch=max_batch,
         compare=compare,
+        seen_photos=seen_photos,
         json_out=json_out,
         echo=console.print,
     )

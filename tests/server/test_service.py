@@ -200,3 +200,25 @@ def test_log_lines_are_json_with_the_request_id_and_no_photo(stub, photo, caplog
     line = next(entry for entry in lines if entry.get("request_id") == "log-check-1")
     assert (line["method"], line["code"]) == ("TryOn", "OK")
     assert all(len(json.dumps(entry)) < 1000 for entry in lines)  # no image bytes
+
+
+@pytest.mark.parametrize("seen_photos", [False, True])
+def test_bench_load_sends_new_or_seen_photos_as_asked(server, seen_photos):
+    from tryon.bench_grpc import run_load
+
+    labels = {"cache": "person"}
+    hits_before = metric(server, "tryon_cache_lookups_total", {**labels, "result": "hit"})
+    misses_before = metric(server, "tryon_cache_lookups_total", {**labels, "result": "miss"})
+    photos = [shopper(70 + index) for index in range(2)]
+
+    latencies, errors = run_load(server.target, photos, SKUS[:2], 1, 1.0, seen_photos)
+
+    hits = metric(server, "tryon_cache_lookups_total", {**labels, "result": "hit"}) - hits_before
+    misses = (
+        metric(server, "tryon_cache_lookups_total", {**labels, "result": "miss"}) - misses_before
+    )
+    assert latencies and not errors
+    if seen_photos:  # each photo analysed once before the clock starts, then always cached
+        assert (misses, hits) == (len(photos), len(latencies))
+    else:  # every timed call brings a photo the server has never seen
+        assert (misses, hits) == (len(latencies), 0)
