@@ -141,6 +141,10 @@ def train(
     sample_every: Annotated[int, typer.Option(help="Steps between sample grids.")] = 500,
     workers: Annotated[int, typer.Option(help="Data-loading processes.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and data order.")] = 0,
+    balance_labels: Annotated[
+        bool,
+        typer.Option(help="parser only: weight rare parse labels up (ENet weights from the data)."),
+    ] = False,
 ) -> None:
     """Train one network on a VITON-layout dataset, with checkpoints and resumable runs.
 
@@ -170,7 +174,15 @@ def train(
     )
     torch_device = resolve_device(device)
     dataset = VitonDataset(data, pairs=pairs, size=config.size)
-    trainer = _build_trainer(component, config, torch_device, gmm, init)
+    label_weights = None
+    if balance_labels:
+        if component != "parser":
+            raise InvalidInputError("--balance-labels weights parse labels: use it with parser")
+        from tryon.labels import NUM_PARSE_LABELS
+        from tryon.train.balance import balanced_label_weights, label_frequencies
+
+        label_weights = balanced_label_weights(label_frequencies(dataset, NUM_PARSE_LABELS))
+    trainer = _build_trainer(component, config, torch_device, gmm, init, label_weights)
     columns = (
         TextColumn(f"train {component}"),
         BarColumn(),
@@ -189,12 +201,15 @@ def train(
     console.print(f"trained {component}: {result}")
 
 
-def _build_trainer(component: str, config, device, gmm_dir: Path | None, init: Path | None):
+def _build_trainer(
+    component: str, config, device, gmm_dir: Path | None, init: Path | None, label_weights=None
+):
     from tryon.models import GeometricMatcher, HumanParser, TryOnGenerator
     from tryon.train.components import GmmTrainer, ParserTrainer, TomTrainer
 
     if component == "parser":
-        return ParserTrainer(config.lr, device, HumanParser.from_pretrained(init) if init else None)
+        parser = HumanParser.from_pretrained(init) if init else None
+        return ParserTrainer(config.lr, device, parser, label_weights)
     if component == "gmm":
         return GmmTrainer(
             config.lr, device, GeometricMatcher.from_pretrained(init) if init else None

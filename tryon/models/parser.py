@@ -206,6 +206,7 @@ def parser_loss(
     heatmap_target: torch.Tensor,
     heatmap_weight: float = 1.0,
     peak_weight: float = 100.0,
+    label_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Cross-entropy on the parse plus peak-weighted binary cross-entropy on the heatmaps.
 
@@ -217,11 +218,13 @@ def parser_loss(
         peak_weight: extra weight of a pixel in proportion to its target; the Gaussians
             cover ~0.2% of a 256x192 map, and unweighted, predicting zero everywhere is
             a deep local minimum.
+        label_weights: `(L,)` cross-entropy weight per label (see
+            `tryon.train.balance.balanced_label_weights`), None for all equal.
 
     Returns:
         Scalar loss.
     """
-    parse_term = F.cross_entropy(parse_logits, parse_target)
+    parse_term = F.cross_entropy(parse_logits, parse_target, weight=label_weights)
     heatmap_term = F.binary_cross_entropy_with_logits(
         heatmap_logits, heatmap_target, weight=1.0 + peak_weight * heatmap_target
     )

@@ -60,17 +60,26 @@ class ParserTrainer:
 
     name = "parser"
 
-    def __init__(self, lr: float, device: torch.device, parser: HumanParser | None = None) -> None:
+    def __init__(
+        self,
+        lr: float,
+        device: torch.device,
+        parser: HumanParser | None = None,
+        label_weights: torch.Tensor | None = None,
+    ) -> None:
         self.parser = (parser or HumanParser()).to(device)
         self.networks = {"parser": self.parser}
         self.optimizers = {"parser": _adam(self.parser, lr)}
+        self.label_weights = None if label_weights is None else label_weights.to(device)
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
         person = colour_jitter(batch["person"])
         parse_logits, heatmap_logits = self.parser(person)
         height, width = person.shape[-2:]
         target = keypoint_heatmaps(batch["keypoints"], height, width)
-        loss = parser_loss(parse_logits, heatmap_logits, batch["parse"], target)
+        loss = parser_loss(
+            parse_logits, heatmap_logits, batch["parse"], target, label_weights=self.label_weights
+        )
         self.optimizers["parser"].zero_grad(set_to_none=True)
         loss.backward()
         self.optimizers["parser"].step()
@@ -139,8 +148,10 @@ class GmmTrainer:
         # wrong); the Dice overlap of the masks does not, and pulls the size right.
         loss = loss + soft_dice_loss(output.warped_mask, target_mask)
         for factor in PYRAMID:
-            pooled = [F.avg_pool2d(t, factor) for t in
-                      (output.warped_garment, output.warped_mask, target, target_mask)]
+            pooled = [
+                F.avg_pool2d(t, factor)
+                for t in (output.warped_garment, output.warped_mask, target, target_mask)
+            ]
             loss = loss + F.l1_loss(pooled[0], pooled[2]) + F.l1_loss(pooled[1], pooled[3])
             loss = loss + soft_dice_loss(pooled[1], pooled[3])
         self.optimizers["gmm"].zero_grad(set_to_none=True)
