@@ -51,6 +51,7 @@ class LoadReport:
     p99_ms: float
     server_rss_mib: float | None = None
     server_peak_rss_mib: float | None = None
+    server_private_mib: float | None = None
     seconds_to_serving: float | None = None
     pipeline_throughput_per_s: float | None = None
     settings: dict = field(default_factory=dict)
@@ -156,7 +157,7 @@ def run_benchmark(
     seconds: float = 20.0,
     target: str | None = None,
     weights: str | None = None,
-    max_batch: int = 8,
+    max_batch: int = 4,
     compare: bool = False,
     seen_photos: bool = False,
     json_out: Path | None = None,
@@ -179,7 +180,10 @@ def run_benchmark(
                     server.target, photos, skus, clients, seconds, seen_photos
                 )
                 report = _report(clients, seconds, latencies, errors)
-                report.server_rss_mib, report.server_peak_rss_mib = server.memory_mib()
+                memory = server.memory_mib()
+                report.server_rss_mib = memory["VmRSS"]
+                report.server_peak_rss_mib = memory["VmHWM"]
+                report.server_private_mib = memory["RssAnon"]
                 report.seconds_to_serving = server.seconds_to_serving
         report.settings = {
             "max_batch": max_batch,
@@ -215,7 +219,8 @@ def _print(report: LoadReport, echo: Callable[[str], None]) -> None:
     )
     if report.server_rss_mib is not None:
         echo(
-            f"server memory: {report.server_rss_mib:.0f} MiB resident, "
+            f"server memory: {report.server_rss_mib:.0f} MiB resident "
+            f"({report.server_private_mib:.0f} MiB private), "
             f"peak {report.server_peak_rss_mib:.0f} MiB"
         )
     if report.pipeline_throughput_per_s:
@@ -264,15 +269,16 @@ class LocalServer:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(60)
 
-    def memory_mib(self) -> tuple[float, float]:
-        """The server's resident and peak resident memory (Linux /proc)."""
+    def memory_mib(self) -> dict[str, float]:
+        """The server's memory from Linux /proc, MiB: VmRSS (resident), VmHWM (peak
+        resident), RssAnon (the private part; the rest are mapped files such as shared
+        libraries)."""
         status = Path(f"/proc/{self.process.pid}/status").read_text()
-        values = {
+        return {
             line.split(":")[0]: int(line.split()[1]) / 1024
             for line in status.splitlines()
-            if line.startswith(("VmRSS", "VmHWM"))
+            if line.startswith(("VmRSS", "VmHWM", "RssAnon"))
         }
-        return values["VmRSS"], values["VmHWM"]
 
 
 def _free_port() -> int:

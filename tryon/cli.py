@@ -354,7 +354,7 @@ def serve(
         int | None, typer.Option(help="Torch threads for model work, 0 all cores [TRYON_WORKERS].")
     ] = None,
     max_batch: Annotated[
-        int | None, typer.Option(help="Most try-ons per model batch [TRYON_MAX_BATCH, 8].")
+        int | None, typer.Option(help="Most try-ons per model batch [TRYON_MAX_BATCH, 4].")
     ] = None,
     max_wait_ms: Annotated[
         float | None, typer.Option(help="Longest wait to fill a batch [TRYON_MAX_WAIT_MS, 2].")
@@ -478,7 +478,7 @@ def bench(
         typer.Option(help="--grpc: load this running service instead of starting one."),
     ] = None,
     weights: Annotated[str | None, typer.Option(help="Weights name or folder.")] = None,
-    max_batch: Annotated[int, typer.Option(help="--grpc: the started server's batch.")] = 8,
+    max_batch: Annotated[int, typer.Option(help="--grpc: the started server's batch.")] = 4,
     compare: Annotated[
         bool, typer.Option(help="--grpc: also time the pipeline in process at that batch.")
     ] = False,

@@ -55,7 +55,7 @@ class ServerSettings:
     device: str = "cpu"
     database_url: str | None = None
     workers: int = 0
-    max_batch: int = 8
+    max_batch: int = 4
     max_wait_ms: float = 2.0
     max_queue: int = 64
     retry_after_ms: int = 200
