@@ -340,11 +340,5 @@ class TryOnEngine:
 
 def _analysis_bytes(analysis: PersonAnalysis) -> int:
     """Roughly what a cached analysis holds: the photo plus its tensors."""
-    tensors = [analysis.person, analysis.parse, analysis.keypoints]
-    if analysis.representation is not None:
-        tensors += [
-            value
-            for value in vars(analysis.representation).values()
-            if isinstance(value, torch.Tensor)
-        ]
+    tensors = [analysis.person, analysis.parse, analysis.keypoints]  # cached: no representation
     return analysis.photo.nbytes + sum(t.numel() * t.element_size() for t in tensors)
