@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from tryon.data.synth import generate_sample, render_garment
 from tryon.errors import InvalidInputError, WeightsError
@@ -66,16 +67,20 @@ def test_one_analysis_serves_several_garments(tiny_pipeline):
     assert not np.array_equal(results[0].model_image, results[1].model_image)
 
 
-def test_a_cached_analysis_is_lighter_and_dresses_the_same(tiny_pipeline, garment):
-    analysis = tiny_pipeline.analyse_person(generate_sample(2, 3).person)
-    light = analysis.for_cache()
+def test_a_cached_analysis_is_small_and_dresses_the_same(tiny_pipeline, garment):
+    photo = generate_sample(2, 3).person
+    analysis = tiny_pipeline.analyse_person(photo)
+    compact = analysis.for_cache()
     garments, masks = tiny_pipeline.prepare_garments([garment[0]], [garment[1]])
 
     full_result = tiny_pipeline.try_on([analysis], garments, masks)[0]
-    light_result = tiny_pipeline.try_on([light], garments, masks)[0]
+    restored_result = tiny_pipeline.try_on([compact.restore(photo)], garments, masks)[0]
 
-    assert light.representation is None and analysis.representation is not None
-    assert np.array_equal(full_result.image, light_result.image)
+    held = sum(t.numel() * t.element_size() for t in (compact.person, compact.parse))
+    full = sum(t.numel() * t.element_size() for t in (analysis.person, analysis.parse))
+    assert compact.photo is None and compact.representation is None
+    assert held * 4 <= full
+    assert np.array_equal(full_result.image, restored_result.image)
 
 
 def test_bad_photo_is_rejected_with_a_clear_error(tiny_pipeline, garment):
@@ -130,3 +135,30 @@ def test_bundled_weights_give_low_confidence_without_a_person():
     analysis = pipeline.analyse_person(wall)
     assert analysis.confidence < 0.3
     assert analysis.reason
+
+
+def test_garment_preparation_runs_no_torch_kernels(tiny_pipeline):
+    """The server prepares garments off its model thread; torch kernels there would slow
+    every model batch (see tryon.server.engine), so preparation must not run any."""
+    image, mask = render_garment(5, 0, (300, 220))
+    with RecordedOps() as recorded:
+        garments, masks = tiny_pipeline.prepare_garments([image], [mask])
+    assert set(recorded.ops) <= {"aten.lift_fresh.default"}  # wrapping NumPy arrays only
+    assert garments.shape == (1, 3, *tiny_pipeline.size) and masks.shape == (
+        1,
+        1,
+        *tiny_pipeline.size,
+    )
+    assert -1 <= garments.min() < garments.max() <= 1 and 0 <= masks.min() < masks.max() <= 1
+
+
+class RecordedOps(TorchDispatchMode):
+    """Records the name of every torch operator that runs while active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))

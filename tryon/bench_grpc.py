@@ -157,7 +157,7 @@ def run_benchmark(
     seconds: float = 20.0,
     target: str | None = None,
     weights: str | None = None,
-    max_batch: int = 4,
+    max_batch: int = 2,
     compare: bool = False,
     seen_photos: bool = False,
     json_out: Path | None = None,

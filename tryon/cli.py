@@ -354,7 +354,7 @@ def serve(
         int | None, typer.Option(help="Torch threads for model work, 0 all cores [TRYON_WORKERS].")
     ] = None,
     max_batch: Annotated[
-        int | None, typer.Option(help="Most try-ons per model batch [TRYON_MAX_BATCH, 4].")
+        int | None, typer.Option(help="Most try-ons per model batch [TRYON_MAX_BATCH, 2].")
     ] = None,
     max_wait_ms: Annotated[
         float | None, typer.Option(help="Longest wait to fill a batch [TRYON_MAX_WAIT_MS, 2].")
@@ -382,6 +382,9 @@ def serve(
     """
     import asyncio
 
+    from tryon.server.memory import skip_kernel_compiler
+
+    skip_kernel_compiler()  # before the models' imports: ~80 MB less resident
     from tryon.server.app import serve as run_server
     from tryon.server.logs import configure_logging
     from tryon.server.settings import ServerSettings
@@ -478,7 +481,7 @@ def bench(
         typer.Option(help="--grpc: load this running service instead of starting one."),
     ] = None,
     weights: Annotated[str | None, typer.Option(help="Weights name or folder.")] = None,
-    max_batch: Annotated[int, typer.Option(help="--grpc: the started server's batch.")] = 4,
+    max_batch: Annotated[int, typer.Option(help="--grpc: the started server's batch.")] = 2,
     compare: Annotated[
         bool, typer.Option(help="--grpc: also time the pipeline in process at that batch.")
     ] = False,

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tryon.imaging import image_to_tensor
+from tryon.imaging import image_to_tensor, resize_pixels
 
 Box = tuple[int, int, int, int]
 
@@ -76,13 +76,7 @@ def crop_to_model(photo: np.ndarray, box: Box, size: tuple[int, int]) -> torch.T
     left, right = max(0, -x0), max(0, x1 - width)
     if top or bottom or left or right:
         window = cv2.copyMakeBorder(window, top, bottom, left, right, cv2.BORDER_REPLICATE)
-    shrinking = window.shape[0] > size[0]
-    resized = cv2.resize(
-        np.ascontiguousarray(window),
-        (size[1], size[0]),
-        interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
-    )
-    return image_to_tensor(resized)
+    return image_to_tensor(resize_pixels(window, size))
 
 
 def feather(mask: torch.Tensor, radius: float) -> torch.Tensor:

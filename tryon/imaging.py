@@ -16,6 +16,7 @@ import io
 import warnings
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -102,6 +103,20 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
             f"expected uint8 (H, W, 3) or (B, H, W, 3), got {image.dtype} {image.shape}"
         )
     return batch.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def resize_pixels(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 pixels `(H, W)` or `(H, W, C)` resized to `size` (h, w) with OpenCV: area
+    averaging when shrinking (anti-aliased), bilinear when enlarging, a copy when the size
+    is already right. No torch kernels run, so any thread may call it."""
+    if image.shape[:2] == tuple(size):
+        return image.copy()
+    shrinking = image.shape[0] > size[0]
+    return cv2.resize(
+        np.ascontiguousarray(image),
+        (size[1], size[0]),
+        interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
+    )
 
 
 def tensor_to_image(tensor: torch.Tensor) -> np.ndarray:

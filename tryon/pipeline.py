@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from tryon.compositing import paste_into_region
 from tryon.errors import InvalidInputError, WeightsError
@@ -37,7 +36,7 @@ from tryon.framing import (
     person_box,
     whole_photo_box,
 )
-from tryon.imaging import image_to_tensor, mask_to_tensor, tensor_to_image
+from tryon.imaging import resize_pixels, tensor_to_image
 from tryon.labels import L_SHOULDER, NECK, NOSE, R_SHOULDER
 from tryon.models import (
     GeometricMatcher,
@@ -78,14 +77,16 @@ def weights_folder(spec: str | Path | None = None) -> Path:
 class PersonAnalysis:
     """What the pipeline knows about one shopper photo (reusable across garments).
 
-    photo: `(H0, W0, 3)` uint8, the original. box: the crop the model sees.
-    person: `(1, 3, h, w)` in [-1, 1], the crop at model resolution.
-    parse: `(1, h, w)` int64 labels. keypoints: `(1, 18, 3)` in crop pixels.
+    photo: `(H0, W0, 3)` uint8, the original (None in a `for_cache` copy).
+    box: the crop the model sees.
+    person: `(1, 3, h, w)` in [-1, 1], the crop at model resolution (uint8 0-255 in a
+    `for_cache` copy). parse: `(1, h, w)` int64 labels (uint8 in a `for_cache` copy).
+    keypoints: `(1, 18, 3)` in crop pixels.
     representation: the person's network inputs (None in a `for_cache` copy: `try_on`
     rebuilds it). confidence in [0, 1] and, when low, `reason` says why.
     """
 
-    photo: np.ndarray
+    photo: np.ndarray | None
     box: Box
     person: torch.Tensor
     parse: torch.Tensor
@@ -96,9 +97,21 @@ class PersonAnalysis:
     timings: dict[str, float] = field(default_factory=dict)
 
     def for_cache(self) -> PersonAnalysis:
-        """A lighter copy to keep between calls: without the representation (27 float
-        channels, 5.3 MB at 256x192), which `try_on` rebuilds in a few milliseconds."""
-        return dataclasses.replace(self, representation=None)
+        """A compact copy to keep between calls: ~0.2 MB at 256x192 instead of ~7. It
+        drops the photo (the caller keeps its encoded bytes) and the representation (27
+        float channels, rebuilt in a few milliseconds), and keeps the crop and the parse
+        as uint8, which hold them exactly (the crop is made from uint8 pixels). `restore`
+        makes it usable again."""
+        pixels = self.person.add(1.0).mul(127.5).round().to(torch.uint8)
+        return dataclasses.replace(
+            self, photo=None, person=pixels, parse=self.parse.to(torch.uint8), representation=None
+        )
+
+    def restore(self, photo: np.ndarray) -> PersonAnalysis:
+        """A `for_cache` copy made whole again with its decoded `photo` `(H0, W0, 3)` uint8:
+        the same crop and parse as when it was analysed."""
+        person = self.person.float().div(127.5).sub(1.0)
+        return dataclasses.replace(self, photo=photo, person=person, parse=self.parse.long())
 
     def network_inputs(self) -> PersonRepresentation:
         """The representation, rebuilt from the crop, parse and keypoints if dropped."""
@@ -251,33 +264,25 @@ class TryOnPipeline:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Product photos `(H, W, 3)` uint8 and masks `(H, W)` uint8 -> `(B, 3, h, w)` in
         [-1, 1] and `(B, 1, h, w)` in [0, 1] at model resolution (stretched, as VITON's
-        product photos already have the model's aspect)."""
-        garments, garment_masks = [], []
+        product photos already have the model's aspect).
+
+        NumPy and OpenCV only, no torch kernels: the server prepares catalog garments on
+        other threads than the model's, and torch work on a second thread slows every
+        model batch (see `tryon.server.engine`)."""
         for image, mask in zip(images, masks, strict=True):
-            if image.ndim != 3 or mask.shape != image.shape[:2]:
+            if image.ndim != 3 or image.shape[2] != 3 or mask.shape != image.shape[:2]:
                 raise InvalidInputError(
                     f"garment image {image.shape} and mask {mask.shape}: expected (H, W, 3) "
                     "and (H, W) of the same size"
                 )
-            garments.append(
-                F.interpolate(
-                    image_to_tensor(image),
-                    size=self.size,
-                    mode="bilinear",
-                    align_corners=False,
-                    antialias=True,
-                )
-            )
-            garment_masks.append(
-                F.interpolate(
-                    mask_to_tensor(mask),
-                    size=self.size,
-                    mode="bilinear",
-                    align_corners=False,
-                    antialias=True,
-                )
-            )
-        return torch.cat(garments).to(self.device), torch.cat(garment_masks).to(self.device)
+        pixels = np.stack([resize_pixels(image, self.size) for image in images])
+        coverage = np.stack([resize_pixels(mask, self.size) for mask in masks])
+        garments = pixels.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(127.5) - 1
+        garment_masks = coverage[:, None].astype(np.float32) / np.float32(255.0)
+        return (
+            torch.from_numpy(garments).to(self.device),
+            torch.from_numpy(garment_masks).to(self.device),
+        )
 
     # 4-6. Warp, synthesize, paste back ------------------------------------------------
     @torch.inference_mode()

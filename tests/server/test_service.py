@@ -55,8 +55,12 @@ def test_a_photo_seen_before_is_not_analysed_again(client):
     photo = shopper(5)
     first = client.try_on(photo, "TEST-0")
     second = client.try_on(photo, "TEST-1")
+    again = client.try_on(photo, "TEST-0", OutputOptions(fmt="png"))
+    fresh = client.try_on(photo + b"new bytes", "TEST-0", OutputOptions(fmt="png"))
     assert (first.person_cached, second.person_cached) == (False, True)
     assert "parse" in first.timings_ms and "parse" not in second.timings_ms
+    assert again.person_cached and not fresh.person_cached
+    assert again.image == fresh.image  # the cached analysis dresses exactly like a new one
 
 
 def test_try_on_many_streams_every_garment_and_analyses_the_person_once(

@@ -1,8 +1,8 @@
 """The inference layer: the pipeline on its own thread, dynamic batching and the caches.
 
-A call brings one photo and one or more SKUs. Off the event loop, the photo is hashed
-and, unless its analysis is cached, decoded; the garments come from the catalog (cached
-tensors). Each (person, garment) pair is queued; the batch worker analyses the persons
+A call brings one photo and one or more SKUs. Off the event loop, the photo is hashed,
+decoded and its analysis looked up in the cache; the garments come from the catalog
+(cached tensors). Each (person, garment) pair is queued; the batch worker analyses the persons
 it has not seen (once per photo), refuses persons the models are unsure of, and dresses
 the rest in one `try_on` batch. Results are encoded off the loop and handed back as
 each is ready.
@@ -66,14 +66,18 @@ class TryOnOutcome:
 
 @dataclass
 class _Person:
-    """A call's photo: its analysis once known (cached, or set by the batch worker, which
-    shares it between the call's garments), else the decoded photo."""
+    """A call's photo, decoded, and the compact analysis the cache held for it (if any);
+    the batch worker sets `analysis` once (shared by the call's garments)."""
 
     key: str
-    photo: np.ndarray | None
-    analysis: PersonAnalysis | None
-    cached: bool
-    decode_ms: float = 0.0
+    photo: np.ndarray
+    compact: PersonAnalysis | None
+    decode_ms: float
+    analysis: PersonAnalysis | None = None
+
+    @property
+    def cached(self) -> bool:
+        return self.compact is not None
 
 
 @dataclass
@@ -112,8 +116,13 @@ class TryOnEngine:
         self.garments = garments
         self.metrics = metrics
         self.pipeline = pipeline
-        # One thread runs every model batch: torch parallelises inside an operation, and
-        # batches queue behind each other rather than fighting over the cores.
+        # One thread runs every model batch, and every torch operation: torch parallelises
+        # inside an operation, and batches queue behind each other rather than fighting
+        # over the cores. GNU OpenMP lets its workers spin between parallel regions only
+        # while it manages no more threads than there are cores: one other thread that ran
+        # a torch operation once made every later batch sleep and wake its workers instead,
+        # 1.7x slower on 2 cores. Work on other threads (decoding, garment preparation,
+        # encoding) therefore uses NumPy, OpenCV and Pillow only.
         self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self.persons: BoundedCache[PersonAnalysis] = BoundedCache(
             settings.person_cache_entries,
@@ -248,20 +257,17 @@ class TryOnEngine:
             raise NotReadyError("the service is warming up; retry in a few seconds")
 
     def _person(self, photo: bytes) -> _Person:
-        """Find the photo's analysis in the cache, or decode it for the batch worker."""
+        """Decode the photo (paste-back needs its pixels) and look up its analysis in the
+        cache, which keeps a compact copy without the photo (the caller sends it again)."""
         key = hashlib.sha256(photo).hexdigest()
-        analysis = self.persons.get(key)
-        if analysis is not None:
-            return _Person(key, None, analysis, cached=True)
         start = time.perf_counter()
         try:
             pixels = decode_image(photo, max_pixels=self.settings.max_pixels)
             self.pipeline.check_photo(pixels)
         except InvalidInputError as error:
             raise InvalidFieldError("person_image", str(error)) from None
-        return _Person(
-            key, pixels, None, cached=False, decode_ms=(time.perf_counter() - start) * 1e3
-        )
+        decode_ms = (time.perf_counter() - start) * 1e3
+        return _Person(key, pixels, self.persons.get(key), decode_ms)
 
     def _finish(
         self, batched: Batched[_Dressed], timings: dict[str, float], output: OutputSpec
@@ -315,10 +321,13 @@ class TryOnEngine:
         return results
 
     def _analysis(self, person: _Person) -> PersonAnalysis:
+        """The person's analysis: the cached one made whole, or a new one (then cached)."""
         if person.analysis is None:
-            person.analysis = self.pipeline.analyse_person(person.photo)
-            person.photo = None  # the analysis keeps what it needs
-            self.persons.put(person.key, person.analysis.for_cache())
+            if person.compact is not None:
+                person.analysis = person.compact.restore(person.photo)
+            else:
+                person.analysis = self.pipeline.analyse_person(person.photo)
+                self.persons.put(person.key, person.analysis.for_cache())
         return person.analysis
 
     def _refusal(self, analysis: PersonAnalysis) -> NoPersonError | None:
@@ -339,6 +348,6 @@ class TryOnEngine:
 
 
 def _analysis_bytes(analysis: PersonAnalysis) -> int:
-    """Roughly what a cached analysis holds: the photo plus its tensors."""
-    tensors = [analysis.person, analysis.parse, analysis.keypoints]  # cached: no representation
-    return analysis.photo.nbytes + sum(t.numel() * t.element_size() for t in tensors)
+    """What a cached (compact: no photo, no representation) analysis holds."""
+    tensors = [analysis.person, analysis.parse, analysis.keypoints]
+    return sum(t.numel() * t.element_size() for t in tensors)

@@ -55,13 +55,13 @@ class ServerSettings:
     device: str = "cpu"
     database_url: str | None = None
     workers: int = 0
-    max_batch: int = 4
+    max_batch: int = 2
     max_wait_ms: float = 2.0
     max_queue: int = 64
     retry_after_ms: int = 200
     min_confidence: float = 0.25
     person_cache_entries: int = 256
-    person_cache_mib: int = 64
+    person_cache_mib: int = 16
     person_cache_ttl_s: float = 600.0
     garment_cache_entries: int = 1024
     max_skus: int = 16
