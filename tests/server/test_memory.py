@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ctypes
+import subprocess
 import sys
 from pathlib import Path
 
@@ -43,3 +44,22 @@ def test_freed_memory_goes_back_to_the_system():
 @glibc_only
 def test_arena_limit_is_accepted():
     assert limit_malloc_arenas(2)
+
+
+def test_the_server_process_keeps_the_kernel_compiler_out():
+    """Triton (~80 MB resident) is loaded by a plain torchvision import when installed;
+    after `skip_kernel_compiler` it is not, and the networks still run."""
+    pytest.importorskip("triton", reason="Triton is not installed: nothing to keep out")
+    probe = (
+        "import torch\n"
+        "from tryon.models import HumanParser\n"
+        "HumanParser().eval()(torch.rand(1, 3, 64, 48))\n"
+        "print(any('libtriton' in line for line in open('/proc/self/maps')))\n"
+    )
+    skipping = "from tryon.server.memory import skip_kernel_compiler; skip_kernel_compiler()\n"
+    plain = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    kept_out = subprocess.run(
+        [sys.executable, "-c", skipping + probe], capture_output=True, text=True
+    )
+    assert plain.stdout.strip() == "True", plain.stderr
+    assert kept_out.stdout.strip() == "False", kept_out.stderr
