@@ -117,15 +117,17 @@ def test_a_full_queue_refuses_at_once_with_a_retry_delay(small_server, gated):
     assert took < 1.0
 
 
-def test_expired_and_cancelled_calls_are_dropped_before_running(small_server, gated):
-    with TryOnClient(small_server.target) as client:
+def test_expired_and_cancelled_calls_are_dropped_before_running(gated, catalog_url):
+    settings = loopback_settings(catalog_url, max_batch=1, max_queue=3, warmup=False)
+    with ServerThread(settings, gated) as running, TryOnClient(running.target) as client:
         photo = shopper(21)
         client.try_on(photo, "TEST-0")
         dressed_before = gated.dressed
         held = hold_one_call(client, gated, photo)
         expiring = client.stub.TryOn.future(request(photo, "TEST-1"), timeout=0.3)
+        wait_for_queue_depth(running, 2)
         cancelled = client.stub.TryOn.future(request(photo, "TEST-2"), timeout=30)
-        time.sleep(0.1)
+        wait_for_queue_depth(running, 3)
         cancelled.cancel()
         with pytest.raises(grpc.RpcError) as expired:
             expiring.result()
@@ -133,7 +135,17 @@ def test_expired_and_cancelled_calls_are_dropped_before_running(small_server, ga
         held.result()
         client.try_on(photo, "TEST-3")  # the worker moved on past both
     assert expired.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert cancelled.cancelled()
     assert gated.dressed - dressed_before == 2  # the held call and the last one
+
+
+def wait_for_queue_depth(running: ServerThread, depth: int) -> None:
+    """Wait until `depth` try-ons wait or run in the server's queue."""
+    for _ in range(400):
+        if running.server.engine.queue.depth >= depth:
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"the queue never held {depth} try-ons")
 
 
 def test_unsure_or_absent_person_is_failed_precondition_with_the_reason(small_server, gated):
