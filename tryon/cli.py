@@ -123,8 +123,12 @@ def train(
     ] = 5000,
     batch: Annotated[int, typer.Option(help="Pairs per step.")] = 8,
     lr: Annotated[
-        float, typer.Option(help="Peak learning rate (AdamW, warm-up then cosine).")
-    ] = 2e-3,
+        float | None,
+        typer.Option(
+            help="Peak learning rate (AdamW, warm-up then cosine) [parser 2e-3, gmm 1e-4, "
+            "tom 4e-4]."
+        ),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run already in --out.")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "cpu",
     size: Annotated[str, typer.Option(help="Model resolution HEIGHTxWIDTH.")] = "256x192",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from tryon.cli import app
 from tryon.data.synth.writer import write_dataset
 from tryon.data.viton import VitonDataset
 from tryon.errors import InvalidInputError
@@ -67,3 +69,24 @@ def test_training_lowers_the_loss_on_a_fixed_batch(dataset):
     }
     losses = [trainer.train_step(batch, step)["loss"] for step in range(25)]
     assert losses[-1] < 0.8 * losses[0]
+
+
+@pytest.mark.parametrize(
+    ("component", "options", "expected_lr"),
+    [("parser", [], 2e-3), ("gmm", [], 1e-4), ("gmm", ["--lr", "5e-4"], 5e-4)],
+)
+def test_each_network_trains_at_its_own_default_learning_rate(
+    tmp_path, dataset, monkeypatch, component, options, expected_lr
+):
+    seen = {}
+
+    def record(trainer, dataset, config, device, on_step):  # noqa: ANN001, ANN202
+        seen["config"] = config.lr
+        seen["optimizer"] = trainer.optimizers[component].param_groups[0]["lr"]
+        return tmp_path
+
+    monkeypatch.setattr("tryon.train.loop.run_training", record)
+    arguments = ["train", component, "--data", str(dataset[0]), "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, [*arguments, "--size", "128x96", *options])
+    assert result.exit_code == 0, result.output
+    assert seen == {"config": expected_lr, "optimizer": expected_lr}
