@@ -193,9 +193,9 @@ def unpaired_grid(
     `pairs_unpaired.txt` is used instead when `pairs` is the default. `caption` (e.g. the
     photos' source and licence) is written under the sheet.
     """
-    unpaired = Path(data) / "pairs_unpaired.txt"
-    own_unpaired = str(pairs) == "pairs.txt" and unpaired.exists()
-    dataset = VitonDataset(data, pairs=unpaired if own_unpaired else pairs, size=pipeline.size)
+    own_unpaired = str(pairs) == "pairs.txt" and (Path(data) / "pairs_unpaired.txt").exists()
+    chosen = "pairs_unpaired.txt" if own_unpaired else pairs  # inside `data`, or absolute
+    dataset = VitonDataset(data, pairs=chosen, size=pipeline.size)
     rows = []
     for index in range(min(count, len(dataset))):
         sample = dataset.read_sample(index)
