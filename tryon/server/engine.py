@@ -2,10 +2,10 @@
 
 A call brings one photo and one or more SKUs. Off the event loop, the photo is hashed,
 decoded and its analysis looked up in the cache; the garments come from the catalog
-(cached tensors). Each (person, garment) pair is queued; the batch worker analyses the persons
-it has not seen (once per photo), refuses persons the models are unsure of, and dresses
-the rest in one `try_on` batch. Results are encoded off the loop and handed back as
-each is ready.
+(cached tensors). Each (person, garment) pair is queued; the batch worker analyses the
+persons it has not seen (once per photo), refuses persons the models are unsure of, and
+dresses the rest in one `try_on` batch. Results are encoded off the loop and handed
+back as each is ready.
 """
 
 from __future__ import annotations
