@@ -157,7 +157,7 @@ def run_benchmark(
     seconds: float = 20.0,
     target: str | None = None,
     weights: str | None = None,
-    max_batch: int = 2,
+    max_batch: int | None = None,
     compare: bool = False,
     seen_photos: bool = False,
     json_out: Path | None = None,
@@ -165,6 +165,9 @@ def run_benchmark(
 ) -> LoadReport:
     """Run the benchmark (see the module docstring) and print its report."""
     from tryon.demo import build_sample_catalog, sample_sku
+    from tryon.server.settings import ServerSettings
+
+    max_batch = max_batch or ServerSettings.max_batch
 
     photos = shopper_photos()
     skus = [sample_sku(index) for index in range(GARMENTS)]

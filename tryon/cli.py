@@ -485,7 +485,9 @@ def bench(
         typer.Option(help="--grpc: load this running service instead of starting one."),
     ] = None,
     weights: Annotated[str | None, typer.Option(help="Weights name or folder.")] = None,
-    max_batch: Annotated[int, typer.Option(help="--grpc: the started server's batch.")] = 2,
+    max_batch: Annotated[
+        int | None, typer.Option(help="--grpc: the started server's batch (default: serve's).")
+    ] = None,
     compare: Annotated[
         bool, typer.Option(help="--grpc: also time the pipeline in process at that batch.")
     ] = False,

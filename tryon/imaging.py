@@ -107,10 +107,10 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
 
 def resize_pixels(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """uint8 pixels `(H, W)` or `(H, W, C)` resized to `size` (h, w) with OpenCV: area
-    averaging when shrinking (anti-aliased), bilinear when enlarging, a copy when the size
-    is already right. No torch kernels run, so any thread may call it."""
+    averaging when shrinking (anti-aliased), bilinear when enlarging, `image` itself when
+    the size is already right. No torch kernels run, so any thread may call it."""
     if image.shape[:2] == tuple(size):
-        return image.copy()
+        return image
     shrinking = image.shape[0] > size[0]
     return cv2.resize(
         np.ascontiguousarray(image),
