@@ -121,6 +121,14 @@ def train(
     steps: Annotated[
         int, typer.Option(help="Optimisation steps in total (resumed runs included).")
     ] = 5000,
+    max_minutes: Annotated[
+        float | None,
+        typer.Option(
+            help="Also stop after this many minutes of training (resumed runs included), "
+            "saving as at the end; the learning rate then decays over whichever of --steps "
+            "and --max-minutes ends first."
+        ),
+    ] = None,
     batch: Annotated[int, typer.Option(help="Pairs per step.")] = 8,
     lr: Annotated[
         float | None,
@@ -175,7 +183,10 @@ def train(
         workers=workers,
         checkpoint_every=checkpoint_every,
         sample_every=sample_every,
+        max_minutes=max_minutes,
     )
+    if max_minutes is not None and max_minutes <= 0:
+        raise InvalidInputError(f"--max-minutes {max_minutes}: give a positive number of minutes")
     torch_device = resolve_device(device)
     dataset = VitonDataset(data, pairs=pairs, size=config.size)
     label_weights = None

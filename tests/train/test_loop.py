@@ -12,7 +12,7 @@ from tryon.data.viton import VitonDataset
 from tryon.errors import InvalidInputError
 from tryon.models import GeometricMatcher
 from tryon.train.components import GmmTrainer
-from tryon.train.loop import TrainConfig, read_losses, run_training
+from tryon.train.loop import TrainConfig, cosine_lr, read_losses, run_training
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,44 @@ def test_run_writes_checkpoints_logs_samples_and_resumes(tmp_path, dataset):
     config.resume, config.steps = True, 6
     run_training(_trainer(), data, config, torch.device("cpu"))
     assert read_losses(tmp_path / "run" / "losses.csv")["step"] == [2.0, 4.0, 6.0]
+
+
+def test_a_time_budget_stops_the_run_and_saves_what_it_trained(tmp_path, dataset):
+    root, data = dataset
+    config = TrainConfig(
+        data=root,
+        out=tmp_path / "run",
+        steps=1000,
+        batch=2,
+        size=(128, 96),
+        workers=0,
+        checkpoint_every=500,
+        sample_every=500,
+        max_minutes=1e-6,  # spent after the first step
+    )
+    run_training(_trainer(), data, config, torch.device("cpu"))
+    assert read_losses(tmp_path / "run" / "losses.csv")["step"] == [1.0]
+    assert (tmp_path / "run" / "gmm" / "model.safetensors").exists()
+    assert [p.name for p in (tmp_path / "run" / "samples").iterdir()] == ["step_000001.png"]
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 1 and state["seconds"] > 0
+
+    # Resumed with a larger budget, it goes on where it stopped and counts the earlier time.
+    config.resume, config.max_minutes, config.steps = True, 10.0, 3
+    run_training(_trainer(), data, config, torch.device("cpu"))
+    seconds = read_losses(tmp_path / "run" / "losses.csv")["seconds"]
+    assert read_losses(tmp_path / "run" / "losses.csv")["step"] == [1.0, 3.0]
+    assert seconds[1] >= seconds[0]
+
+
+def test_learning_rate_decays_over_the_budget_that_ends_first():
+    assert cosine_lr(1.0, 50, 1000) == pytest.approx(0.51)  # warm-up
+    assert cosine_lr(1.0, 100, 1000) == pytest.approx(1.0)
+    assert cosine_lr(1.0, 1000, 1000) == pytest.approx(0.05)
+    # Half the time budget spent after a tenth of the steps: the decay is half way.
+    assert cosine_lr(1.0, 190, 1000, spent=0.5) == pytest.approx(0.525)
+    assert cosine_lr(1.0, 550, 1000, spent=0.1) == pytest.approx(0.525)
+    assert cosine_lr(1.0, 200, 1000, spent=1.5) == pytest.approx(0.05)
 
 
 def test_training_lowers_the_loss_on_a_fixed_batch(dataset):

@@ -4,8 +4,9 @@ A component's trainer (`tryon/train/parser.py`, `gmm.py`, `tom.py`) says how to 
 networks, take one optimisation step on a batch and draw a sample grid; this module does
 the rest. A run folder holds:
 
-- `checkpoint.pt`: networks, optimisers and step, rewritten atomically every
-  `checkpoint_every` steps (a killed run loses at most that many steps; `--resume` goes on);
+- `checkpoint.pt`: networks, optimisers, step and training seconds, rewritten atomically
+  every `checkpoint_every` steps (a killed run loses at most that many steps; `--resume`
+  goes on);
 - `losses.csv`: step, seconds, and each loss, every `log_every` steps;
 - `samples/step_XXXXXX.png`: what the networks make of a fixed batch;
 - `<component>/`: the trained network (`save_pretrained`), written at every checkpoint.
@@ -49,6 +50,7 @@ class TrainConfig:
     log_every: int = 25
     checkpoint_every: int = 250
     sample_every: int = 500
+    max_minutes: float | None = None
 
 
 class ComponentTrainer(Protocol):
@@ -118,10 +120,12 @@ def to_device(batch: Batch, device: torch.device) -> Batch:
     return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
 
 
-def save_checkpoint(path: Path, trainer: ComponentTrainer, step: int) -> None:
-    """Write networks, optimisers and the step; atomic, so a kill never leaves half a file."""
+def save_checkpoint(path: Path, trainer: ComponentTrainer, step: int, seconds: float) -> None:
+    """Write networks, optimisers, the step and the training seconds so far; atomic, so a
+    kill never leaves half a file."""
     state = {
         "step": step,
+        "seconds": seconds,
         "networks": {name: net.state_dict() for name, net in trainer.networks.items()},
         "optimizers": {name: opt.state_dict() for name, opt in trainer.optimizers.items()},
     }
@@ -130,21 +134,27 @@ def save_checkpoint(path: Path, trainer: ComponentTrainer, step: int) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, trainer: ComponentTrainer, device: torch.device) -> int:
-    """Restore a run; returns the step it had reached."""
+def load_checkpoint(
+    path: Path, trainer: ComponentTrainer, device: torch.device
+) -> tuple[int, float]:
+    """Restore a run; returns the step it had reached and the seconds it had trained."""
     state = torch.load(path, map_location=device, weights_only=True)
     for name, net in trainer.networks.items():
         net.load_state_dict(state["networks"][name])
     for name, opt in trainer.optimizers.items():
         opt.load_state_dict(state["optimizers"][name])
-    return int(state["step"])
+    return int(state["step"]), float(state.get("seconds", 0.0))
 
 
-def cosine_lr(base: float, step: int, total: int, warmup: int = 100) -> float:
-    """Linear warm-up, then cosine decay to 5% of `base`."""
+def cosine_lr(base: float, step: int, total: int, warmup: int = 100, spent: float = 0.0) -> float:
+    """Linear warm-up over `warmup` steps, then cosine decay to 5% of `base`.
+
+    The decay follows whichever budget is further along: the steps (`step` of `total`) or
+    `spent`, the fraction of a time budget used (0 without one).
+    """
     if step < warmup:
         return base * (step + 1) / warmup
-    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+    progress = min(max((step - warmup) / max(total - warmup, 1), spent), 1.0)
     return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -155,8 +165,10 @@ def run_training(
     device: torch.device,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> Path:
-    """Train until `config.steps`, resuming from `config.out` when asked; returns the
-    folder of the trained component."""
+    """Train until `config.steps` or, with `config.max_minutes`, until that much training
+    time (resumed runs included) is spent, whichever comes first; the learning rate decays
+    towards the nearer end. Resumes from `config.out` when asked; returns the folder of the
+    trained component."""
     out = config.out
     checkpoint = out / "checkpoint.pt"
     if checkpoint.exists() and not config.resume:
@@ -170,34 +182,46 @@ def run_training(
         )
     (out / "samples").mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    start_step = load_checkpoint(checkpoint, trainer, device) if checkpoint.exists() else 0
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels
+        torch.backends.cuda.matmul.allow_tf32 = True
+    start_step, earlier_seconds = (
+        load_checkpoint(checkpoint, trainer, device) if checkpoint.exists() else (0, 0.0)
+    )
+    budget = None if config.max_minutes is None else 60.0 * config.max_minutes
     fixed = to_device(next(endless(dataset, config.batch, 0, config.seed + 1, 0)), device)
     log = _LossLog(out / "losses.csv")
     batches = endless(dataset, config.batch, config.workers, config.seed, start_step)
-    started = time.perf_counter()
+    started = time.perf_counter() - earlier_seconds
     for step in range(start_step, config.steps):
+        seconds = time.perf_counter() - started
+        spent = 0.0 if budget is None else seconds / budget
         for optimizer in trainer.optimizers.values():
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(
-                    group.setdefault("base_lr", group["lr"]), step, config.steps
+                    group.setdefault("base_lr", group["lr"]), step, config.steps, spent=spent
                 )
         for net in trainer.networks.values():
             net.train()
         losses = trainer.train_step(to_device(next(batches), device), step)
         done = step + 1
+        seconds = time.perf_counter() - started
+        last = done == config.steps or (budget is not None and seconds >= budget)
         if on_step is not None:
             on_step(done, losses)
-        if done % config.log_every == 0 or done == config.steps:
-            log.write(done, time.perf_counter() - started, losses)
-        if done % config.sample_every == 0 or done == config.steps:
+        if done % config.log_every == 0 or last:
+            log.write(done, seconds, losses)
+        if done % config.sample_every == 0 or last:
             with torch.no_grad():
                 for net in trainer.networks.values():
                     net.eval()
                 grid = trainer.sample_grid(fixed)
             Image.fromarray(grid).save(out / "samples" / f"step_{done:06d}.png")
-        if done % config.checkpoint_every == 0 or done == config.steps:
-            save_checkpoint(checkpoint, trainer, done)
+        if done % config.checkpoint_every == 0 or last:
+            save_checkpoint(checkpoint, trainer, done, seconds)
             trainer.save(out)
+        if last:
+            break
     return out / trainer.name
 
 
