@@ -2,7 +2,9 @@
 # Round 3 of training on one lent GPU, as one call of at most 10 minutes (docs/training.md
 # sections 3 and 4). Run from the repository root; `tryon` must be importable (on the lent
 # machine: wheels of segmentation-models-pytorch and kornia in .whl/), and .viton_pack/
-# holds VITON training pairs (docs/scripts/pack_viton_subset.py; never commit it).
+# holds VITON training pairs (docs/scripts/pack_viton_subset.py; never commit it), or
+# .viton_carry/viton_pack.tar.gz the same folder as one archive (what a device call carries:
+# thousands of small files cost more than their bytes there).
 #   OUT=folder bash docs/scripts/gpu_round3.sh [deadline-seconds, default 540]
 # (DEVICE=cpu N=40 try it out on a CPU in a few minutes.)
 # Four runs share the GPU:
@@ -32,11 +34,15 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || echo "no GPU"
 python3 -c 'import torch, kornia, segmentation_models_pytorch as smp; print("torch", torch.__version__, "kornia", kornia.__version__, "smp", smp.__version__, torch.cuda.is_available())' || exit 1
 
 W=/tmp/round3; mkdir -p $W
+VITON_DATA=.viton_pack
+if [ -f .viton_carry/viton_pack.tar.gz ]; then
+    tar -xzf .viton_carry/viton_pack.tar.gz -C $W && VITON_DATA=$W/viton_pack
+fi
 B=tryon/weights/synthetic
 V=tryon/weights/viton
 common=(--steps 1000000 --device $DEVICE --checkpoint-every 1000 --sample-every 2000 --seed 3)
 minutes() { python3 -c "print(round($1 / 60, 2))"; }
-tryon train tom "${common[@]}" --data .viton_pack --out $W/viton_tom --batch 16 --lr 4e-4 \
+tryon train tom "${common[@]}" --data $VITON_DATA --out $W/viton_tom --batch 16 --lr 4e-4 \
     --init $V/tom --gmm $V/gmm --workers 3 --max-minutes "$(minutes $(( DEADLINE - SECONDS - 45 )))" \
     > $W/viton_tom.log 2>&1 &
 synthetic_runs() {
