@@ -170,6 +170,19 @@ def test_unpaired_pairs_file_and_warp_ground_truth(tmp_path):
     assert "warp_gt" not in unpaired
 
 
+def test_a_split_file_outside_the_dataset_is_read_from_where_it_is(tmp_path, monkeypatch):
+    root = write_dataset(tmp_path / "data")
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "val.txt").write_text("000001_0.jpg 000001_1.jpg\n")
+    monkeypatch.chdir(tmp_path)
+
+    # As `tryon train/eval --data data --pairs splits/val.txt` pass it: relative to here.
+    dataset = VitonDataset(root, pairs="splits/val.txt", size=(64, 48))
+
+    assert len(dataset) == 1 and dataset[0]["person_name"] == "000001_0.jpg"
+    assert len(VitonDataset(root, pairs="pairs.txt")) > 1  # inside the dataset still wins
+
+
 @pytest.mark.parametrize("mode", ["P", "L", "RGB"])
 def test_palette_greyscale_and_rgb_parse_maps_give_the_labels(tmp_path, mode):
     path = tmp_path / "parse.png"

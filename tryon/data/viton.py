@@ -190,6 +190,13 @@ class VitonLayout:
         return index.get(name) or index.get(Path(name).stem)
 
 
+def resolve_pairs_path(root: Path, pairs: str | Path) -> Path:
+    """Where a pairs file given as `pairs` is: inside the dataset `root` when it is there,
+    else the path itself (absolute, or relative to the working directory)."""
+    inside = root / pairs
+    return Path(pairs) if not inside.exists() and Path(pairs).is_file() else inside
+
+
 def read_pairs(path: str | Path) -> list[tuple[str, str]]:
     """Read a pairs file: one `person.jpg cloth.jpg` per line, blank lines ignored."""
     path = Path(path)
@@ -342,8 +349,9 @@ def sample_to_tensors(
 class VitonDataset(Dataset):
     """The pairs of a VITON-layout dataset as tensors at the model resolution.
 
-    root: the dataset folder. pairs: the pairs file, relative to `root` or absolute
-    (`pairs.txt` for the paired garments, e.g. `pairs_unpaired.txt` for others). size:
+    root: the dataset folder. pairs: the pairs file, inside `root` or a path of its own
+    (`pairs.txt` for the paired garments, e.g. `pairs_unpaired.txt` for others, or a
+    split such as `docs/splits/viton/val_pairs.txt`; see `resolve_pairs_path`). size:
     (height, width) of the returned tensors, any size. Items are `sample_to_tensors`
     dicts. `warp_gt`/`warp_gt_mask` show the person's own garment, so they are returned
     only when the dataset has those folders and every pair of `pairs` is listed in the
@@ -361,7 +369,7 @@ class VitonDataset(Dataset):
     ) -> None:
         self.layout = VitonLayout.find(root)
         self.size = (int(size[0]), int(size[1]))
-        pairs_path = self.layout.root / pairs
+        pairs_path = resolve_pairs_path(self.layout.root, pairs)
         pair_list = read_pairs(pairs_path)
         with_warp_gt = self.layout.has_warp_gt and _all_paired(self.layout, pair_list)
         self.items = _collect_item_files(self.layout, pair_list, pairs_path, with_warp_gt)
