@@ -101,6 +101,17 @@ def test_save_and_load_round_trip(tmp_path, tiny_pipeline, garment):
     assert np.array_equal(a.image, b.image)
 
 
+def test_a_loaded_pipeline_runs_folded_and_says_how_to_save_it(tmp_path, tiny_pipeline):
+    tiny_pipeline.save_pretrained(tmp_path / "pipe")
+    loaded = TryOnPipeline.from_pretrained(tmp_path / "pipe")
+
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in loaded.tom.modules())
+    with pytest.raises(WeightsError, match="fold=False"):
+        loaded.save_pretrained(tmp_path / "again")
+    TryOnPipeline.from_pretrained(tmp_path / "pipe", fold=False).save_pretrained(tmp_path / "again")
+    assert (tmp_path / "again" / "pipeline.json").exists()
+
+
 needs_bundled = pytest.mark.skipif(
     not (BUNDLED_WEIGHTS / "synthetic" / "pipeline.json").exists(),
     reason="bundled synthetic weights not present",

@@ -20,7 +20,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tryon.models import GeometricMatcher, HumanParser, TryOnGenerator, load_pipeline_components
+from tryon.models import (
+    GeometricMatcher,
+    HumanParser,
+    TryOnGenerator,
+    fold_batch_norms,
+    load_pipeline_components,
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ def benchmark_networks(
     warmup: int = 5,
     threads: int | None = 2,
     channels_last: bool = True,
+    fold: bool = True,
     seed: int = 0,
 ) -> list[NetworkTiming]:
     """Time each network and the three in a row; print a table and return the timings.
@@ -67,6 +74,7 @@ def benchmark_networks(
         repeats: timed calls per network; warmup: untimed calls before them.
         threads: `torch.set_num_threads` value (None leaves it alone).
         channels_last: run with channels-last memory format (faster on CPU).
+        fold: fold batch norms into convolutions first, as `TryOnPipeline` does.
 
     Returns:
         One entry per network and a final "total" entry for the chained three.
@@ -80,7 +88,10 @@ def benchmark_networks(
         "tom": tom if tom is not None else TryOnGenerator(),
     }
     for network in networks.values():
-        network.eval().to(memory_format=memory_format)
+        network.eval()
+        if fold:
+            fold_batch_norms(network)
+        network.to(memory_format=memory_format)
 
     generator = torch.Generator().manual_seed(seed)
 
@@ -112,7 +123,11 @@ def benchmark_networks(
         modules = networks.values() if name == "total" else [networks[name]]
         parameters = sum(p.numel() for module in modules for p in module.parameters())
         results.append(NetworkTiming(name, parameters, statistics.median(timings), min(timings)))
-    print(f"{height}x{width}, batch 1, float32, {torch.get_num_threads()} threads, {repeats} runs")
+    folded = "batch norms folded" if fold else "batch norms kept"
+    print(
+        f"{height}x{width}, batch 1, float32, {folded}, {torch.get_num_threads()} threads, "
+        f"{repeats} runs"
+    )
     print(f"{'network':<8} {'params':>10} {'median ms':>10} {'min ms':>8}")
     for result in results:
         median, fastest = f"{result.median_ms:.1f}", f"{result.min_ms:.1f}"
@@ -128,6 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments.add_argument("--width", type=int, default=192)
     arguments.add_argument("--repeats", type=int, default=50)
     arguments.add_argument("--threads", type=int, default=2)
+    arguments.add_argument(
+        "--no-fold",
+        action="store_true",
+        help="keep the batch norms (the pipeline folds them into the convolutions)",
+    )
     options = arguments.parse_args(argv)
     components = load_pipeline_components(options.weights) if options.weights else None
     benchmark_networks(
@@ -138,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         width=options.width,
         repeats=options.repeats,
         threads=options.threads,
+        fold=not options.no_fold,
     )
     return 0
 

@@ -15,6 +15,7 @@ from tryon.models.discriminator import (
     feature_matching_loss,
     generator_adversarial_loss,
 )
+from tryon.models.folding import fold_batch_norms
 from tryon.models.gmm import GeometricMatcher, GmmOutput, gmm_loss, grid_regularisation
 from tryon.models.parser import (
     HumanParser,
@@ -41,6 +42,7 @@ __all__ = [
     "decode_parse",
     "discriminator_loss",
     "feature_matching_loss",
+    "fold_batch_norms",
     "generator_adversarial_loss",
     "gmm_loss",
     "grid_regularisation",
