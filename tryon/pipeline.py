@@ -185,7 +185,8 @@ class TryOnPipeline:
         """Load a pipeline folder or bundled weights by name (see `weights_folder`).
 
         fold: fold batch norms into convolutions (`fold_batch_norms`: the same outputs to
-        float rounding, ~10% faster on CPU); such a pipeline cannot be saved again.
+        float rounding, 20-30% faster on a 2-core CPU); such a pipeline cannot be saved
+        again (load with fold=False to save it).
         """
         parts = load_pipeline_components(weights_folder(weights))
         networks = (parts.parser, parts.gmm, parts.tom)
@@ -195,7 +196,7 @@ class TryOnPipeline:
 
     def save_pretrained(self, directory: str | Path, *, fp16: bool = False) -> Path:
         """Write a pipeline folder; not for a folded pipeline, whose networks have lost the
-        batch norms their configs describe (save the component folders instead)."""
+        batch norms their configs describe."""
         if self.folded:
             raise WeightsError(
                 "this pipeline's batch norms are folded into its convolutions, so it cannot "
