@@ -185,7 +185,7 @@ class TryOnPipeline:
         """Load a pipeline folder or bundled weights by name (see `weights_folder`).
 
         fold: fold batch norms into convolutions (`fold_batch_norms`: the same outputs to
-        float rounding, 20-30% faster on a 2-core CPU); such a pipeline cannot be saved
+        float rounding, 5-15% faster per network on a 2-core CPU); such a pipeline cannot be saved
         again (load with fold=False to save it).
         """
         parts = load_pipeline_components(weights_folder(weights))
