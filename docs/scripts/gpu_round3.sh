@@ -14,6 +14,9 @@
 #   gmm        the GMM, then tom: the TOM on that GMM's warps
 #   gmm9       a GMM with a 9x9 control grid (the 5x5 one cannot bend sleeves), its
 #              feature extractors taken from the bundled GMM, its regression head new
+# Its one use (session 4) went wrong: `tryon synth` there made 15 samples/s, the data was
+# not ready before the deadline and only viton_tom trained (docs/training.md section 3).
+# Time `tryon synth --n 200` there first, or carry the data.
 # Every run stops by time (--max-minutes), so all of them end before the deadline; each
 # comes back as OUT/<run>.tar (weights, losses.csv, last sample grid); OUT/log.txt.
 set -u
