@@ -30,18 +30,15 @@ def _trainer():
     return GmmTrainer(lr=1e-3, device=torch.device("cpu"), gmm=gmm)
 
 
+def _config(root, out, **settings) -> TrainConfig:
+    """A run on the tiny dataset: batches of 2 at 128x96, loaded in this process."""
+    return TrainConfig(data=root, out=out, batch=2, size=(128, 96), workers=0, **settings)
+
+
 def test_run_writes_checkpoints_logs_samples_and_resumes(tmp_path, dataset):
     root, data = dataset
-    config = TrainConfig(
-        data=root,
-        out=tmp_path / "run",
-        steps=4,
-        batch=2,
-        size=(128, 96),
-        workers=0,
-        log_every=2,
-        checkpoint_every=2,
-        sample_every=2,
+    config = _config(
+        root, tmp_path / "run", steps=4, log_every=2, checkpoint_every=2, sample_every=2
     )
     run_training(_trainer(), data, config, torch.device("cpu"))
     assert (tmp_path / "run" / "checkpoint.pt").exists()
@@ -61,13 +58,10 @@ def test_run_writes_checkpoints_logs_samples_and_resumes(tmp_path, dataset):
 
 def test_a_time_budget_stops_the_run_and_saves_what_it_trained(tmp_path, dataset):
     root, data = dataset
-    config = TrainConfig(
-        data=root,
-        out=tmp_path / "run",
+    config = _config(
+        root,
+        tmp_path / "run",
         steps=1000,
-        batch=2,
-        size=(128, 96),
-        workers=0,
         checkpoint_every=500,
         sample_every=500,
         max_minutes=1e-6,  # spent after the first step
@@ -82,9 +76,9 @@ def test_a_time_budget_stops_the_run_and_saves_what_it_trained(tmp_path, dataset
     # Resumed with a larger budget, it goes on where it stopped and counts the earlier time.
     config.resume, config.max_minutes, config.steps = True, 10.0, 3
     run_training(_trainer(), data, config, torch.device("cpu"))
-    seconds = read_losses(tmp_path / "run" / "losses.csv")["seconds"]
-    assert read_losses(tmp_path / "run" / "losses.csv")["step"] == [1.0, 3.0]
-    assert seconds[1] >= seconds[0]
+    losses = read_losses(tmp_path / "run" / "losses.csv")
+    assert losses["step"] == [1.0, 3.0]
+    assert losses["seconds"][1] >= losses["seconds"][0]
 
 
 def test_learning_rate_decays_over_the_budget_that_ends_first():

@@ -194,7 +194,7 @@ def unpaired_grid(
     photos' source and licence) is written under the sheet.
     """
     own_unpaired = str(pairs) == "pairs.txt" and (Path(data) / "pairs_unpaired.txt").exists()
-    chosen = "pairs_unpaired.txt" if own_unpaired else pairs  # inside `data`, or absolute
+    chosen = "pairs_unpaired.txt" if own_unpaired else pairs  # see resolve_pairs_path
     dataset = VitonDataset(data, pairs=chosen, size=pipeline.size)
     rows = []
     for index in range(min(count, len(dataset))):
