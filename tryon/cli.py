@@ -157,6 +157,21 @@ def train(
         bool,
         typer.Option(help="parser only: weight rare parse labels up (ENet weights from the data)."),
     ] = False,
+    adversarial_weight: Annotated[
+        float, typer.Option(help="tom only: weight of the GAN loss against L1 + SSIM.")
+    ] = 0.1,
+    val_data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Held-out pairs (VITON layout) scored during training: parse mIoU, warp IoU "
+            "or region SSIM; the best step is kept in OUT/best/."
+        ),
+    ] = None,
+    val_pairs: Annotated[
+        str, typer.Option(help="Pairs file of --val-data, inside it or a path.")
+    ] = "pairs.txt",
+    val_every: Annotated[int, typer.Option(help="Steps between validations.")] = 500,
+    val_size: Annotated[int, typer.Option(help="Held-out pairs scored each time.")] = 64,
 ) -> None:
     """Train one network on a VITON-layout dataset, with checkpoints and resumable runs.
 
@@ -184,11 +199,19 @@ def train(
         checkpoint_every=checkpoint_every,
         sample_every=sample_every,
         max_minutes=max_minutes,
+        val_every=val_every,
     )
     if max_minutes is not None and max_minutes <= 0:
         raise InvalidInputError(f"--max-minutes {max_minutes}: give a positive number of minutes")
+    if adversarial_weight != 0.1 and component != "tom":
+        raise InvalidInputError("--adversarial-weight weighs the TOM's GAN loss: use it with tom")
+    if adversarial_weight < 0:
+        raise InvalidInputError(f"--adversarial-weight {adversarial_weight}: give 0 or more")
+    if val_every < 1:
+        raise InvalidInputError(f"--val-every {val_every}: give a positive number of steps")
     torch_device = resolve_device(device)
     dataset = VitonDataset(data, pairs=pairs, size=config.size)
+    validator = _build_validator(data, pairs, val_data, val_pairs, val_size, config)
     label_weights = None
     if balance_labels:
         if component != "parser":
@@ -197,7 +220,9 @@ def train(
         from tryon.train.balance import balanced_label_weights, label_frequencies
 
         label_weights = balanced_label_weights(label_frequencies(dataset, NUM_PARSE_LABELS))
-    trainer = _build_trainer(component, config, torch_device, gmm, init, label_weights)
+    trainer = _build_trainer(
+        component, config, torch_device, gmm, init, label_weights, adversarial_weight
+    )
     columns = (
         TextColumn(f"train {component}"),
         BarColumn(),
@@ -212,12 +237,47 @@ def train(
             text = " ".join(f"{k}={v:.3f}" for k, v in sorted(losses.items())[:4])
             bar.update(task, completed=step, losses=text)
 
-        result = run_training(trainer, dataset, config, torch_device, on_step=show)
+        result = run_training(
+            trainer, dataset, config, torch_device, on_step=show, validator=validator
+        )
     console.print(f"trained {component}: {result}")
+    if validator is not None and validator.best is not None:
+        best = validator.best
+        console.print(
+            f"best on --val-data: {best['metric']} {best['score']:.4f} at step {best['step']} "
+            f"-> {validator.best_dir / component}"
+        )
+
+
+def _build_validator(
+    data: Path, pairs: str, val_data: Path | None, val_pairs: str, val_size: int, config
+):
+    """The held-out scorer for `tryon train --val-data`, or None without one."""
+    if val_data is None:
+        return None
+    from tryon.data.viton import VitonDataset, resolve_pairs_path
+    from tryon.train.validation import Validator
+
+    if (
+        resolve_pairs_path(val_data, val_pairs).resolve()
+        == resolve_pairs_path(data, pairs).resolve()
+    ):
+        raise InvalidInputError(
+            "--val-data with --val-pairs names the training pairs; validate on pairs held out "
+            "from training (another folder, or another pairs file such as val_pairs.txt)"
+        )
+    held_out = VitonDataset(val_data, pairs=val_pairs, size=config.size)
+    return Validator(held_out, config.batch, val_size, config.out)
 
 
 def _build_trainer(
-    component: str, config, device, gmm_dir: Path | None, init: Path | None, label_weights=None
+    component: str,
+    config,
+    device,
+    gmm_dir: Path | None,
+    init: Path | None,
+    label_weights=None,
+    adversarial_weight: float = 0.1,
 ):
     from tryon.models import GeometricMatcher, HumanParser, TryOnGenerator
     from tryon.train.components import GmmTrainer, ParserTrainer, TomTrainer
@@ -239,6 +299,7 @@ def _build_trainer(
         device,
         GeometricMatcher.from_pretrained(gmm_dir),
         TryOnGenerator.from_pretrained(init) if init else None,
+        adversarial_weight=adversarial_weight,
     )
 
 

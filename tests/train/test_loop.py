@@ -112,7 +112,7 @@ def test_each_network_trains_at_its_own_default_learning_rate(
 ):
     seen = {}
 
-    def record(trainer, dataset, config, device, on_step):  # noqa: ANN001, ANN202
+    def record(trainer, dataset, config, device, on_step, validator):  # noqa: ANN001, ANN202
         seen["config"] = config.lr
         seen["optimizer"] = trainer.optimizers[component].param_groups[0]["lr"]
         return tmp_path

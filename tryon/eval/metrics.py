@@ -9,9 +9,11 @@ from __future__ import annotations
 import torch
 from kornia.metrics import ssim as ssim_map_kornia
 
-from tryon.labels import NUM_PARSE_LABELS
+from tryon.labels import ARM_LABELS, NUM_PARSE_LABELS, UPPER_CLOTHES_LABELS
+from tryon.representation import dilate, label_mask
 
 SSIM_WINDOW = 11
+REGION_DILATION = 0.02  # of the image height: the scored try-on region grows past the labels
 
 
 def ssim_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -89,3 +91,10 @@ def pck_hits(
     distance = (predicted[..., :2] - target[..., :2]).norm(dim=-1)
     correct = (distance <= threshold * heights[:, None]) & present
     return int(correct.sum()), int(present.sum())
+
+
+def scoring_region(parse: torch.Tensor) -> torch.Tensor:
+    """Where try-on metrics look: upper clothes and arms of the ground-truth parse `(B, H, W)`,
+    dilated by 2% of the height, `(B, 1, H, W)`."""
+    region = label_mask(parse, UPPER_CLOTHES_LABELS + ARM_LABELS).float()
+    return dilate(region, round(REGION_DILATION * parse.shape[-2]))

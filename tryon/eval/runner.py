@@ -29,20 +29,10 @@ from tryon.data.viton import VitonDataset, sample_to_tensors
 from tryon.eval import metrics as M
 from tryon.eval.baselines import affine_baseline
 from tryon.imaging import image_to_tensor, resize_image
-from tryon.labels import ARM_LABELS, UPPER_CLOTHES_LABELS
 from tryon.models import decode_keypoints
 from tryon.pipeline import TryOnPipeline
-from tryon.representation import build_representation, dilate, label_mask
+from tryon.representation import build_representation
 from tryon.train.loop import collate_tensors
-
-REGION_DILATION = 0.02  # of the image height: the scored try-on region grows past the labels
-
-
-def scoring_region(parse: torch.Tensor) -> torch.Tensor:
-    """Where try-on metrics look: upper clothes and arms of the ground-truth parse `(B, H, W)`,
-    dilated by 2% of the height, `(B, 1, H, W)`."""
-    region = label_mask(parse, UPPER_CLOTHES_LABELS + ARM_LABELS).float()
-    return dilate(region, round(REGION_DILATION * parse.shape[-2]))
 
 
 class _Scores:
@@ -118,7 +108,7 @@ def evaluate(
         scores.add("tryon_psnr", M.psnr(final, person))
 
         # Baselines, scored like the model.
-        region = scoring_region(parse)
+        region = M.scoring_region(parse)
         for name, image in (
             ("baseline_grey", truth.agnostic),  # the region grey, the rest copied
             (
@@ -173,7 +163,7 @@ def _score_full_pipeline(pipeline: TryOnPipeline, sample, scores: _Scores) -> No
     result = pipeline.try_on([analysis], garments, masks)[0]
     truth = image_to_tensor(photo)
     output = image_to_tensor(result.image)
-    region = scoring_region(torch.from_numpy(sample.parse)[None].long())
+    region = M.scoring_region(torch.from_numpy(sample.parse)[None].long())
     scores.add("region_ssim", M.region_ssim(output, truth, region))
     scores.add("region_l1", M.region_l1(output, truth, region))
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from kornia.losses import ssim_loss
 
 from tryon.compositing import paste_into_region
+from tryon.eval import metrics as M
 from tryon.models import (
     GeometricMatcher,
     HumanParser,
@@ -59,6 +60,7 @@ class ParserTrainer:
     """Parse maps (cross-entropy) and keypoint heatmaps (weighted BCE) from the photo."""
 
     name = "parser"
+    validation_metric = "parse_miou"
 
     def __init__(
         self,
@@ -84,6 +86,13 @@ class ParserTrainer:
         loss.backward()
         self.optimizers["parser"].step()
         return {"loss": loss.item()}
+
+    def validate(self, batches: list[Batch]) -> float:
+        """Mean IoU over the parse labels present in the held-out batches."""
+        counts = sum(
+            M.confusion(self.parser(b["person"])[0].argmax(1), b["parse"]).cpu() for b in batches
+        )
+        return M.mean_iou(counts)
 
     def sample_grid(self, batch: Batch) -> np.ndarray:
         parse_logits, heatmap_logits = self.parser(batch["person"])
@@ -121,6 +130,7 @@ class GmmTrainer:
     """The geometric matching module: L1 to the worn garment plus grid regularisation."""
 
     name = "gmm"
+    validation_metric = "warp_iou"
 
     def __init__(
         self,
@@ -162,6 +172,14 @@ class GmmTrainer:
         self.optimizers["gmm"].step()
         return {"loss": loss.item()}
 
+    def validate(self, batches: list[Batch]) -> float:
+        """Mean IoU of the warped garment's mask with the worn garment's region."""
+        scores = []
+        for batch in batches:
+            rep, output = self._warp(batch)
+            scores.append(M.mask_iou(output.warped_mask, rep.garment_region))
+        return float(torch.cat(scores).nanmean())
+
     def sample_grid(self, batch: Batch) -> np.ndarray:
         rep, output = self._warp(batch)
         target, _ = gmm_targets(batch, rep.garment_region)
@@ -181,6 +199,7 @@ class TomTrainer:
     """
 
     name = "tom"
+    validation_metric = "region_ssim"
 
     def __init__(
         self,
@@ -255,6 +274,16 @@ class TomTrainer:
             "d": d_loss,
         }
         return {name: value.item() for name, value in terms.items()}
+
+    def validate(self, batches: list[Batch]) -> float:
+        """Mean SSIM of the try-on against the photo inside the scored try-on region (upper
+        clothes and arms, dilated), at model resolution, on the dataset's own parse."""
+        scores = []
+        for batch in batches:
+            final = self._generate(batch)[-1]
+            region = M.scoring_region(batch["parse"])
+            scores.append(M.region_ssim(final, batch["person"], region))
+        return float(torch.cat(scores).nanmean())
 
     def sample_grid(self, batch: Batch) -> np.ndarray:
         rep, warp, _, output, final = self._generate(batch)

@@ -9,7 +9,8 @@ the rest. A run folder holds:
   goes on);
 - `losses.csv`: step, seconds, and each loss, every `log_every` steps;
 - `samples/step_XXXXXX.png`: what the networks make of a fixed batch;
-- `<component>/`: the trained network (`save_pretrained`), written at every checkpoint.
+- `<component>/`: the trained network (`save_pretrained`), written at every checkpoint;
+- with a held-out set (`tryon.train.validation`): `validation.csv` and `best/<component>/`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -29,6 +30,9 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from tryon.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from tryon.train.validation import Validator
 
 Batch = dict[str, torch.Tensor]
 
@@ -51,6 +55,7 @@ class TrainConfig:
     checkpoint_every: int = 250
     sample_every: int = 500
     max_minutes: float | None = None
+    val_every: int = 500
 
 
 class ComponentTrainer(Protocol):
@@ -59,8 +64,11 @@ class ComponentTrainer(Protocol):
     name: str
     networks: dict[str, torch.nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
+    validation_metric: str
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]: ...
+
+    def validate(self, batches: list[Batch]) -> float: ...
 
     def sample_grid(self, batch: Batch) -> np.ndarray: ...
 
@@ -164,11 +172,13 @@ def run_training(
     config: TrainConfig,
     device: torch.device,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    validator: Validator | None = None,
 ) -> Path:
     """Train until `config.steps` or, with `config.max_minutes`, until that much training
     time (resumed runs included) is spent, whichever comes first; the learning rate decays
     towards the nearer end. Resumes from `config.out` when asked; returns the folder of the
-    trained component."""
+    trained component. With a `validator`, the networks are scored before the first step,
+    every `config.val_every` steps and at the end, and the best are kept in `out/best/`."""
     out = config.out
     checkpoint = out / "checkpoint.pt"
     if checkpoint.exists() and not config.resume:
@@ -193,6 +203,8 @@ def run_training(
     log = _LossLog(out / "losses.csv")
     batches = endless(dataset, config.batch, config.workers, config.seed, start_step)
     started = time.perf_counter() - earlier_seconds
+    if validator is not None and start_step == 0:
+        validator(trainer, 0, 0.0, device)  # the starting point (--init) is a candidate too
     for step in range(start_step, config.steps):
         seconds = time.perf_counter() - started
         spent = 0.0 if budget is None else seconds / budget
@@ -217,6 +229,8 @@ def run_training(
                     net.eval()
                 grid = trainer.sample_grid(fixed)
             Image.fromarray(grid).save(out / "samples" / f"step_{done:06d}.png")
+        if validator is not None and (done % config.val_every == 0 or last):
+            validator(trainer, done, seconds, device)
         if done % config.checkpoint_every == 0 or last:
             save_checkpoint(checkpoint, trainer, done, seconds)
             trainer.save(out)
