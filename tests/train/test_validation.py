@@ -143,3 +143,18 @@ def test_the_adversarial_weight_is_for_the_tom_only(tmp_path, datasets):
     result = CliRunner().invoke(app, [*arguments, "--adversarial-weight", "0.01"])
     assert isinstance(result.exception, InvalidInputError)
     assert "use it with tom" in str(result.exception)
+
+
+def test_curves_show_the_held_out_score_beside_the_losses(tmp_path):
+    from PIL import Image
+
+    from tryon.train.curves import plot_runs
+
+    for name, validated in (("plain", False), ("validated", True)):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "losses.csv").write_text("step,seconds,loss\n1,0.1,0.9\n2,0.2,0.7\n")
+        if validated:
+            (run / "validation.csv").write_text("step,seconds,warp_iou\n0,0.0,0.5\n2,0.2,0.6\n")
+    out = plot_runs([tmp_path / "plain", tmp_path / "validated"], tmp_path / "curves.png")
+    assert Image.open(out).size[0] > 2 * Image.open(out).size[1]  # two panels side by side

@@ -1,4 +1,5 @@
-"""Training curves: one panel per run from its `losses.csv` (for docs/training.md)."""
+"""Training curves: one panel per run from its `losses.csv` and, where the run was
+validated (`--val-data`), its held-out score from `validation.csv` (for docs/training.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from tryon.train.loop import read_losses
 
 
 def plot_runs(runs: list[Path], out: Path) -> Path:
-    """Plot every loss column of each run's `losses.csv` against steps into one PNG."""
+    """Plot every loss column of each run's `losses.csv` against steps into one PNG, with
+    the held-out score on a second axis where the run has a `validation.csv`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,9 +27,23 @@ def plot_runs(runs: list[Path], out: Path) -> Path:
         axis.set_xlabel("step")
         axis.set_yscale("log")
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
+        axis.legend(fontsize=7, loc="upper left")
+        if (run / "validation.csv").exists():
+            _plot_validation(axis, run / "validation.csv")
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=110)
     plt.close(figure)
     return out
+
+
+def _plot_validation(axis, path: Path) -> None:
+    """The held-out score (higher is better) against steps, on a linear right-hand axis."""
+    columns = read_losses(path)
+    steps = columns.pop("step")
+    columns.pop("seconds", None)
+    ((metric, values),) = columns.items()
+    right = axis.twinx()
+    right.plot(steps, values, color="black", linestyle="--", marker=".", label=f"held-out {metric}")
+    right.set_ylabel(f"held-out {metric}")
+    right.legend(fontsize=7, loc="upper right")
