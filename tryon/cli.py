@@ -80,7 +80,9 @@ def synth(
 def split(
     data: Annotated[Path, typer.Option(help="Paired dataset in the VITON layout.")],
     out: Annotated[Path, typer.Option(help="Folder for train_pairs.txt and val_pairs.txt.")],
-    pairs: Annotated[str, typer.Option(help="Pairs file inside --data to split.")] = "pairs.txt",
+    pairs: Annotated[
+        str, typer.Option(help="Pairs file to split, inside --data or a path.")
+    ] = "pairs.txt",
     validation: Annotated[
         float, typer.Option(help="Fraction of the pairs to hold out for validation.")
     ] = 0.1,
@@ -95,10 +97,14 @@ def split(
     the files to `tryon train --pairs` and `tryon eval --pairs`.
     """
     from tryon.data.split import split_by_id_blocks, write_pairs
-    from tryon.data.viton import read_pairs
+    from tryon.data.viton import read_pairs, resolve_pairs_path
 
     result = split_by_id_blocks(
-        read_pairs(data / pairs), validation_fraction=validation, block=block, gap=gap, seed=seed
+        read_pairs(resolve_pairs_path(data, pairs)),
+        validation_fraction=validation,
+        block=block,
+        gap=gap,
+        seed=seed,
     )
     write_pairs(out / "train_pairs.txt", result.train)
     write_pairs(out / "val_pairs.txt", result.validation)

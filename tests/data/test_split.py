@@ -80,3 +80,37 @@ def test_the_committed_viton_split_keeps_people_apart():
         i = photo_id(person)
         nearest = bisect.bisect_left(held_ids, i - 20)
         assert nearest == len(held_ids) or held_ids[nearest] > i + 20, person
+
+
+def test_a_split_can_be_split_again_to_hold_out_a_selection_set(tmp_path):
+    """The training pairs of one split, split again: pairs to pick the best training step
+    on (`tryon train --val-data`) that the final held-out evaluation never sees."""
+    data = tmp_path / "data"
+    data.mkdir()
+    ids = list(range(0, 4000, 4))
+    (data / "pairs.txt").write_text("".join(f"{p} {c}\n" for p, c in pairs_with_ids(ids)))
+    runner = CliRunner()
+    assert (
+        runner.invoke(app, ["split", "--data", str(data), "--out", str(tmp_path / "s")]).exit_code
+        == 0
+    )
+    first_train = tmp_path / "s" / "train_pairs.txt"
+
+    arguments = ["split", "--data", str(data), "--pairs", str(first_train), "--validation", "0.2"]
+    result = runner.invoke(app, [*arguments, "--out", str(tmp_path / "selection")])
+
+    assert result.exit_code == 0, result.output
+    selection = set(read_pairs(tmp_path / "selection" / "val_pairs.txt"))
+    rest = set(read_pairs(tmp_path / "selection" / "train_pairs.txt"))
+    assert selection and rest
+    assert selection | rest <= set(read_pairs(first_train))
+    assert not selection & set(read_pairs(tmp_path / "s" / "val_pairs.txt"))
+
+
+def test_the_committed_selection_set_is_apart_from_the_held_out_pairs():
+    held = set(read_pairs(COMMITTED_SPLIT / "val_pairs.txt"))
+    selection = set(read_pairs(COMMITTED_SPLIT / "selection" / "val_pairs.txt"))
+    rest = set(read_pairs(COMMITTED_SPLIT / "selection" / "train_pairs.txt"))
+    assert len(selection) > 100
+    assert not (selection | rest) & held
+    assert not selection & rest
