@@ -5,13 +5,17 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from tryon.errors import InvalidInputError, TryOnError
+
+if TYPE_CHECKING:
+    from tryon.train.loop import TrainConfig
+    from tryon.train.validation import Validator
 
 app = typer.Typer(
     help="Virtual try-on: synthetic data, training, evaluation and the try-on service.",
@@ -117,6 +121,8 @@ def split(
 
 COMPONENTS = ("parser", "gmm", "tom")
 DEFAULT_LR = {"parser": 2e-3, "gmm": 1e-4, "tom": 4e-4}
+VAL_EVERY = 500  # steps between held-out scores (--val-every)
+VAL_SIZE = 64  # held-out pairs scored each time (--val-size)
 
 
 @app.command()
@@ -139,8 +145,8 @@ def train(
     lr: Annotated[
         float | None,
         typer.Option(
-            help="Peak learning rate (AdamW, warm-up then cosine) [parser 2e-3, gmm 1e-4, "
-            "tom 4e-4]."
+            help="Peak learning rate (AdamW, warm-up then cosine); default parser 2e-3, "
+            "gmm 1e-4, tom 4e-4."
         ),
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run already in --out.")] = False,
@@ -164,8 +170,9 @@ def train(
         typer.Option(help="parser only: weight rare parse labels up (ENet weights from the data)."),
     ] = False,
     adversarial_weight: Annotated[
-        float, typer.Option(help="tom only: weight of the GAN loss against L1 + SSIM.")
-    ] = 0.1,
+        float | None,
+        typer.Option(help="tom only: weight of the GAN loss against L1 + SSIM (default 0.1)."),
+    ] = None,
     val_data: Annotated[
         Path | None,
         typer.Option(
@@ -174,10 +181,18 @@ def train(
         ),
     ] = None,
     val_pairs: Annotated[
-        str, typer.Option(help="Pairs file of --val-data, inside it or a path.")
-    ] = "pairs.txt",
-    val_every: Annotated[int, typer.Option(help="Steps between validations.")] = 500,
-    val_size: Annotated[int, typer.Option(help="Held-out pairs scored each time.")] = 64,
+        str | None,
+        typer.Option(help="Pairs file of --val-data, inside it or a path (default pairs.txt)."),
+    ] = None,
+    val_every: Annotated[
+        int | None, typer.Option(help=f"Steps between validations (default {VAL_EVERY}).")
+    ] = None,
+    val_size: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Held-out pairs scored each time, at most all there are (default {VAL_SIZE})."
+        ),
+    ] = None,
 ) -> None:
     """Train one network on a VITON-layout dataset, with checkpoints and resumable runs.
 
@@ -205,19 +220,29 @@ def train(
         checkpoint_every=checkpoint_every,
         sample_every=sample_every,
         max_minutes=max_minutes,
-        val_every=val_every,
+        val_every=val_every or VAL_EVERY,
     )
     if max_minutes is not None and max_minutes <= 0:
         raise InvalidInputError(f"--max-minutes {max_minutes}: give a positive number of minutes")
-    if adversarial_weight != 0.1 and component != "tom":
+    if adversarial_weight is not None and component != "tom":
         raise InvalidInputError("--adversarial-weight weighs the TOM's GAN loss: use it with tom")
-    if adversarial_weight < 0:
+    if adversarial_weight is not None and adversarial_weight < 0:
         raise InvalidInputError(f"--adversarial-weight {adversarial_weight}: give 0 or more")
-    if val_every < 1:
+    if val_data is None and (val_pairs, val_every, val_size) != (None, None, None):
+        raise InvalidInputError(
+            "--val-pairs, --val-every and --val-size set up validation: add --val-data DIR"
+        )
+    if config.val_every < 1:
         raise InvalidInputError(f"--val-every {val_every}: give a positive number of steps")
     torch_device = resolve_device(device)
     dataset = VitonDataset(data, pairs=pairs, size=config.size)
-    validator = _build_validator(data, pairs, val_data, val_pairs, val_size, config)
+    validator = (
+        None
+        if val_data is None
+        else _build_validator(
+            pairs, val_data, val_pairs or "pairs.txt", val_size or VAL_SIZE, config
+        )
+    )
     label_weights = None
     if balance_labels:
         if component != "parser":
@@ -256,22 +281,22 @@ def train(
 
 
 def _build_validator(
-    data: Path, pairs: str, val_data: Path | None, val_pairs: str, val_size: int, config
-):
-    """The held-out scorer for `tryon train --val-data`, or None without one."""
-    if val_data is None:
-        return None
-    from tryon.data.viton import VitonDataset, resolve_pairs_path
+    pairs: str, val_data: Path, val_pairs: str, val_size: int, config: TrainConfig
+) -> Validator:
+    """The held-out scorer for `tryon train --val-data`; refuses pairs that are also
+    training pairs (same photo and garment in the same dataset folder)."""
+    from tryon.data.viton import VitonDataset, read_pairs, resolve_pairs_path
     from tryon.train.validation import Validator
 
-    if (
-        resolve_pairs_path(val_data, val_pairs).resolve()
-        == resolve_pairs_path(data, pairs).resolve()
-    ):
-        raise InvalidInputError(
-            "--val-data with --val-pairs names the training pairs; validate on pairs held out "
-            "from training (another folder, or another pairs file such as val_pairs.txt)"
-        )
+    if val_data.resolve() == config.data.resolve():
+        training = set(read_pairs(resolve_pairs_path(config.data, pairs)))
+        shared = training & set(read_pairs(resolve_pairs_path(val_data, val_pairs)))
+        if shared:
+            raise InvalidInputError(
+                f"{len(shared)} of the --val-data pairs are training pairs too (e.g. "
+                f"{' '.join(sorted(shared)[0])}); validate on pairs held out from training: "
+                "another folder, or the two files of a `tryon split`"
+            )
     held_out = VitonDataset(val_data, pairs=val_pairs, size=config.size)
     return Validator(held_out, config.batch, val_size, config.out)
 
@@ -283,7 +308,7 @@ def _build_trainer(
     gmm_dir: Path | None,
     init: Path | None,
     label_weights=None,
-    adversarial_weight: float = 0.1,
+    adversarial_weight: float | None = None,
 ):
     from tryon.models import GeometricMatcher, HumanParser, TryOnGenerator
     from tryon.train.components import GmmTrainer, ParserTrainer, TomTrainer
@@ -305,7 +330,7 @@ def _build_trainer(
         device,
         GeometricMatcher.from_pretrained(gmm_dir),
         TryOnGenerator.from_pretrained(init) if init else None,
-        adversarial_weight=adversarial_weight,
+        **({} if adversarial_weight is None else {"adversarial_weight": adversarial_weight}),
     )
 
 

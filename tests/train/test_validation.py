@@ -71,15 +71,20 @@ def test_the_best_step_is_kept_and_its_weights_score_what_was_logged(tmp_path, d
         assert reloaded.validate(validator.batches) == pytest.approx(best["score"], abs=1e-4)
 
 
-def test_a_resumed_run_only_replaces_the_best_with_a_better_one(tmp_path, datasets, monkeypatch):
+def test_a_resumed_run_keeps_its_best_and_replaces_it_only_with_a_better_one(
+    tmp_path, datasets, monkeypatch
+):
     _, held_out = datasets
     out = tmp_path / "run"
     trainer = _gmm_trainer()
+    first = _validator(held_out, out)
+    first.start(0)
     monkeypatch.setattr(trainer, "validate", lambda batches: 0.5)
-    _validator(held_out, out)(trainer, 10, 1.0, CPU)
+    first(trainer, 10, 1.0, CPU)
     saved = (out / "best" / "gmm" / "model.safetensors").read_bytes()
 
     resumed = _validator(held_out, out)  # a new process, as after --resume
+    resumed.start(10)
     assert resumed.best == {"step": 10, "metric": "warp_iou", "score": 0.5}
     with torch.no_grad():  # different weights, a worse score: the best folder stays as it was
         next(trainer.gmm.parameters()).add_(1.0)
@@ -93,6 +98,63 @@ def test_a_resumed_run_only_replaces_the_best_with_a_better_one(tmp_path, datase
     assert json.loads((out / "best" / "score.json").read_text())["step"] == 30
     assert (out / "best" / "gmm" / "model.safetensors").read_bytes() != saved
     assert read_losses(out / "validation.csv")["warp_iou"] == [0.5, 0.4, 0.6]
+    assert sorted(p.name for p in out.iterdir()) == ["best", "validation.csv"]  # no leftovers
+
+
+def test_resuming_scores_only_new_steps_and_forgets_steps_it_trains_again(tmp_path, datasets):
+    train, held_out = datasets
+    out = tmp_path / "run"
+    config = TrainConfig(
+        data=train,
+        out=out,
+        steps=4,
+        batch=2,
+        size=SIZE,
+        workers=0,
+        val_every=2,
+        checkpoint_every=4,
+    )
+    data = VitonDataset(train, size=SIZE)
+    run_training(_gmm_trainer(), data, config, CPU, validator=_validator(held_out, out))
+    # A run killed after scoring step 6 but before checkpointing it: step 6 is trained again.
+    with (out / "validation.csv").open("a") as handle:
+        handle.write("6,9.0,0.99\n")
+    config.resume, config.steps = True, 8
+    run_training(_gmm_trainer(), data, config, CPU, validator=_validator(held_out, out))
+    assert read_losses(out / "validation.csv")["step"] == [0.0, 2.0, 4.0, 6.0, 8.0]
+
+
+def test_a_fresh_run_ignores_what_a_run_killed_before_its_first_checkpoint_left(tmp_path, datasets):
+    train, held_out = datasets
+    out = tmp_path / "run"
+    (out / "best").mkdir(parents=True)
+    (out / "best" / "score.json").write_text('{"step": 7, "metric": "warp_iou", "score": 2.0}')
+    (out / "validation.csv").write_text("step,seconds,warp_iou\n7,1.0,2.0\n")
+    config = TrainConfig(data=train, out=out, steps=2, batch=2, size=SIZE, workers=0, val_every=2)
+    validator = _validator(held_out, out)
+    run_training(_gmm_trainer(), VitonDataset(train, size=SIZE), config, CPU, validator=validator)
+    assert read_losses(out / "validation.csv")["step"] == [0.0, 2.0]
+    assert validator.best["step"] in (0, 2) and validator.best["score"] < 1.0
+
+
+def test_a_step_with_nothing_to_score_never_becomes_the_best(tmp_path, datasets, monkeypatch):
+    _, held_out = datasets
+    validator = _validator(held_out, tmp_path / "run")
+    trainer = _gmm_trainer()
+    monkeypatch.setattr(trainer, "validate", lambda batches: float("nan"))
+    validator(trainer, 0, 0.0, CPU)
+    assert validator.best is None and not (tmp_path / "run" / "best").exists()
+    monkeypatch.setattr(trainer, "validate", lambda batches: 0.3)
+    validator(trainer, 2, 1.0, CPU)
+    assert validator.best["step"] == 2
+
+
+def test_validation_leaves_the_networks_in_the_mode_it_found(tmp_path, datasets):
+    _, held_out = datasets
+    trainer = _gmm_trainer()
+    trainer.gmm.train()
+    _validator(held_out, tmp_path / "run")(trainer, 0, 0.0, CPU)
+    assert trainer.gmm.training
 
 
 @pytest.mark.parametrize("component", ["parser", "tom"])
@@ -121,8 +183,23 @@ def test_validating_on_the_training_pairs_is_refused(tmp_path, datasets):
     arguments = ["train", "gmm", "--data", str(train), "--out", str(tmp_path / "run")]
     result = CliRunner().invoke(app, [*arguments, "--val-data", str(train), "--steps", "1"])
     assert isinstance(result.exception, InvalidInputError)
-    assert "held out from training" in str(result.exception)
+    assert "4 of the --val-data pairs are training pairs too" in str(result.exception)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+    # Another pairs file in the same folder is refused too when it shares a pair.
+    shared = (train / "pairs.txt").read_text().splitlines()[0]
+    (tmp_path / "mixed.txt").write_text(shared + "\n")
+    options = ["--val-data", str(train), "--val-pairs", str(tmp_path / "mixed.txt")]
+    result = CliRunner().invoke(app, [*arguments, *options, "--steps", "1"])
+    assert "1 of the --val-data pairs are training pairs too" in str(result.exception)
+
+
+def test_validation_settings_without_held_out_data_are_refused(tmp_path, datasets):
+    train, _ = datasets
+    arguments = ["train", "gmm", "--data", str(train), "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, [*arguments, "--val-every", "10"])
+    assert isinstance(result.exception, InvalidInputError)
+    assert "add --val-data" in str(result.exception)
 
 
 def test_cli_trains_with_validation_and_reports_the_best_step(tmp_path, datasets):
@@ -137,24 +214,57 @@ def test_cli_trains_with_validation_and_reports_the_best_step(tmp_path, datasets
     assert read_losses(out / "validation.csv")["step"] == [0.0, 1.0, 2.0]
 
 
-def test_the_adversarial_weight_is_for_the_tom_only(tmp_path, datasets):
+def test_the_adversarial_weight_reaches_the_tom_and_only_the_tom(tmp_path, datasets, monkeypatch):
     train, _ = datasets
-    arguments = ["train", "gmm", "--data", str(train), "--out", str(tmp_path / "run")]
-    result = CliRunner().invoke(app, [*arguments, "--adversarial-weight", "0.01"])
+    GeometricMatcher(person_channels=GMM_PERSON_CHANNELS).save_pretrained(tmp_path / "gmm")
+    seen = {}
+
+    def record(trainer, dataset, config, device, on_step, validator):  # noqa: ANN001, ANN202
+        seen["weight"] = trainer.adversarial_weight
+        return tmp_path
+
+    monkeypatch.setattr("tryon.train.loop.run_training", record)
+    arguments = ["train", "tom", "--data", str(train), "--out", str(tmp_path / "run")]
+    tom = [*arguments, "--gmm", str(tmp_path / "gmm"), "--size", "128x96"]
+    assert CliRunner().invoke(app, [*tom, "--adversarial-weight", "0.01"]).exit_code == 0
+    assert seen["weight"] == 0.01
+    assert CliRunner().invoke(app, tom).exit_code == 0
+    assert seen["weight"] == 0.1  # the TOM trainer's own default
+
+    arguments[1] = "gmm"
+    result = CliRunner().invoke(app, [*arguments, "--adversarial-weight", "0.1"])
     assert isinstance(result.exception, InvalidInputError)
     assert "use it with tom" in str(result.exception)
 
 
-def test_curves_show_the_held_out_score_beside_the_losses(tmp_path):
-    from PIL import Image
+def test_curves_show_the_held_out_score_of_validated_runs(tmp_path, monkeypatch):
+    from tryon.train import curves
 
-    from tryon.train.curves import plot_runs
-
+    drawn = []
+    monkeypatch.setattr(curves, "_plot_validation", lambda axis, path: drawn.append(path))
     for name, validated in (("plain", False), ("validated", True)):
         run = tmp_path / name
         run.mkdir()
         (run / "losses.csv").write_text("step,seconds,loss\n1,0.1,0.9\n2,0.2,0.7\n")
         if validated:
             (run / "validation.csv").write_text("step,seconds,warp_iou\n0,0.0,0.5\n2,0.2,0.6\n")
-    out = plot_runs([tmp_path / "plain", tmp_path / "validated"], tmp_path / "curves.png")
-    assert Image.open(out).size[0] > 2 * Image.open(out).size[1]  # two panels side by side
+    out = curves.plot_runs([tmp_path / "plain", tmp_path / "validated"], tmp_path / "curves.png")
+    assert out.exists()
+    assert drawn == [tmp_path / "validated" / "validation.csv"]
+
+
+def test_the_held_out_score_is_drawn_on_its_own_axis(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tryon.train.curves import _plot_validation
+
+    (tmp_path / "validation.csv").write_text("step,seconds,warp_iou\n0,0.0,0.5\n2,0.2,0.6\n")
+    figure, axis = plt.subplots()
+    _plot_validation(axis, tmp_path / "validation.csv")
+    right = [a for a in figure.axes if a is not axis]
+    assert len(right) == 1 and right[0].get_ylabel() == "held-out warp_iou"
+    assert list(right[0].lines[0].get_ydata()) == [0.5, 0.6]
+    plt.close(figure)

@@ -7,6 +7,7 @@ representations come from the dataset's own parse and keypoints, as in CP-VTON.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from kornia.losses import ssim_loss
 
 from tryon.compositing import paste_into_region
 from tryon.eval import metrics as M
+from tryon.labels import NUM_PARSE_LABELS
 from tryon.models import (
     GeometricMatcher,
     HumanParser,
@@ -87,11 +89,12 @@ class ParserTrainer:
         self.optimizers["parser"].step()
         return {"loss": loss.item()}
 
-    def validate(self, batches: list[Batch]) -> float:
+    def validate(self, batches: Iterable[Batch]) -> float:
         """Mean IoU over the parse labels present in the held-out batches."""
-        counts = sum(
-            M.confusion(self.parser(b["person"])[0].argmax(1), b["parse"]).cpu() for b in batches
-        )
+        counts = torch.zeros((NUM_PARSE_LABELS, NUM_PARSE_LABELS), dtype=torch.long)
+        for batch in batches:
+            predicted = self.parser(batch["person"])[0].argmax(1)
+            counts += M.confusion(predicted, batch["parse"]).cpu()
         return M.mean_iou(counts)
 
     def sample_grid(self, batch: Batch) -> np.ndarray:
@@ -172,7 +175,7 @@ class GmmTrainer:
         self.optimizers["gmm"].step()
         return {"loss": loss.item()}
 
-    def validate(self, batches: list[Batch]) -> float:
+    def validate(self, batches: Iterable[Batch]) -> float:
         """Mean IoU of the warped garment's mask with the worn garment's region."""
         scores = []
         for batch in batches:
@@ -199,7 +202,7 @@ class TomTrainer:
     """
 
     name = "tom"
-    validation_metric = "region_ssim"
+    validation_metric = "region_ssim_gt_parse"
 
     def __init__(
         self,
@@ -275,7 +278,7 @@ class TomTrainer:
         }
         return {name: value.item() for name, value in terms.items()}
 
-    def validate(self, batches: list[Batch]) -> float:
+    def validate(self, batches: Iterable[Batch]) -> float:
         """Mean SSIM of the try-on against the photo inside the scored try-on region (upper
         clothes and arms, dilated), at model resolution, on the dataset's own parse."""
         scores = []

@@ -19,7 +19,7 @@ import csv
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -68,7 +68,7 @@ class ComponentTrainer(Protocol):
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]: ...
 
-    def validate(self, batches: list[Batch]) -> float: ...
+    def validate(self, batches: Iterable[Batch]) -> float: ...
 
     def sample_grid(self, batch: Batch) -> np.ndarray: ...
 
@@ -203,8 +203,10 @@ def run_training(
     log = _LossLog(out / "losses.csv")
     batches = endless(dataset, config.batch, config.workers, config.seed, start_step)
     started = time.perf_counter() - earlier_seconds
-    if validator is not None and start_step == 0:
-        validator(trainer, 0, 0.0, device)  # the starting point (--init) is a candidate too
+    if validator is not None:
+        validator.start(start_step)
+        if start_step == 0:
+            validator(trainer, 0, 0.0, device)  # the starting point (--init) is a candidate too
     for step in range(start_step, config.steps):
         seconds = time.perf_counter() - started
         spent = 0.0 if budget is None else seconds / budget
@@ -231,6 +233,7 @@ def run_training(
             Image.fromarray(grid).save(out / "samples" / f"step_{done:06d}.png")
         if validator is not None and (done % config.val_every == 0 or last):
             validator(trainer, done, seconds, device)
+            seconds = time.perf_counter() - started
         if done % config.checkpoint_every == 0 or last:
             save_checkpoint(checkpoint, trainer, done, seconds)
             trainer.save(out)

@@ -4,18 +4,23 @@ A GAN keeps changing after its losses have flattened, and not always for the bet
 TOM runs have scored worse than shorter ones), so the last step of a run is not
 necessarily the one to ship. With `tryon train ... --val-data DIR`, before the first step
 (the `--init` weights are candidates too) and every `--val-every` steps, the component's
-trainer scores the first `--val-size` pairs of a held-out dataset
-(higher is better: parse mIoU, warp IoU or region SSIM, as `tryon eval` measures them on
-the dataset's own parse), the loop appends the score to `validation.csv`, and the best
-step so far is saved as `best/<component>` with `best/score.json` saying which step it
-was. `tryon pack` takes `RUN/best/<component>` like any component folder.
+trainer scores the first `--val-size` pairs of a held-out dataset, higher is better:
+`parse_miou` (parser), `warp_iou` (GMM, as `tryon eval` scores it) or
+`region_ssim_gt_parse` (TOM: SSIM inside the scored try-on region at model resolution, on
+the dataset's own parse and keypoints; `tryon eval`'s `region_ssim` runs the production
+path instead: our parser, photo resolution). The loop appends the score to
+`validation.csv`, and the best step so far is saved as `best/<component>` with
+`best/score.json` saying which step it was. `tryon pack` takes `RUN/best/<component>`
+like any component folder. Validation time counts as training time for `--max-minutes`.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -39,33 +44,70 @@ class Validator:
         if size < 1:
             raise InvalidInputError(f"--val-size {size}: score at least one pair")
         count = min(size, len(dataset))
+        if count == 0:
+            raise InvalidInputError("--val-data holds no pairs to score; point it at held-out data")
         self.batches: list[Batch] = [
             collate_tensors([dataset[i] for i in range(start, min(start + batch, count))])
             for start in range(0, count, batch)
         ]
         self.log_path = out / "validation.csv"
         self.best_dir = out / "best"
+        # {"step", "metric", "score"} of the best step so far (`start`).
+        self.best: dict | None = None
+
+    def start(self, step: int) -> None:
+        """Pick up where the run is: a fresh run (`step` 0) drops what a run killed before
+        its first checkpoint left; a resumed one keeps its best and drops the log rows of
+        the steps after its checkpoint, which it trains again."""
         score_file = self.best_dir / "score.json"
-        # {"step", "metric", "score"} of the best step so far, kept over `--resume`.
-        self.best: dict | None = json.loads(score_file.read_text()) if score_file.exists() else None
+        if step == 0:
+            self.log_path.unlink(missing_ok=True)
+            shutil.rmtree(self.best_dir, ignore_errors=True)
+            return
+        self.best = json.loads(score_file.read_text()) if score_file.exists() else None
+        if self.log_path.exists():
+            with self.log_path.open() as handle:
+                rows = list(csv.reader(handle))
+            kept = [rows[0], *(row for row in rows[1:] if int(row[0]) <= step)]
+            with self.log_path.open("w", newline="") as handle:
+                csv.writer(handle).writerows(kept)
 
     def __call__(
         self, trainer: ComponentTrainer, step: int, seconds: float, device: torch.device
     ) -> float:
         """Score the trainer's networks now; log the score and save them if they are the
-        best so far. Returns the score."""
+        best so far. Returns the score (NaN when no held-out pair had anything to score,
+        e.g. no garment; such a step is never the best)."""
+        modes = {name: net.training for name, net in trainer.networks.items()}
         for net in trainer.networks.values():
             net.eval()
-        with torch.no_grad():
-            score = trainer.validate([to_device(b, device) for b in self.batches])
+        try:
+            with torch.no_grad():
+                score = trainer.validate(to_device(batch, device) for batch in self.batches)
+        finally:
+            for name, net in trainer.networks.items():
+                net.train(modes[name])
         self._log(step, seconds, trainer.validation_metric, score)
-        if self.best is None or score > self.best["score"]:
-            self.best = {"step": step, "metric": trainer.validation_metric, "score": score}
-            trainer.save(self.best_dir)
-            tmp = self.best_dir / "score.json.tmp"
-            tmp.write_text(json.dumps(self.best, indent=2) + "\n")
-            os.replace(tmp, self.best_dir / "score.json")
+        if not math.isnan(score) and (self.best is None or score > self.best["score"]):
+            self._save_best(
+                trainer, {"step": step, "metric": trainer.validation_metric, "score": score}
+            )
         return score
+
+    def _save_best(self, trainer: ComponentTrainer, record: dict) -> None:
+        """Write the networks and their score beside the old best, then swap folders, so
+        a kill leaves one whole best folder."""
+        staging = self.best_dir.with_name("best.tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        trainer.save(staging)
+        (staging / "score.json").write_text(json.dumps(record, indent=2) + "\n")
+        retired = self.best_dir.with_name("best.old")
+        shutil.rmtree(retired, ignore_errors=True)
+        if self.best_dir.exists():
+            os.replace(self.best_dir, retired)
+        os.replace(staging, self.best_dir)
+        shutil.rmtree(retired, ignore_errors=True)
+        self.best = record
 
     def _log(self, step: int, seconds: float, metric: str, score: float) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
