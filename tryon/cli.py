@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from tryon.errors import InvalidInputError, TryOnError
 
@@ -254,12 +261,19 @@ def train(
     trainer = _build_trainer(
         component, config, torch_device, gmm, init, label_weights, adversarial_weight
     )
+    # A time-budgeted run usually ends long before --steps: show the time spent against
+    # the budget rather than a remaining time computed from the steps.
+    clock = (
+        (TimeRemainingColumn(),)
+        if max_minutes is None
+        else (TimeElapsedColumn(), TextColumn(f"of {max_minutes:g} min"))
+    )
     columns = (
         TextColumn(f"train {component}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[losses]}"),
-        TimeRemainingColumn(),
+        *clock,
     )
     with Progress(*columns, console=console) as bar:
         task = bar.add_task(component, total=steps, losses="")
