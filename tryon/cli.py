@@ -312,7 +312,8 @@ def _build_validator(
                 "another folder, or the two files of a `tryon split`"
             )
     held_out = VitonDataset(val_data, pairs=val_pairs, size=config.size)
-    return Validator(held_out, config.batch, val_size, config.out)
+    source = str(resolve_pairs_path(val_data, val_pairs).resolve())
+    return Validator(held_out, config.batch, val_size, config.out, source)
 
 
 def _build_trainer(

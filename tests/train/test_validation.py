@@ -85,7 +85,12 @@ def test_a_resumed_run_keeps_its_best_and_replaces_it_only_with_a_better_one(
 
     resumed = _validator(held_out, out)  # a new process, as after --resume
     resumed.start(10)
-    assert resumed.best == {"step": 10, "metric": "warp_iou", "score": 0.5}
+    assert resumed.best == {
+        "step": 10,
+        "metric": "warp_iou",
+        "score": 0.5,
+        "held_out": "3 pairs of held-out set",
+    }
     with torch.no_grad():  # different weights, a worse score: the best folder stays as it was
         next(trainer.gmm.parameters()).add_(1.0)
     monkeypatch.setattr(trainer, "validate", lambda batches: 0.4)
@@ -99,6 +104,23 @@ def test_a_resumed_run_keeps_its_best_and_replaces_it_only_with_a_better_one(
     assert (out / "best" / "gmm" / "model.safetensors").read_bytes() != saved
     assert read_losses(out / "validation.csv")["warp_iou"] == [0.5, 0.4, 0.6]
     assert sorted(p.name for p in out.iterdir()) == ["best", "validation.csv"]  # no leftovers
+
+
+def test_a_run_is_resumed_only_on_the_held_out_pairs_it_chose_its_best_on(
+    tmp_path, datasets, monkeypatch
+):
+    _, held_out = datasets
+    out = tmp_path / "run"
+    trainer = _gmm_trainer()
+    monkeypatch.setattr(trainer, "validate", lambda batches: 0.5)
+    first = _validator(held_out, out)
+    first.start(0)
+    first(trainer, 10, 1.0, CPU)
+    log = (out / "validation.csv").read_text()
+
+    with pytest.raises(InvalidInputError, match="same --val-data, --val-pairs and --val-size"):
+        _validator(held_out, out, size=2).start(10)
+    assert (out / "validation.csv").read_text() == log  # nothing touched
 
 
 def test_resuming_scores_only_new_steps_and_forgets_steps_it_trains_again(tmp_path, datasets):

@@ -38,9 +38,13 @@ class Validator:
         batch: pairs per forward pass.
         size: how many pairs to score (all of them when the dataset is smaller).
         out: the run folder.
+        source: where the held-out pairs come from (e.g. the pairs file); recorded with
+            the best score, so that a resumed run is only compared on the same pairs.
     """
 
-    def __init__(self, dataset: Dataset, batch: int, size: int, out: Path) -> None:
+    def __init__(
+        self, dataset: Dataset, batch: int, size: int, out: Path, source: str = "held-out set"
+    ) -> None:
         if size < 1:
             raise InvalidInputError(f"--val-size {size}: score at least one pair")
         count = min(size, len(dataset))
@@ -50,9 +54,10 @@ class Validator:
             collate_tensors([dataset[i] for i in range(start, min(start + batch, count))])
             for start in range(0, count, batch)
         ]
+        self.held_out = f"{count} pairs of {source}"
         self.log_path = out / "validation.csv"
         self.best_dir = out / "best"
-        # {"step", "metric", "score"} of the best step so far (`start`).
+        # {"step", "metric", "score", "held_out"} of the best step so far (`start`).
         self.best: dict | None = None
 
     def start(self, step: int) -> None:
@@ -65,6 +70,12 @@ class Validator:
             shutil.rmtree(self.best_dir, ignore_errors=True)
             return
         self.best = json.loads(score_file.read_text()) if score_file.exists() else None
+        if self.best is not None and self.best.get("held_out", self.held_out) != self.held_out:
+            raise InvalidInputError(
+                f"this run chose its best step on {self.best['held_out']}; resume it with the "
+                f"same --val-data, --val-pairs and --val-size (not {self.held_out}), or start "
+                "a new run with --init RUN/best/<component>"
+            )
         if self.log_path.exists():
             with self.log_path.open() as handle:
                 rows = list(csv.reader(handle))
@@ -89,9 +100,8 @@ class Validator:
                 net.train(modes[name])
         self._log(step, seconds, trainer.validation_metric, score)
         if not math.isnan(score) and (self.best is None or score > self.best["score"]):
-            self._save_best(
-                trainer, {"step": step, "metric": trainer.validation_metric, "score": score}
-            )
+            record = {"step": step, "metric": trainer.validation_metric, "score": score}
+            self._save_best(trainer, {**record, "held_out": self.held_out})
         return score
 
     def _save_best(self, trainer: ComponentTrainer, record: dict) -> None:
