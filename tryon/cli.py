@@ -227,7 +227,7 @@ def train(
         checkpoint_every=checkpoint_every,
         sample_every=sample_every,
         max_minutes=max_minutes,
-        val_every=val_every or VAL_EVERY,
+        val_every=VAL_EVERY if val_every is None else val_every,
     )
     if max_minutes is not None and max_minutes <= 0:
         raise InvalidInputError(f"--max-minutes {max_minutes}: give a positive number of minutes")
@@ -247,7 +247,11 @@ def train(
         None
         if val_data is None
         else _build_validator(
-            pairs, val_data, val_pairs or "pairs.txt", val_size or VAL_SIZE, config
+            pairs,
+            val_data,
+            val_pairs or "pairs.txt",
+            VAL_SIZE if val_size is None else val_size,
+            config,
         )
     )
     label_weights = None
@@ -302,9 +306,10 @@ def _build_validator(
     from tryon.data.viton import VitonDataset, read_pairs, resolve_pairs_path
     from tryon.train.validation import Validator
 
+    val_pairs_file = resolve_pairs_path(val_data, val_pairs).resolve()
     if val_data.resolve() == config.data.resolve():
         training = set(read_pairs(resolve_pairs_path(config.data, pairs)))
-        shared = training & set(read_pairs(resolve_pairs_path(val_data, val_pairs)))
+        shared = training & set(read_pairs(val_pairs_file))
         if shared:
             raise InvalidInputError(
                 f"{len(shared)} of the --val-data pairs are training pairs too (e.g. "
@@ -312,8 +317,7 @@ def _build_validator(
                 "another folder, or the two files of a `tryon split`"
             )
     held_out = VitonDataset(val_data, pairs=val_pairs, size=config.size)
-    source = str(resolve_pairs_path(val_data, val_pairs).resolve())
-    return Validator(held_out, config.batch, val_size, config.out, source)
+    return Validator(held_out, config.batch, val_size, config.out, str(val_pairs_file))
 
 
 def _build_trainer(

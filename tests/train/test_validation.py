@@ -42,6 +42,11 @@ def _gmm_trainer() -> GmmTrainer:
     return GmmTrainer(lr=3e-3, device=CPU, gmm=gmm)
 
 
+def _config(train, out, **settings) -> TrainConfig:
+    """A validated run on the tiny training set: batches of 2, scored every 2 steps."""
+    return TrainConfig(data=train, out=out, batch=2, size=SIZE, workers=0, val_every=2, **settings)
+
+
 def _validator(held_out, out, size=3) -> Validator:
     return Validator(VitonDataset(held_out, size=SIZE), batch=2, size=size, out=out)
 
@@ -49,9 +54,7 @@ def _validator(held_out, out, size=3) -> Validator:
 def test_the_best_step_is_kept_and_its_weights_score_what_was_logged(tmp_path, datasets):
     train, held_out = datasets
     out = tmp_path / "run"
-    config = TrainConfig(
-        data=train, out=out, steps=6, batch=2, size=SIZE, workers=0, val_every=2, log_every=2
-    )
+    config = _config(train, out, steps=6, log_every=2)
     validator = _validator(held_out, out)
     run_training(_gmm_trainer(), VitonDataset(train, size=SIZE), config, CPU, validator=validator)
 
@@ -126,16 +129,7 @@ def test_a_run_is_resumed_only_on_the_held_out_pairs_it_chose_its_best_on(
 def test_resuming_scores_only_new_steps_and_forgets_steps_it_trains_again(tmp_path, datasets):
     train, held_out = datasets
     out = tmp_path / "run"
-    config = TrainConfig(
-        data=train,
-        out=out,
-        steps=4,
-        batch=2,
-        size=SIZE,
-        workers=0,
-        val_every=2,
-        checkpoint_every=4,
-    )
+    config = _config(train, out, steps=4, checkpoint_every=4)
     data = VitonDataset(train, size=SIZE)
     run_training(_gmm_trainer(), data, config, CPU, validator=_validator(held_out, out))
     # A run killed after scoring step 6 but before checkpointing it: step 6 is trained again.
@@ -152,7 +146,7 @@ def test_a_fresh_run_ignores_what_a_run_killed_before_its_first_checkpoint_left(
     (out / "best").mkdir(parents=True)
     (out / "best" / "score.json").write_text('{"step": 7, "metric": "warp_iou", "score": 2.0}')
     (out / "validation.csv").write_text("step,seconds,warp_iou\n7,1.0,2.0\n")
-    config = TrainConfig(data=train, out=out, steps=2, batch=2, size=SIZE, workers=0, val_every=2)
+    config = _config(train, out, steps=2)
     validator = _validator(held_out, out)
     run_training(_gmm_trainer(), VitonDataset(train, size=SIZE), config, CPU, validator=validator)
     assert read_losses(out / "validation.csv")["step"] == [0.0, 2.0]

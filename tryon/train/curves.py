@@ -18,9 +18,7 @@ def plot_runs(runs: list[Path], out: Path) -> Path:
 
     figure, axes = plt.subplots(1, len(runs), figsize=(4.5 * len(runs), 3.4), squeeze=False)
     for axis, run in zip(axes[0], runs, strict=True):
-        columns = read_losses(run / "losses.csv")
-        steps = columns.pop("step")
-        columns.pop("seconds", None)
+        steps, columns = _series(run / "losses.csv")
         for name, values in sorted(columns.items()):
             axis.plot(steps, values, label=name, linewidth=1.2)
         axis.set_title(run.name)
@@ -39,11 +37,17 @@ def plot_runs(runs: list[Path], out: Path) -> Path:
 
 def _plot_validation(axis, path: Path) -> None:
     """The held-out score (higher is better) against steps, on a linear right-hand axis."""
-    columns = read_losses(path)
-    steps = columns.pop("step")
-    columns.pop("seconds", None)
+    steps, columns = _series(path)
     ((metric, values),) = columns.items()
     right = axis.twinx()
     right.plot(steps, values, color="black", linestyle="--", marker=".", label=f"held-out {metric}")
     right.set_ylabel(f"held-out {metric}")
     right.legend(fontsize=7, loc="upper right")
+
+
+def _series(path: Path) -> tuple[list[float], dict[str, list[float]]]:
+    """A run's CSV log as (steps, {column: values}) without its seconds column."""
+    columns = read_losses(path)
+    steps = columns.pop("step")
+    columns.pop("seconds", None)
+    return steps, columns

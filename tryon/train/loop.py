@@ -200,7 +200,7 @@ def run_training(
     )
     budget = None if config.max_minutes is None else 60.0 * config.max_minutes
     fixed = to_device(next(endless(dataset, config.batch, 0, config.seed + 1, 0)), device)
-    log = _LossLog(out / "losses.csv")
+    log = CsvLog(out / "losses.csv")
     batches = endless(dataset, config.batch, config.workers, config.seed, start_step)
     started = time.perf_counter() - earlier_seconds
     if validator is not None:
@@ -242,8 +242,9 @@ def run_training(
     return out / trainer.name
 
 
-class _LossLog:
-    """Appends rows to `losses.csv`, writing the header once."""
+class CsvLog:
+    """Appends rows of named values to a CSV (`losses.csv`, `validation.csv`): step,
+    seconds, then the values, writing the header once."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -254,6 +255,7 @@ class _LossLog:
             self.columns = header.split(",")[2:] if header else None
 
     def write(self, step: int, seconds: float, losses: dict[str, float]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         new = self.columns is None
         if new:
             self.columns = sorted(losses)

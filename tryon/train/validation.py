@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from tryon.errors import InvalidInputError
-from tryon.train.loop import Batch, ComponentTrainer, collate_tensors, to_device
+from tryon.train.loop import Batch, ComponentTrainer, CsvLog, collate_tensors, to_device
 
 
 class Validator:
@@ -98,7 +98,7 @@ class Validator:
         finally:
             for name, net in trainer.networks.items():
                 net.train(modes[name])
-        self._log(step, seconds, trainer.validation_metric, score)
+        CsvLog(self.log_path).write(step, seconds, {trainer.validation_metric: score})
         if not math.isnan(score) and (self.best is None or score > self.best["score"]):
             record = {"step": step, "metric": trainer.validation_metric, "score": score}
             self._save_best(trainer, {**record, "held_out": self.held_out})
@@ -118,12 +118,3 @@ class Validator:
         os.replace(staging, self.best_dir)
         shutil.rmtree(retired, ignore_errors=True)
         self.best = record
-
-    def _log(self, step: int, seconds: float, metric: str, score: float) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.log_path.exists()
-        with self.log_path.open("a", newline="") as handle:
-            writer = csv.writer(handle)
-            if new:
-                writer.writerow(["step", "seconds", metric])
-            writer.writerow([step, f"{seconds:.1f}", f"{score:.5f}"])
