@@ -180,6 +180,13 @@ def train(
         float | None,
         typer.Option(help="tom only: weight of the GAN loss against L1 + SSIM (default 0.1)."),
     ] = None,
+    grid_weight: Annotated[
+        float | None,
+        typer.Option(
+            help="gmm only: weight of CP-VTON+'s grid regulariser (default 0.1); higher keeps "
+            "the warp closer to affine, lower lets sleeves bend further."
+        ),
+    ] = None,
     val_data: Annotated[
         Path | None,
         typer.Option(
@@ -235,6 +242,10 @@ def train(
         raise InvalidInputError("--adversarial-weight weighs the TOM's GAN loss: use it with tom")
     if adversarial_weight is not None and adversarial_weight < 0:
         raise InvalidInputError(f"--adversarial-weight {adversarial_weight}: give 0 or more")
+    if grid_weight is not None and component != "gmm":
+        raise InvalidInputError("--grid-weight regularises the GMM's warp: use it with gmm")
+    if grid_weight is not None and grid_weight < 0:
+        raise InvalidInputError(f"--grid-weight {grid_weight}: give 0 or more")
     if val_data is None and (val_pairs, val_every, val_size) != (None, None, None):
         raise InvalidInputError(
             "--val-pairs, --val-every and --val-size set up validation: add --val-data DIR"
@@ -263,7 +274,7 @@ def train(
 
         label_weights = balanced_label_weights(label_frequencies(dataset, NUM_PARSE_LABELS))
     trainer = _build_trainer(
-        component, config, torch_device, gmm, init, label_weights, adversarial_weight
+        component, config, torch_device, gmm, init, label_weights, adversarial_weight, grid_weight
     )
     # A time-budgeted run usually ends long before --steps: show the time spent against
     # the budget rather than a remaining time computed from the steps.
@@ -328,6 +339,7 @@ def _build_trainer(
     init: Path | None,
     label_weights=None,
     adversarial_weight: float | None = None,
+    grid_weight: float | None = None,
 ):
     from tryon.models import GeometricMatcher, HumanParser, TryOnGenerator
     from tryon.train.components import GmmTrainer, ParserTrainer, TomTrainer
@@ -337,7 +349,10 @@ def _build_trainer(
         return ParserTrainer(config.lr, device, parser, label_weights)
     if component == "gmm":
         return GmmTrainer(
-            config.lr, device, GeometricMatcher.from_pretrained(init) if init else None
+            config.lr,
+            device,
+            GeometricMatcher.from_pretrained(init) if init else None,
+            **({} if grid_weight is None else {"grid_weight": grid_weight}),
         )
     if gmm_dir is None:
         raise InvalidInputError(

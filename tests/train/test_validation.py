@@ -230,29 +230,6 @@ def test_cli_trains_with_validation_and_reports_the_best_step(tmp_path, datasets
     assert read_losses(out / "validation.csv")["step"] == [0.0, 1.0, 2.0]
 
 
-def test_the_adversarial_weight_reaches_the_tom_and_only_the_tom(tmp_path, datasets, monkeypatch):
-    train, _ = datasets
-    GeometricMatcher(person_channels=GMM_PERSON_CHANNELS).save_pretrained(tmp_path / "gmm")
-    seen = {}
-
-    def record(trainer, dataset, config, device, on_step, validator):  # noqa: ANN001, ANN202
-        seen["weight"] = trainer.adversarial_weight
-        return tmp_path
-
-    monkeypatch.setattr("tryon.train.loop.run_training", record)
-    arguments = ["train", "tom", "--data", str(train), "--out", str(tmp_path / "run")]
-    tom = [*arguments, "--gmm", str(tmp_path / "gmm"), "--size", "128x96"]
-    assert CliRunner().invoke(app, [*tom, "--adversarial-weight", "0.01"]).exit_code == 0
-    assert seen["weight"] == 0.01
-    assert CliRunner().invoke(app, tom).exit_code == 0
-    assert seen["weight"] == 0.1  # the TOM trainer's own default
-
-    arguments[1] = "gmm"
-    result = CliRunner().invoke(app, [*arguments, "--adversarial-weight", "0.1"])
-    assert isinstance(result.exception, InvalidInputError)
-    assert "use it with tom" in str(result.exception)
-
-
 def test_curves_show_the_held_out_score_of_validated_runs(tmp_path, monkeypatch):
     from tryon.train import curves
 

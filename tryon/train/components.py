@@ -38,6 +38,11 @@ from tryon.train.grids import image_grid, parse_to_rgb, skeleton_overlay
 Batch = dict[str, torch.Tensor]
 PYRAMID = (4, 16)  # GMM loss also at 1/4 and 1/16 resolution
 GMM_MAX_GRAD_NORM = 0.5
+# Weight of CP-VTON+'s grid regulariser in the GMM loss. Fitting 5x5 control points
+# directly to 40 held-out synthetic samples with this loss caps warp IoU at 0.815 with
+# weight 1.0 (the default until session 6), 0.843 at 0.3, 0.858 at 0.1 and 0.866 at 0:
+# at 1.0 the regulariser, not the data, decided how far a sleeve may bend.
+GMM_GRID_WEIGHT = 0.1
 
 
 def _adam(
@@ -140,7 +145,7 @@ class GmmTrainer:
         lr: float,
         device: torch.device,
         gmm: GeometricMatcher | None = None,
-        grid_weight: float = 1.0,
+        grid_weight: float = GMM_GRID_WEIGHT,
     ) -> None:
         self.gmm = (gmm or GeometricMatcher(person_channels=GMM_PERSON_CHANNELS)).to(device)
         self.networks = {"gmm": self.gmm}

@@ -1,0 +1,98 @@
+"""`tryon train --grid-weight` (GMM) and `--adversarial-weight` (TOM): each reaches its
+network's loss and only it, and changes what training learns."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from tryon.cli import app
+from tryon.data.synth.writer import write_dataset
+from tryon.data.viton import VitonDataset
+from tryon.errors import InvalidInputError
+from tryon.models import GeometricMatcher
+from tryon.models.gmm import grid_regularisation
+from tryon.representation import GMM_PERSON_CHANNELS, build_representation
+from tryon.train.components import GMM_GRID_WEIGHT, GmmTrainer
+from tryon.train.loop import collate_tensors
+
+SIZE = (128, 96)
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def train(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    write_dataset(root, n=4, seed=41)
+    return root
+
+
+def _record_trainer(monkeypatch, attribute: str) -> dict:
+    """Stop `tryon train` before it trains and keep the trainer's `attribute`."""
+    seen = {}
+
+    def record(trainer, dataset, config, device, on_step, validator):  # noqa: ANN001, ANN202
+        seen["weight"] = getattr(trainer, attribute)
+        return config.out
+
+    monkeypatch.setattr("tryon.train.loop.run_training", record)
+    return seen
+
+
+def _bending_after_training(train, grid_weight: float) -> float:
+    """Grid regulariser of the warps of a tiny GMM after 15 steps with `grid_weight`."""
+    torch.manual_seed(0)
+    gmm = GeometricMatcher(
+        person_channels=GMM_PERSON_CHANNELS,
+        feature_channels=(8, 8, 16, 16),
+        regressor_width=16,
+        correlation_size=(8, 6),
+    )
+    trainer = GmmTrainer(lr=3e-3, device=CPU, gmm=gmm, grid_weight=grid_weight)
+    data = VitonDataset(train, size=SIZE)
+    batch = collate_tensors([data[i] for i in range(len(data))])
+    for step in range(15):
+        trainer.train_step(batch, step)
+    gmm.eval()
+    with torch.no_grad():
+        rep = build_representation(batch["person"], batch["parse"], batch["keypoints"])
+        output = gmm(rep.gmm_input(), batch["cloth"], batch["cloth_mask"])
+    return grid_regularisation(output.source_points).item()
+
+
+def test_a_higher_grid_weight_keeps_the_learnt_warp_closer_to_affine(train):
+    assert _bending_after_training(train, 10.0) < 0.5 * _bending_after_training(train, 0.0)
+
+
+def test_the_grid_weight_reaches_the_gmm_and_only_the_gmm(tmp_path, train, monkeypatch):
+    seen = _record_trainer(monkeypatch, "grid_weight")
+    arguments = ["train", "gmm", "--data", str(train), "--out", str(tmp_path / "run")]
+    assert CliRunner().invoke(app, [*arguments, "--grid-weight", "0.3"]).exit_code == 0
+    assert seen["weight"] == 0.3
+    assert CliRunner().invoke(app, arguments).exit_code == 0
+    assert seen["weight"] == GMM_GRID_WEIGHT
+
+    result = CliRunner().invoke(app, [*arguments, "--grid-weight", "-1"])
+    assert isinstance(result.exception, InvalidInputError)
+    assert "give 0 or more" in str(result.exception)
+    arguments[1] = "parser"
+    result = CliRunner().invoke(app, [*arguments, "--grid-weight", "0.3"])
+    assert isinstance(result.exception, InvalidInputError)
+    assert "use it with gmm" in str(result.exception)
+
+
+def test_the_adversarial_weight_reaches_the_tom_and_only_the_tom(tmp_path, train, monkeypatch):
+    seen = _record_trainer(monkeypatch, "adversarial_weight")
+    GeometricMatcher(person_channels=GMM_PERSON_CHANNELS).save_pretrained(tmp_path / "gmm")
+    arguments = ["train", "tom", "--data", str(train), "--out", str(tmp_path / "run")]
+    tom = [*arguments, "--gmm", str(tmp_path / "gmm"), "--size", "128x96"]
+    assert CliRunner().invoke(app, [*tom, "--adversarial-weight", "0.01"]).exit_code == 0
+    assert seen["weight"] == 0.01
+    assert CliRunner().invoke(app, tom).exit_code == 0
+    assert seen["weight"] == 0.1  # the TOM trainer's own default
+
+    arguments[1] = "gmm"
+    result = CliRunner().invoke(app, [*arguments, "--adversarial-weight", "0.1"])
+    assert isinstance(result.exception, InvalidInputError)
+    assert "use it with tom" in str(result.exception)
