@@ -180,6 +180,13 @@ def train(
         float | None,
         typer.Option(help="tom only: weight of the GAN loss against L1 + SSIM (default 0.1)."),
     ] = None,
+    refinement_stages: Annotated[
+        int | None,
+        typer.Option(
+            help="gmm only: refinement stages after the correlation regressor (default 0, or "
+            "what --init has); stages --init lacks start untrained, warping as it does."
+        ),
+    ] = None,
     grid_weight: Annotated[
         float | None,
         typer.Option(
@@ -242,6 +249,10 @@ def train(
         raise InvalidInputError("--adversarial-weight weighs the TOM's GAN loss: use it with tom")
     if adversarial_weight is not None and adversarial_weight < 0:
         raise InvalidInputError(f"--adversarial-weight {adversarial_weight}: give 0 or more")
+    if refinement_stages is not None and component != "gmm":
+        raise InvalidInputError("--refinement-stages belongs to the GMM: use it with gmm")
+    if refinement_stages is not None and refinement_stages < 0:
+        raise InvalidInputError(f"--refinement-stages {refinement_stages}: give 0 or more")
     if grid_weight is not None and component != "gmm":
         raise InvalidInputError("--grid-weight regularises the GMM's warp: use it with gmm")
     if grid_weight is not None and grid_weight < 0:
@@ -274,7 +285,15 @@ def train(
 
         label_weights = balanced_label_weights(label_frequencies(dataset, NUM_PARSE_LABELS))
     trainer = _build_trainer(
-        component, config, torch_device, gmm, init, label_weights, adversarial_weight, grid_weight
+        component,
+        config,
+        torch_device,
+        gmm,
+        init,
+        label_weights,
+        adversarial_weight,
+        grid_weight,
+        refinement_stages,
     )
     # A time-budgeted run usually ends long before --steps: show the time spent against
     # the budget rather than a remaining time computed from the steps.
@@ -340,6 +359,7 @@ def _build_trainer(
     label_weights=None,
     adversarial_weight: float | None = None,
     grid_weight: float | None = None,
+    refinement_stages: int | None = None,
 ):
     from tryon.models import GeometricMatcher, HumanParser, TryOnGenerator
     from tryon.train.components import GmmTrainer, ParserTrainer, TomTrainer
@@ -351,7 +371,7 @@ def _build_trainer(
         return GmmTrainer(
             config.lr,
             device,
-            GeometricMatcher.from_pretrained(init) if init else None,
+            _gmm_to_train(init, refinement_stages),
             **({} if grid_weight is None else {"grid_weight": grid_weight}),
         )
     if gmm_dir is None:
@@ -366,6 +386,27 @@ def _build_trainer(
         TryOnGenerator.from_pretrained(init) if init else None,
         **({} if adversarial_weight is None else {"adversarial_weight": adversarial_weight}),
     )
+
+
+def _gmm_to_train(init: Path | None, refinement_stages: int | None):
+    """The GMM `tryon train gmm` starts from: `--init`'s, grown to `--refinement-stages`."""
+    from tryon.models import GeometricMatcher
+    from tryon.models.gmm import add_refinement_stages
+    from tryon.representation import GMM_PERSON_CHANNELS
+
+    if init is None:
+        return GeometricMatcher(
+            person_channels=GMM_PERSON_CHANNELS, refinement_stages=refinement_stages or 0
+        )
+    gmm = GeometricMatcher.from_pretrained(init)
+    if refinement_stages is None or refinement_stages == len(gmm.refiners):
+        return gmm
+    if refinement_stages < len(gmm.refiners):
+        raise InvalidInputError(
+            f"--init {init} has {len(gmm.refiners)} trained refinement stages: give "
+            f"--refinement-stages {len(gmm.refiners)} or more, or leave it out"
+        )
+    return add_refinement_stages(gmm, refinement_stages)
 
 
 @app.command("eval")

@@ -28,14 +28,15 @@ from tryon.train.loop import collate_tensors
 
 def main() -> None:
     arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    arguments.add_argument("--data", required=True, help="dataset with warp-gt/ (synthetic)")
+    arguments.add_argument("--data", required=True, help="paired dataset (VITON layout)")
+    arguments.add_argument("--pairs", default="pairs.txt", help="pairs file, in --data or a path")
     arguments.add_argument("--n", type=int, default=40, help="samples to fit")
     arguments.add_argument("--gmm", default="tryon/weights/synthetic/gmm", help="starting GMM")
     arguments.add_argument("--grid-weights", type=float, nargs="+", default=[1.0, 0.1, 0.0])
     arguments.add_argument("--steps", type=int, default=300, help="Adam steps per fit")
     args = arguments.parse_args()
 
-    dataset = VitonDataset(args.data)
+    dataset = VitonDataset(args.data, pairs=args.pairs)
     batch = collate_tensors([dataset[i] for i in range(min(args.n, len(dataset)))])
     gmm = GeometricMatcher.from_pretrained(args.gmm).float().eval()
     rep = build_representation(batch["person"], batch["parse"], batch["keypoints"])

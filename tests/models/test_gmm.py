@@ -5,6 +5,7 @@ import torch
 from tiny_models import fit, image
 
 from tryon.models import GeometricMatcher, gmm_loss, grid_regularisation, regular_grid, warp_tps
+from tryon.models.gmm import add_refinement_stages
 
 
 @pytest.mark.parametrize("size", [(256, 192), (128, 96)])
@@ -66,3 +67,44 @@ def test_training_steps_lower_the_loss(tiny_gmm: GeometricMatcher) -> None:
 
     first, last = fit(tiny_gmm, loss, lr=1e-3)
     assert last < 0.95 * first
+
+
+def _refined_gmm(stages: int) -> GeometricMatcher:
+    return GeometricMatcher(
+        feature_channels=(8, 8, 16, 16),
+        regressor_width=8,
+        correlation_size=(8, 6),
+        grid_size=(4, 3),
+        refinement_stages=stages,
+    )
+
+
+@pytest.mark.parametrize("size", [(256, 192), (128, 96)])
+def test_refinement_stages_train_and_keep_the_output_shapes(size: tuple[int, int]) -> None:
+    gmm = _refined_gmm(2)
+    garment, mask = image(2, 3, *size), image(2, 1, *size, low=0.0)
+    output = gmm(image(2, 22, *size, low=0.0), garment, mask)
+    assert output.warped_garment.shape == (2, 3, *size)
+    assert output.source_points.shape == (2, 4, 3, 2)
+    gmm_loss(output, garment, mask).backward()
+    assert all(p.grad is not None for p in gmm.refiners.parameters())
+
+
+def test_adding_refinement_stages_keeps_a_trained_warp_until_they_learn(tmp_path) -> None:
+    torch.manual_seed(0)
+    trained = _refined_gmm(0)
+    with torch.no_grad():  # a GMM that warps: its regressor's last layer is no longer zero
+        trained.regressor.linear.bias.normal_(0, 0.1)
+    person, garment, mask = image(1, 22, 64, 48, low=0.0), image(1, 3, 64, 48), image(1, 1, 64, 48)
+    grown = add_refinement_stages(trained.eval(), 2).eval()
+    assert len(grown.refiners) == 2
+    before, after = trained(person, garment, mask), grown(person, garment, mask)
+    assert (before.warped_garment - garment * mask).abs().max() > 0.01
+    assert torch.allclose(before.warped_garment, after.warped_garment, atol=1e-6)
+
+    grown.save_pretrained(tmp_path / "gmm")
+    reloaded = GeometricMatcher.from_pretrained(tmp_path / "gmm").eval()
+    assert reloaded.config["refinement_stages"] == 2
+    assert torch.equal(reloaded(person, garment, mask).source_points, after.source_points)
+    with pytest.raises(ValueError, match="cannot drop"):
+        add_refinement_stages(grown, 1)

@@ -5,6 +5,11 @@ to 1/16 resolution; the L2-normalised features are correlated (every person posi
 every garment position), and a small regression head turns the correlation into offsets
 of a regular control grid. The garment and its mask are warped with that grid
 (`tryon.models.tps`, normalised (x, y) coordinates, `align_corners=False`).
+
+Optional refinement stages then look at the person representation beside the garment as
+warped so far (the two are aligned now, so plain convolutions see where they disagree)
+and add a correction to the offsets; each stage re-warps the original garment, so the
+photo is resampled once whatever the number of stages.
 """
 
 from __future__ import annotations
@@ -104,6 +109,28 @@ class GridRegressor(nn.Module):
         return offsets.view(-1, self.grid_size[0], self.grid_size[1], 2)
 
 
+class WarpRefiner(nn.Module):
+    """Person representation and the garment as warped so far -> offset correction.
+
+    Input `(B, person_channels + 4, H, W)` (the warped garment's RGB and mask last);
+    output `(B, rows, cols, 2)`, zero for an untrained stage.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        feature_channels: Sequence[int],
+        width: int,
+        grid_size: tuple[int, int],
+    ) -> None:
+        super().__init__()
+        self.features = FeatureExtractor(in_channels, feature_channels)
+        self.regressor = GridRegressor(feature_channels[-1], width, grid_size)
+
+    def forward(self, person_and_warp: torch.Tensor) -> torch.Tensor:
+        return self.regressor(self.features(person_and_warp))
+
+
 class GmmOutput(NamedTuple):
     """What `GeometricMatcher` returns.
 
@@ -132,6 +159,8 @@ class GeometricMatcher(PretrainedMixin, nn.Module):
             is 1/16 of the default 256x192, where pooling does nothing.
         regressor_width: width of the regression head.
         grid_size: (rows, columns) of TPS control points.
+        refinement_stages: `WarpRefiner` stages after the correlation regressor (0 is
+            CP-VTON's single regression).
     """
 
     def __init__(
@@ -142,6 +171,7 @@ class GeometricMatcher(PretrainedMixin, nn.Module):
         correlation_size: Sequence[int] = (16, 12),
         regressor_width: int = 64,
         grid_size: Sequence[int] = (5, 5),
+        refinement_stages: int = 0,
     ) -> None:
         super().__init__()
         self.use_garment_mask = use_garment_mask
@@ -151,6 +181,10 @@ class GeometricMatcher(PretrainedMixin, nn.Module):
         self.garment_features = FeatureExtractor(3 + int(use_garment_mask), feature_channels)
         self.regressor = GridRegressor(
             self.correlation_size[0] * self.correlation_size[1], regressor_width, self.grid_size
+        )
+        self.refiners = nn.ModuleList(
+            WarpRefiner(person_channels + 4, feature_channels, regressor_width, self.grid_size)
+            for _ in range(refinement_stages)
         )
         self.register_buffer("base_grid", regular_grid(self.grid_size), persistent=False)
 
@@ -178,13 +212,36 @@ class GeometricMatcher(PretrainedMixin, nn.Module):
             self.garment_features(garment_input),
             self.correlation_size,
         )
-        # Offsets saturate smoothly at MAX_OFFSET: enough to shrink a product photo to the
-        # body's size (corner points then sample far outside it), never enough to fling the
-        # whole grid off the garment, where no gradient comes back.
         offsets = self.regressor(correlation)
-        source_points = self.base_grid + MAX_OFFSET * torch.tanh(offsets / MAX_OFFSET)
-        warped = warp_tps(torch.cat((garment, garment_mask), 1), source_points)
+        source = torch.cat((garment, garment_mask), 1)
+        source_points = self._control_points(offsets)
+        warped = warp_tps(source, source_points)
+        for refiner in self.refiners:
+            offsets = offsets + refiner(torch.cat((person, warped), 1))
+            source_points = self._control_points(offsets)
+            warped = warp_tps(source, source_points)
         return GmmOutput(warped[:, :3], warped[:, 3:], source_points)
+
+    def _control_points(self, offsets: torch.Tensor) -> torch.Tensor:
+        """`(B, rows, cols, 2)` offsets -> source points, saturating smoothly at MAX_OFFSET:
+        enough to shrink a product photo to the body's size (corner points then sample far
+        outside it), never enough to fling the whole grid off the garment, where no
+        gradient comes back."""
+        return self.base_grid + MAX_OFFSET * torch.tanh(offsets / MAX_OFFSET)
+
+
+def add_refinement_stages(gmm: GeometricMatcher, stages: int) -> GeometricMatcher:
+    """A copy of a trained GMM with `stages` refinement stages in all; the stages it lacks
+    start untrained (zero correction), so the copy warps exactly as `gmm` does until they
+    learn. Refuses to remove trained stages."""
+    have = len(gmm.refiners)
+    if stages < have:
+        raise ValueError(f"this GMM has {have} trained refinement stages; cannot drop to {stages}")
+    grown = GeometricMatcher(**{**gmm.config, "refinement_stages": stages})
+    missing, unexpected = grown.load_state_dict(gmm.state_dict(), strict=False)
+    if unexpected or any(not key.startswith("refiners.") for key in missing):
+        raise ValueError(f"weights do not fit the grown GMM: {unexpected or missing}")
+    return grown.to(next(gmm.parameters()).device, next(gmm.parameters()).dtype)
 
 
 def grid_regularisation(source_points: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
-"""`tryon train --grid-weight` (GMM) and `--adversarial-weight` (TOM): each reaches its
-network's loss and only it, and changes what training learns."""
+"""`tryon train` options of one network: `--grid-weight` and `--refinement-stages` (GMM),
+`--adversarial-weight` (TOM); each reaches its network and only it, and changes what
+training does."""
 
 from __future__ import annotations
 
@@ -96,3 +97,29 @@ def test_the_adversarial_weight_reaches_the_tom_and_only_the_tom(tmp_path, train
     result = CliRunner().invoke(app, [*arguments, "--adversarial-weight", "0.1"])
     assert isinstance(result.exception, InvalidInputError)
     assert "use it with tom" in str(result.exception)
+
+
+def test_refinement_stages_grow_the_init_gmm_and_only_the_gmm(tmp_path, train, monkeypatch):
+    seen = _record_trainer(monkeypatch, "gmm")
+    torch.manual_seed(0)
+    trained = GeometricMatcher(person_channels=GMM_PERSON_CHANNELS, refinement_stages=1)
+    trained.save_pretrained(tmp_path / "trained")
+    arguments = ["train", "gmm", "--data", str(train), "--out", str(tmp_path / "run")]
+    from_trained = [*arguments, "--init", str(tmp_path / "trained")]
+    assert CliRunner().invoke(app, [*from_trained, "--refinement-stages", "2"]).exit_code == 0
+    grown = seen["weight"]
+    assert len(grown.refiners) == 2
+    first_conv = [gmm.refiners[0].features.layers[0][0].weight for gmm in (grown, trained)]
+    assert torch.equal(*first_conv)  # the trained stage is kept, the second one added
+    assert CliRunner().invoke(app, from_trained).exit_code == 0
+    assert len(seen["weight"].refiners) == 1  # what --init has
+    assert CliRunner().invoke(app, [*arguments, "--refinement-stages", "1"]).exit_code == 0
+    assert len(seen["weight"].refiners) == 1
+
+    result = CliRunner().invoke(app, [*from_trained, "--refinement-stages", "0"])
+    assert isinstance(result.exception, InvalidInputError)
+    assert "--refinement-stages 1 or more" in str(result.exception)
+    arguments[1] = "parser"
+    result = CliRunner().invoke(app, [*arguments, "--refinement-stages", "1"])
+    assert isinstance(result.exception, InvalidInputError)
+    assert "use it with gmm" in str(result.exception)
