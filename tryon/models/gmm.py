@@ -217,7 +217,10 @@ class GeometricMatcher(PretrainedMixin, nn.Module):
         source_points = self._control_points(offsets)
         warped = warp_tps(source, source_points)
         for refiner in self.refiners:
-            offsets = offsets + refiner(torch.cat((person, warped), 1))
+            # The stage reads the warp as data: its gradient reaches the earlier stages
+            # through the offsets it adds to, not back through the resampled photo (that
+            # second path made joint training diverge).
+            offsets = offsets + refiner(torch.cat((person, warped.detach()), 1))
             source_points = self._control_points(offsets)
             warped = warp_tps(source, source_points)
         return GmmOutput(warped[:, :3], warped[:, 3:], source_points)
