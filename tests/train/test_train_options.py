@@ -34,11 +34,18 @@ def _record_trainer(monkeypatch, attribute: str) -> dict:
     seen = {}
 
     def record(trainer, dataset, config, device, on_step, validator):  # noqa: ANN001, ANN202
-        seen["weight"] = getattr(trainer, attribute)
+        seen["value"] = getattr(trainer, attribute)
         return config.out
 
     monkeypatch.setattr("tryon.train.loop.run_training", record)
     return seen
+
+
+def _assert_refused(arguments: list[str], message: str) -> None:
+    """`tryon ARGUMENTS` stops with an InvalidInputError saying `message`."""
+    result = CliRunner().invoke(app, arguments)
+    assert isinstance(result.exception, InvalidInputError)
+    assert message in str(result.exception)
 
 
 def _bending_after_training(train, grid_weight: float) -> float:
@@ -70,17 +77,13 @@ def test_the_grid_weight_reaches_the_gmm_and_only_the_gmm(tmp_path, train, monke
     seen = _record_trainer(monkeypatch, "grid_weight")
     arguments = ["train", "gmm", "--data", str(train), "--out", str(tmp_path / "run")]
     assert CliRunner().invoke(app, [*arguments, "--grid-weight", "0.3"]).exit_code == 0
-    assert seen["weight"] == 0.3
+    assert seen["value"] == 0.3
     assert CliRunner().invoke(app, arguments).exit_code == 0
-    assert seen["weight"] == GMM_GRID_WEIGHT
+    assert seen["value"] == GMM_GRID_WEIGHT
 
-    result = CliRunner().invoke(app, [*arguments, "--grid-weight", "-1"])
-    assert isinstance(result.exception, InvalidInputError)
-    assert "give 0 or more" in str(result.exception)
+    _assert_refused([*arguments, "--grid-weight", "-1"], "give 0 or more")
     arguments[1] = "parser"
-    result = CliRunner().invoke(app, [*arguments, "--grid-weight", "0.3"])
-    assert isinstance(result.exception, InvalidInputError)
-    assert "use it with gmm" in str(result.exception)
+    _assert_refused([*arguments, "--grid-weight", "0.3"], "use it with gmm")
 
 
 def test_the_adversarial_weight_reaches_the_tom_and_only_the_tom(tmp_path, train, monkeypatch):
@@ -89,14 +92,12 @@ def test_the_adversarial_weight_reaches_the_tom_and_only_the_tom(tmp_path, train
     arguments = ["train", "tom", "--data", str(train), "--out", str(tmp_path / "run")]
     tom = [*arguments, "--gmm", str(tmp_path / "gmm"), "--size", "128x96"]
     assert CliRunner().invoke(app, [*tom, "--adversarial-weight", "0.01"]).exit_code == 0
-    assert seen["weight"] == 0.01
+    assert seen["value"] == 0.01
     assert CliRunner().invoke(app, tom).exit_code == 0
-    assert seen["weight"] == 0.1  # the TOM trainer's own default
+    assert seen["value"] == 0.1  # the TOM trainer's own default
 
     arguments[1] = "gmm"
-    result = CliRunner().invoke(app, [*arguments, "--adversarial-weight", "0.1"])
-    assert isinstance(result.exception, InvalidInputError)
-    assert "use it with tom" in str(result.exception)
+    _assert_refused([*arguments, "--adversarial-weight", "0.1"], "use it with tom")
 
 
 def test_refinement_stages_grow_the_init_gmm_and_only_the_gmm(tmp_path, train, monkeypatch):
@@ -107,19 +108,15 @@ def test_refinement_stages_grow_the_init_gmm_and_only_the_gmm(tmp_path, train, m
     arguments = ["train", "gmm", "--data", str(train), "--out", str(tmp_path / "run")]
     from_trained = [*arguments, "--init", str(tmp_path / "trained")]
     assert CliRunner().invoke(app, [*from_trained, "--refinement-stages", "2"]).exit_code == 0
-    grown = seen["weight"]
+    grown = seen["value"]
     assert len(grown.refiners) == 2
     first_conv = [gmm.refiners[0].features.layers[0][0].weight for gmm in (grown, trained)]
     assert torch.equal(*first_conv)  # the trained stage is kept, the second one added
     assert CliRunner().invoke(app, from_trained).exit_code == 0
-    assert len(seen["weight"].refiners) == 1  # what --init has
+    assert len(seen["value"].refiners) == 1  # what --init has
     assert CliRunner().invoke(app, [*arguments, "--refinement-stages", "1"]).exit_code == 0
-    assert len(seen["weight"].refiners) == 1
+    assert len(seen["value"].refiners) == 1
 
-    result = CliRunner().invoke(app, [*from_trained, "--refinement-stages", "0"])
-    assert isinstance(result.exception, InvalidInputError)
-    assert "--refinement-stages 1 or more" in str(result.exception)
+    _assert_refused([*from_trained, "--refinement-stages", "0"], "--refinement-stages 1 or more")
     arguments[1] = "parser"
-    result = CliRunner().invoke(app, [*arguments, "--refinement-stages", "1"])
-    assert isinstance(result.exception, InvalidInputError)
-    assert "use it with gmm" in str(result.exception)
+    _assert_refused([*arguments, "--refinement-stages", "1"], "use it with gmm")
