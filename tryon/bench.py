@@ -68,8 +68,9 @@ def benchmark_networks(
     """Time each network and the three in a row; print a table and return the timings.
 
     Args:
-        parser, gmm, tom: the networks; default-configured ones (random weights, same
-            cost as trained ones) where None.
+        parser, gmm, tom: the networks; default-configured ones (random weights) where
+            None, which cost what trained ones of that configuration cost (the bundled
+            GMM has a refinement stage the default lacks: time it with its weights).
         height, width: model resolution in pixels (divisible by 32).
         repeats: timed calls per network; warmup: untimed calls before them.
         threads: `torch.set_num_threads` value (None leaves it alone).

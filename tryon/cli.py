@@ -371,7 +371,7 @@ def _build_trainer(
         return GmmTrainer(
             config.lr,
             device,
-            _gmm_to_train(init, refinement_stages),
+            _gmm_to_train(init, refinement_stages, config.out if config.resume else None),
             **({} if grid_weight is None else {"grid_weight": grid_weight}),
         )
     if gmm_dir is None:
@@ -388,12 +388,22 @@ def _build_trainer(
     )
 
 
-def _gmm_to_train(init: Path | None, refinement_stages: int | None):
-    """The GMM `tryon train gmm` starts from: `--init`'s, grown to `--refinement-stages`."""
+def _gmm_to_train(init: Path | None, refinement_stages: int | None, resumed_run: Path | None):
+    """The GMM `tryon train gmm` starts from: `--init`'s, grown to `--refinement-stages`;
+    when resuming, the run's own architecture (its weights come from the checkpoint)."""
     from tryon.models import GeometricMatcher
     from tryon.models.gmm import add_refinement_stages
     from tryon.representation import GMM_PERSON_CHANNELS
 
+    saved = None if resumed_run is None else resumed_run / "gmm"
+    if saved is not None and (saved / "config.json").exists():
+        gmm = GeometricMatcher.from_pretrained(saved)
+        if refinement_stages is not None and refinement_stages != len(gmm.refiners):
+            raise InvalidInputError(
+                f"this run trains a GMM with {len(gmm.refiners)} refinement stage(s): resume "
+                f"it with --refinement-stages {len(gmm.refiners)} or without the option"
+            )
+        return gmm
     if init is None:
         return GeometricMatcher(
             person_channels=GMM_PERSON_CHANNELS, refinement_stages=refinement_stages or 0
@@ -403,7 +413,7 @@ def _gmm_to_train(init: Path | None, refinement_stages: int | None):
         return gmm
     if refinement_stages < len(gmm.refiners):
         raise InvalidInputError(
-            f"--init {init} has {len(gmm.refiners)} trained refinement stages: give "
+            f"--init {init} has {len(gmm.refiners)} trained refinement stage(s): give "
             f"--refinement-stages {len(gmm.refiners)} or more, or leave it out"
         )
     return add_refinement_stages(gmm, refinement_stages)

@@ -1,10 +1,11 @@
 """The GMM's ceiling: fit 5x5 TPS control points directly to each sample, no network.
 
-Starts from a GMM's own prediction and runs Adam on the control points with the GMM's
-training loss (garment L1, mask L1, soft Dice and the grid regulariser at each weight
-given), then prints the warp IoU that `tryon train --val-data` and `tryon eval` report.
-What the fit reaches at a grid weight is the best any GMM trained with that weight can
-do on these samples (docs/training.md, round 5).
+Starts from a GMM's own prediction and runs Adam on the control points with the main
+terms of the GMM's training loss (garment L1, mask L1, soft Dice and the grid regulariser
+at each weight given; not the 1/4 and 1/16 copies, nor the tanh bound on the offsets),
+then prints the warp IoU that `tryon train --val-data` and `tryon eval` report. What the
+fit reaches at a grid weight approximates the best a GMM trained with that weight can do
+on these samples (docs/training.md, round 5).
 
     python docs/scripts/gmm_oracle.py --data data/val --n 40 --grid-weights 1 0.3 0.1 0
 """
@@ -38,7 +39,7 @@ def main() -> None:
 
     dataset = VitonDataset(args.data, pairs=args.pairs)
     batch = collate_tensors([dataset[i] for i in range(min(args.n, len(dataset)))])
-    gmm = GeometricMatcher.from_pretrained(args.gmm).float().eval()
+    gmm = GeometricMatcher.from_pretrained(args.gmm)
     rep = build_representation(batch["person"], batch["parse"], batch["keypoints"])
     with torch.no_grad():
         predicted = gmm(rep.gmm_input(), batch["cloth"], batch["cloth_mask"])

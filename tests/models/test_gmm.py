@@ -80,14 +80,19 @@ def _refined_gmm(stages: int) -> GeometricMatcher:
 
 
 @pytest.mark.parametrize("size", [(256, 192), (128, 96)])
-def test_refinement_stages_train_and_keep_the_output_shapes(size: tuple[int, int]) -> None:
+def test_refinement_stages_learn_and_keep_the_output_shapes(size: tuple[int, int]) -> None:
+    torch.manual_seed(0)
     gmm = _refined_gmm(2)
+    with torch.no_grad():  # stages that already correct something
+        for refiner in gmm.refiners:
+            refiner.regressor.linear.weight.normal_(0, 0.01)
     garment, mask = image(2, 3, *size), image(2, 1, *size, low=0.0)
     output = gmm(image(2, 22, *size, low=0.0), garment, mask)
     assert output.warped_garment.shape == (2, 3, *size)
     assert output.source_points.shape == (2, 4, 3, 2)
     gmm_loss(output, garment, mask).backward()
-    assert all(p.grad is not None for p in gmm.refiners.parameters())
+    for refiner in gmm.refiners:
+        assert refiner.features.layers[0][0].weight.grad.abs().sum() > 0
 
 
 def test_adding_refinement_stages_keeps_a_trained_warp_until_they_learn(tmp_path) -> None:
@@ -102,9 +107,16 @@ def test_adding_refinement_stages_keeps_a_trained_warp_until_they_learn(tmp_path
     assert (before.warped_garment - garment * mask).abs().max() > 0.01
     assert torch.allclose(before.warped_garment, after.warped_garment, atol=1e-6)
 
+    with torch.no_grad():  # as if the stages had trained: the reload must keep them
+        for refiner in grown.refiners:
+            refiner.regressor.linear.weight.normal_(0, 0.01)
+    after = grown(person, garment, mask)
+    assert not torch.allclose(after.source_points, before.source_points)
     grown.save_pretrained(tmp_path / "gmm")
     reloaded = GeometricMatcher.from_pretrained(tmp_path / "gmm").eval()
     assert reloaded.config["refinement_stages"] == 2
     assert torch.equal(reloaded(person, garment, mask).source_points, after.source_points)
     with pytest.raises(ValueError, match="cannot drop"):
         add_refinement_stages(grown, 1)
+    with pytest.raises(ValueError, match="0 or more"):
+        _refined_gmm(-1)

@@ -13,9 +13,9 @@ from tryon.data.synth.writer import write_dataset
 from tryon.data.viton import VitonDataset
 from tryon.errors import InvalidInputError
 from tryon.models import GeometricMatcher
-from tryon.models.gmm import grid_regularisation
+from tryon.models.gmm import GRID_WEIGHT, grid_regularisation
 from tryon.representation import GMM_PERSON_CHANNELS, build_representation
-from tryon.train.components import GMM_GRID_WEIGHT, GmmTrainer
+from tryon.train.components import GmmTrainer
 from tryon.train.loop import collate_tensors
 
 SIZE = (128, 96)
@@ -79,7 +79,7 @@ def test_the_grid_weight_reaches_the_gmm_and_only_the_gmm(tmp_path, train, monke
     assert CliRunner().invoke(app, [*arguments, "--grid-weight", "0.3"]).exit_code == 0
     assert seen["value"] == 0.3
     assert CliRunner().invoke(app, arguments).exit_code == 0
-    assert seen["value"] == GMM_GRID_WEIGHT
+    assert seen["value"] == GRID_WEIGHT
 
     _assert_refused([*arguments, "--grid-weight", "-1"], "give 0 or more")
     arguments[1] = "parser"
@@ -118,5 +118,23 @@ def test_refinement_stages_grow_the_init_gmm_and_only_the_gmm(tmp_path, train, m
     assert len(seen["value"].refiners) == 1
 
     _assert_refused([*from_trained, "--refinement-stages", "0"], "--refinement-stages 1 or more")
+    _assert_refused([*arguments, "--refinement-stages", "-1"], "give 0 or more")
     arguments[1] = "parser"
     _assert_refused([*arguments, "--refinement-stages", "1"], "use it with gmm")
+
+
+def test_a_resumed_gmm_run_keeps_its_stages_and_refuses_another_grid_weight(tmp_path, train):
+    GeometricMatcher(person_channels=GMM_PERSON_CHANNELS).save_pretrained(tmp_path / "trained")
+    out = tmp_path / "run"
+    run = ["train", "gmm", "--data", str(train), "--out", str(out), "--size", "128x96"]
+    run += ["--batch", "2", "--workers", "0", "--checkpoint-every", "1"]
+    started = [*run, "--init", str(tmp_path / "trained"), "--refinement-stages", "1"]
+    result = CliRunner().invoke(app, [*started, "--steps", "1", "--grid-weight", "0.3"])
+    assert result.exit_code == 0, result.output
+
+    resumed = [*run, "--resume", "--steps", "2"]
+    _assert_refused([*resumed, "--grid-weight", "0.3", "--refinement-stages", "0"], "stage")
+    _assert_refused(resumed, "resume it with --grid-weight 0.3")
+    result = CliRunner().invoke(app, [*resumed, "--grid-weight", "0.3"])
+    assert result.exit_code == 0, result.output
+    assert GeometricMatcher.from_pretrained(out / "gmm").config["refinement_stages"] == 1

@@ -32,17 +32,13 @@ from tryon.models import (
     keypoint_heatmaps,
     parser_loss,
 )
+from tryon.models.gmm import GRID_WEIGHT
 from tryon.representation import GMM_PERSON_CHANNELS, TOM_PERSON_CHANNELS, build_representation
 from tryon.train.grids import image_grid, parse_to_rgb, skeleton_overlay
 
 Batch = dict[str, torch.Tensor]
 PYRAMID = (4, 16)  # GMM loss also at 1/4 and 1/16 resolution
 GMM_MAX_GRAD_NORM = 0.5
-# Weight of CP-VTON+'s grid regulariser in the GMM loss. Fitting 5x5 control points
-# directly to 40 held-out synthetic samples with this loss caps warp IoU at 0.815 with
-# weight 1.0 (the default until session 6), 0.843 at 0.3, 0.858 at 0.1 and 0.866 at 0:
-# at 1.0 the regulariser, not the data, decided how far a sleeve may bend.
-GMM_GRID_WEIGHT = 0.1
 
 
 def _adam(
@@ -80,6 +76,7 @@ class ParserTrainer:
         self.networks = {"parser": self.parser}
         self.optimizers = {"parser": _adam(self.parser, lr)}
         self.label_weights = None if label_weights is None else label_weights.to(device)
+        self.loss_settings: dict[str, float] = {}
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
         person = colour_jitter(batch["person"])
@@ -145,12 +142,13 @@ class GmmTrainer:
         lr: float,
         device: torch.device,
         gmm: GeometricMatcher | None = None,
-        grid_weight: float = GMM_GRID_WEIGHT,
+        grid_weight: float = GRID_WEIGHT,
     ) -> None:
         self.gmm = (gmm or GeometricMatcher(person_channels=GMM_PERSON_CHANNELS)).to(device)
         self.networks = {"gmm": self.gmm}
         self.optimizers = {"gmm": _adam(self.gmm, lr)}
         self.grid_weight = grid_weight
+        self.loss_settings = {"grid_weight": grid_weight}
 
     def _warp(self, batch: Batch):
         rep = build_representation(batch["person"], batch["parse"], batch["keypoints"])
@@ -229,6 +227,7 @@ class TomTrainer:
             "discriminator": _adam(self.discriminator, lr, (0.5, 0.999)),
         }
         self.adversarial_weight = adversarial_weight
+        self.loss_settings = {"adversarial_weight": adversarial_weight}
         self.feature_weight = feature_weight
 
     def _generate(self, batch: Batch):

@@ -65,6 +65,9 @@ class ComponentTrainer(Protocol):
     networks: dict[str, torch.nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
     validation_metric: str
+    # Loss weights a resumed run must keep (`--grid-weight`, `--adversarial-weight`),
+    # keyed by option name with underscores: {"grid_weight": 0.1}.
+    loss_settings: dict[str, float]
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]: ...
 
@@ -136,6 +139,7 @@ def save_checkpoint(path: Path, trainer: ComponentTrainer, step: int, seconds: f
         "seconds": seconds,
         "networks": {name: net.state_dict() for name, net in trainer.networks.items()},
         "optimizers": {name: opt.state_dict() for name, opt in trainer.optimizers.items()},
+        "loss_settings": trainer.loss_settings,
     }
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -145,10 +149,28 @@ def save_checkpoint(path: Path, trainer: ComponentTrainer, step: int, seconds: f
 def load_checkpoint(
     path: Path, trainer: ComponentTrainer, device: torch.device
 ) -> tuple[int, float]:
-    """Restore a run; returns the step it had reached and the seconds it had trained."""
+    """Restore a run; returns the step it had reached and the seconds it had trained.
+
+    Refuses (before changing anything) a trainer whose networks or loss weights differ
+    from the run's: resuming must continue the same training, not a different one.
+    """
     state = torch.load(path, map_location=device, weights_only=True)
+    for setting, value in state.get("loss_settings", {}).items():
+        if trainer.loss_settings.get(setting) != value:
+            option = "--" + setting.replace("_", "-")
+            raise InvalidInputError(
+                f"this run trained with {option} {value:g}, not "
+                f"{trainer.loss_settings.get(setting)}: resume it with {option} {value:g}"
+            )
     for name, net in trainer.networks.items():
-        net.load_state_dict(state["networks"][name])
+        try:
+            net.load_state_dict(state["networks"][name])
+        except RuntimeError as error:
+            first_line = str(error).splitlines()[0]
+            raise InvalidInputError(
+                f"the run's {name} in {path} is not the network built now ({first_line}); "
+                "resume with the options the run started with"
+            ) from error
     for name, opt in trainer.optimizers.items():
         opt.load_state_dict(state["optimizers"][name])
     return int(state["step"]), float(state.get("seconds", 0.0))
