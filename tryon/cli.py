@@ -245,18 +245,9 @@ def train(
     )
     if max_minutes is not None and max_minutes <= 0:
         raise InvalidInputError(f"--max-minutes {max_minutes}: give a positive number of minutes")
-    if adversarial_weight is not None and component != "tom":
-        raise InvalidInputError("--adversarial-weight weighs the TOM's GAN loss: use it with tom")
-    if adversarial_weight is not None and adversarial_weight < 0:
-        raise InvalidInputError(f"--adversarial-weight {adversarial_weight}: give 0 or more")
-    if refinement_stages is not None and component != "gmm":
-        raise InvalidInputError("--refinement-stages belongs to the GMM: use it with gmm")
-    if refinement_stages is not None and refinement_stages < 0:
-        raise InvalidInputError(f"--refinement-stages {refinement_stages}: give 0 or more")
-    if grid_weight is not None and component != "gmm":
-        raise InvalidInputError("--grid-weight regularises the GMM's warp: use it with gmm")
-    if grid_weight is not None and grid_weight < 0:
-        raise InvalidInputError(f"--grid-weight {grid_weight}: give 0 or more")
+    _check_component_option("--adversarial-weight", adversarial_weight, component, "tom")
+    _check_component_option("--refinement-stages", refinement_stages, component, "gmm")
+    _check_component_option("--grid-weight", grid_weight, component, "gmm")
     if val_data is None and (val_pairs, val_every, val_size) != (None, None, None):
         raise InvalidInputError(
             "--val-pairs, --val-every and --val-size set up validation: add --val-data DIR"
@@ -326,6 +317,14 @@ def train(
             f"best on --val-data: {best['metric']} {best['score']:.4f} at step {best['step']} "
             f"-> {validator.best_dir / component}"
         )
+
+
+def _check_component_option(option: str, value: float | None, component: str, owner: str) -> None:
+    """Refuse an option of one network (`owner`) given to another, or a negative value."""
+    if value is not None and component != owner:
+        raise InvalidInputError(f"{option} is a {owner} setting: use it with {owner}")
+    if value is not None and value < 0:
+        raise InvalidInputError(f"{option} {value}: give 0 or more")
 
 
 def _build_validator(

@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 
 import torch
-import torch.nn.functional as F
 
 from tryon.data.viton import VitonDataset
 from tryon.eval.metrics import mask_iou
 from tryon.models import GeometricMatcher
-from tryon.models.gmm import grid_regularisation
+from tryon.models.gmm import GmmOutput, gmm_loss, grid_regularisation
 from tryon.models.tps import warp_tps
 from tryon.representation import build_representation
 from tryon.train.components import gmm_targets, soft_dice_loss
@@ -52,11 +51,9 @@ def main() -> None:
         optimizer = torch.optim.Adam([points], lr=0.01)
         for _ in range(args.steps):
             warped = warp_tps(garment, points)
-            loss = (
-                F.l1_loss(warped[:, :3], target)
-                + F.l1_loss(warped[:, 3:], target_mask)
-                + soft_dice_loss(warped[:, 3:], target_mask)
-                + grid_weight * grid_regularisation(points)
+            output = GmmOutput(warped[:, :3], warped[:, 3:], points)
+            loss = gmm_loss(output, target, target_mask, grid_weight) + soft_dice_loss(
+                output.warped_mask, target_mask
             )
             optimizer.zero_grad()
             loss.backward()

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_trainers import tiny_gmm_trainer
 from typer.testing import CliRunner
 
 from tryon.cli import app
 from tryon.data.synth.writer import write_dataset
 from tryon.data.viton import VitonDataset
 from tryon.errors import InvalidInputError
-from tryon.models import GeometricMatcher
-from tryon.train.components import GmmTrainer
 from tryon.train.loop import TrainConfig, cosine_lr, read_losses, run_training
 
 
@@ -23,11 +22,7 @@ def dataset(tmp_path_factory):
 
 
 def _trainer():
-    torch.manual_seed(0)
-    gmm = GeometricMatcher(
-        feature_channels=(8, 8, 16, 16), regressor_width=16, correlation_size=(8, 6)
-    )
-    return GmmTrainer(lr=1e-3, device=torch.device("cpu"), gmm=gmm)
+    return tiny_gmm_trainer(lr=1e-3)
 
 
 def _config(root, out, **settings) -> TrainConfig:

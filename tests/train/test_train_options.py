@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_trainers import tiny_gmm_trainer
 from typer.testing import CliRunner
 
 from tryon.cli import app
@@ -15,11 +16,9 @@ from tryon.errors import InvalidInputError
 from tryon.models import GeometricMatcher
 from tryon.models.gmm import GRID_WEIGHT, grid_regularisation
 from tryon.representation import GMM_PERSON_CHANNELS, build_representation
-from tryon.train.components import GmmTrainer
 from tryon.train.loop import collate_tensors
 
 SIZE = (128, 96)
-CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +49,8 @@ def _assert_refused(arguments: list[str], message: str) -> None:
 
 def _bending_after_training(train, grid_weight: float) -> float:
     """Grid regulariser of the warps of a tiny GMM after 15 steps with `grid_weight`."""
-    torch.manual_seed(0)
-    gmm = GeometricMatcher(
-        person_channels=GMM_PERSON_CHANNELS,
-        feature_channels=(8, 8, 16, 16),
-        regressor_width=16,
-        correlation_size=(8, 6),
-    )
-    trainer = GmmTrainer(lr=3e-3, device=CPU, gmm=gmm, grid_weight=grid_weight)
+    trainer = tiny_gmm_trainer(lr=3e-3, grid_weight=grid_weight)
+    gmm = trainer.gmm
     data = VitonDataset(train, size=SIZE)
     batch = collate_tensors([data[i] for i in range(len(data))])
     for step in range(15):

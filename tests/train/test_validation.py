@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from tiny_trainers import tiny_gmm_trainer
 from typer.testing import CliRunner
 
 from tryon.cli import app
@@ -32,14 +33,7 @@ def datasets(tmp_path_factory):
 
 
 def _gmm_trainer() -> GmmTrainer:
-    torch.manual_seed(0)
-    gmm = GeometricMatcher(
-        person_channels=GMM_PERSON_CHANNELS,
-        feature_channels=(8, 8, 16, 16),
-        regressor_width=16,
-        correlation_size=(8, 6),
-    )
-    return GmmTrainer(lr=3e-3, device=CPU, gmm=gmm)
+    return tiny_gmm_trainer(lr=3e-3)
 
 
 def _config(train, out, **settings) -> TrainConfig:

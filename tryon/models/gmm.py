@@ -254,7 +254,8 @@ def add_refinement_stages(gmm: GeometricMatcher, stages: int) -> GeometricMatche
     added = tuple(f"refiners.{stage}." for stage in range(have, stages))
     if unexpected or any(not key.startswith(added) for key in missing):
         raise ValueError(f"weights do not fit the grown GMM: {unexpected or missing}")
-    return grown.to(next(gmm.parameters()).device, next(gmm.parameters()).dtype)
+    weight = next(gmm.parameters())
+    return grown.to(weight.device, weight.dtype)
 
 
 def grid_regularisation(source_points: torch.Tensor) -> torch.Tensor:

@@ -148,7 +148,10 @@ class GmmTrainer:
         self.networks = {"gmm": self.gmm}
         self.optimizers = {"gmm": _adam(self.gmm, lr)}
         self.grid_weight = grid_weight
-        self.loss_settings = {"grid_weight": grid_weight}
+
+    @property
+    def loss_settings(self) -> dict[str, float]:
+        return {"grid_weight": self.grid_weight}
 
     def _warp(self, batch: Batch):
         rep = build_representation(batch["person"], batch["parse"], batch["keypoints"])
@@ -227,8 +230,11 @@ class TomTrainer:
             "discriminator": _adam(self.discriminator, lr, (0.5, 0.999)),
         }
         self.adversarial_weight = adversarial_weight
-        self.loss_settings = {"adversarial_weight": adversarial_weight}
         self.feature_weight = feature_weight
+
+    @property
+    def loss_settings(self) -> dict[str, float]:
+        return {"adversarial_weight": self.adversarial_weight}
 
     def _generate(self, batch: Batch):
         rep = build_representation(batch["person"], batch["parse"], batch["keypoints"])
