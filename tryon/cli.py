@@ -180,6 +180,19 @@ def train(
         float | None,
         typer.Option(help="tom only: weight of the GAN loss against L1 + SSIM (default 0.1)."),
     ] = None,
+    feature_weight: Annotated[
+        float | None,
+        typer.Option(
+            help="tom only: weight of discriminator feature matching (default 1); with "
+            "--adversarial-weight 0 too, no discriminator is trained."
+        ),
+    ] = None,
+    ssim_weight: Annotated[
+        float | None,
+        typer.Option(
+            help="tom only: weight of 1 - SSIM inside the try-on region against its L1 (default 1)."
+        ),
+    ] = None,
     refinement_stages: Annotated[
         int | None,
         typer.Option(
@@ -245,7 +258,13 @@ def train(
     )
     if max_minutes is not None and max_minutes <= 0:
         raise InvalidInputError(f"--max-minutes {max_minutes}: give a positive number of minutes")
-    _check_component_option("--adversarial-weight", adversarial_weight, component, "tom")
+    tom_losses = {
+        "adversarial_weight": adversarial_weight,
+        "feature_weight": feature_weight,
+        "ssim_weight": ssim_weight,
+    }
+    for setting, value in tom_losses.items():
+        _check_component_option("--" + setting.replace("_", "-"), value, component, "tom")
     _check_component_option("--refinement-stages", refinement_stages, component, "gmm")
     _check_component_option("--grid-weight", grid_weight, component, "gmm")
     if val_data is None and (val_pairs, val_every, val_size) != (None, None, None):
@@ -282,7 +301,7 @@ def train(
         gmm,
         init,
         label_weights,
-        adversarial_weight,
+        {name: value for name, value in tom_losses.items() if value is not None},
         grid_weight,
         refinement_stages,
     )
@@ -356,7 +375,7 @@ def _build_trainer(
     gmm_dir: Path | None,
     init: Path | None,
     label_weights=None,
-    adversarial_weight: float | None = None,
+    tom_losses: dict[str, float] | None = None,
     grid_weight: float | None = None,
     refinement_stages: int | None = None,
 ):
@@ -383,7 +402,7 @@ def _build_trainer(
         device,
         GeometricMatcher.from_pretrained(gmm_dir),
         TryOnGenerator.from_pretrained(init) if init else None,
-        **({} if adversarial_weight is None else {"adversarial_weight": adversarial_weight}),
+        **(tom_losses or {}),
     )
 
 

@@ -1,6 +1,6 @@
 """`tryon train` options of one network: `--grid-weight` and `--refinement-stages` (GMM),
-`--adversarial-weight` (TOM); each reaches its network and only it, and changes what
-training does."""
+`--adversarial-weight`, `--feature-weight` and `--ssim-weight` (TOM); each reaches its
+network and only it, and changes what training does."""
 
 from __future__ import annotations
 
@@ -13,9 +13,14 @@ from tryon.cli import app
 from tryon.data.synth.writer import write_dataset
 from tryon.data.viton import VitonDataset
 from tryon.errors import InvalidInputError
-from tryon.models import GeometricMatcher
+from tryon.models import GeometricMatcher, TryOnGenerator
 from tryon.models.gmm import GRID_WEIGHT, grid_regularisation
-from tryon.representation import GMM_PERSON_CHANNELS, build_representation
+from tryon.representation import (
+    GMM_PERSON_CHANNELS,
+    TOM_PERSON_CHANNELS,
+    build_representation,
+)
+from tryon.train.components import TomTrainer, region_ssim_loss
 from tryon.train.loop import collate_tensors
 
 SIZE = (128, 96)
@@ -79,18 +84,78 @@ def test_the_grid_weight_reaches_the_gmm_and_only_the_gmm(tmp_path, train, monke
     _assert_refused([*arguments, "--grid-weight", "0.3"], "use it with gmm")
 
 
-def test_the_adversarial_weight_reaches_the_tom_and_only_the_tom(tmp_path, train, monkeypatch):
-    seen = _record_trainer(monkeypatch, "adversarial_weight")
+@pytest.mark.parametrize(
+    ("option", "default"),
+    [("--adversarial-weight", 0.1), ("--feature-weight", 1.0), ("--ssim-weight", 1.0)],
+)
+def test_tom_loss_weights_reach_the_tom_and_only_the_tom(
+    tmp_path, train, monkeypatch, option, default
+):
+    seen = _record_trainer(monkeypatch, "loss_settings")
+    setting = option.removeprefix("--").replace("-", "_")
     GeometricMatcher(person_channels=GMM_PERSON_CHANNELS).save_pretrained(tmp_path / "gmm")
     arguments = ["train", "tom", "--data", str(train), "--out", str(tmp_path / "run")]
     tom = [*arguments, "--gmm", str(tmp_path / "gmm"), "--size", "128x96"]
-    assert CliRunner().invoke(app, [*tom, "--adversarial-weight", "0.01"]).exit_code == 0
-    assert seen["value"] == 0.01
+    assert CliRunner().invoke(app, [*tom, option, "0.01"]).exit_code == 0
+    assert seen["value"][setting] == 0.01
     assert CliRunner().invoke(app, tom).exit_code == 0
-    assert seen["value"] == 0.1  # the TOM trainer's own default
+    assert seen["value"][setting] == default  # the TOM trainer's own default
 
+    _assert_refused([*tom, option, "-0.5"], "give 0 or more")
     arguments[1] = "gmm"
-    _assert_refused([*arguments, "--adversarial-weight", "0.1"], "use it with tom")
+    _assert_refused([*arguments, option, "0.1"], "use it with tom")
+
+
+def _tiny_tom_trainer(**loss_weights: float) -> TomTrainer:
+    torch.manual_seed(0)
+    gmm = GeometricMatcher(
+        person_channels=GMM_PERSON_CHANNELS,
+        feature_channels=(8, 8, 16, 16),
+        regressor_width=16,
+        correlation_size=(8, 6),
+    )
+    tom = TryOnGenerator(person_channels=TOM_PERSON_CHANNELS, base_channels=8, max_channels=16)
+    return TomTrainer(lr=1e-3, device=torch.device("cpu"), gmm=gmm, tom=tom, **loss_weights)
+
+
+def test_without_gan_weights_the_tom_trains_alone(train):
+    data = VitonDataset(train, size=SIZE)
+    batch = collate_tensors([data[i] for i in range(2)])
+    for weights, discriminator_learns in (
+        ({}, True),
+        ({"adversarial_weight": 0, "feature_weight": 0}, False),
+    ):
+        trainer = _tiny_tom_trainer(**weights)
+        before = [p.clone() for p in trainer.discriminator.parameters()]
+        tom_before = [p.clone() for p in trainer.tom.parameters()]
+        losses = trainer.train_step(batch, 0)
+        after = trainer.discriminator.parameters()
+        moved = any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+        assert moved == discriminator_learns
+        assert ("d" in losses) == discriminator_learns
+        assert any(
+            not torch.equal(a, b) for a, b in zip(tom_before, trainer.tom.parameters(), strict=True)
+        )
+
+
+def test_the_tom_ssim_loss_looks_only_inside_the_try_on_region():
+    """1 - SSIM over the region: 0 for the photo itself, and the same for a region painted
+    alike whatever share of the image it covers (a whole-image mean would shrink it)."""
+    torch.manual_seed(0)
+    photo = torch.rand(1, 3, 64, 96) * 2 - 1
+    painted = photo.clone()
+    painted[..., 16:48, 16:48] = torch.rand(1, 3, 32, 32) * 2 - 1
+    region = torch.zeros(1, 1, 64, 96)
+    region[..., 16:48, 16:48] = 1
+    small = region_ssim_loss(painted, photo, region)
+    assert region_ssim_loss(photo, photo, region).item() == pytest.approx(0, abs=1e-4)
+    assert small.item() > 0.5
+    wide = torch.cat([painted, photo], dim=-1)
+    wide_photo = torch.cat([photo, photo], dim=-1)
+    wide_region = torch.cat([region, torch.zeros_like(region)], dim=-1)
+    assert region_ssim_loss(wide, wide_photo, wide_region).item() == pytest.approx(
+        small.item(), rel=0.02
+    )
 
 
 def test_refinement_stages_grow_the_init_gmm_and_only_the_gmm(tmp_path, train, monkeypatch):

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from kornia.losses import ssim_loss
 
 from tryon.compositing import paste_into_region
 from tryon.eval import metrics as M
@@ -199,12 +198,20 @@ class GmmTrainer:
         self.gmm.save_pretrained(out / self.name)
 
 
+def region_ssim_loss(final: torch.Tensor, real: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """1 - SSIM averaged over the pixels of `region` (`(B, 1, H, W)` in {0, 1}), as a scalar;
+    images `(B, 3, H, W)` in [-1, 1]. The SSIM is the evaluation's (`region_ssim`)."""
+    return M.masked_mean(1 - M.ssim_map(final, real), region).nanmean()
+
+
 class TomTrainer:
     """The try-on module as a conditional GAN on the frozen GMM's warps.
 
-    Generator loss: L1 + SSIM to the photo, composition-mask L1 to the warped garment's
-    visible part, hinge adversarial loss from a two-scale PatchGAN that sees the
-    generator's input, and discriminator feature matching.
+    Generator loss: L1 + SSIM to the photo (both averaged over the try-on region, the only
+    pixels the TOM paints), composition-mask L1 to the warped garment's visible part,
+    hinge adversarial loss from a two-scale PatchGAN that sees the generator's input, and
+    discriminator feature matching. With both GAN weights at 0 the discriminator is not
+    trained and the TOM learns from L1 + SSIM + mask alone.
     """
 
     name = "tom"
@@ -218,6 +225,7 @@ class TomTrainer:
         tom: TryOnGenerator | None = None,
         adversarial_weight: float = 0.1,
         feature_weight: float = 1.0,
+        ssim_weight: float = 1.0,
     ) -> None:
         self.gmm = gmm.to(device).eval().requires_grad_(False)
         self.tom = (tom or TryOnGenerator(person_channels=TOM_PERSON_CHANNELS)).to(device)
@@ -231,10 +239,19 @@ class TomTrainer:
         }
         self.adversarial_weight = adversarial_weight
         self.feature_weight = feature_weight
+        self.ssim_weight = ssim_weight
 
     @property
     def loss_settings(self) -> dict[str, float]:
-        return {"adversarial_weight": self.adversarial_weight}
+        return {
+            "adversarial_weight": self.adversarial_weight,
+            "feature_weight": self.feature_weight,
+            "ssim_weight": self.ssim_weight,
+        }
+
+    @property
+    def uses_discriminator(self) -> bool:
+        return self.adversarial_weight > 0 or self.feature_weight > 0
 
     def _generate(self, batch: Batch):
         rep = build_representation(batch["person"], batch["parse"], batch["keypoints"])
@@ -248,45 +265,49 @@ class TomTrainer:
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
         rep, warp, condition, output, final = self._generate(batch)
         real = batch["person"]
-        d_opt, g_opt = self.optimizers["discriminator"], self.optimizers["tom"]
+        region = rep.tryon_region
+        # Outside the try-on region the result is the photo itself, so L1 and SSIM are
+        # averaged over the region only (a whole-image mean would shrink their gradients
+        # by the region's share of the image).
+        l1 = ((final - real).abs() * region).sum() / (3 * region.sum()).clamp_min(1)
+        ssim = region_ssim_loss(final, real, region)
+        visible_garment = warp.warped_mask * rep.garment_region
+        mask_l1 = F.l1_loss(output.composition_mask, visible_garment)
+        g_loss = l1 + self.ssim_weight * ssim + mask_l1
+        terms = {"l1": l1, "ssim": ssim, "mask": mask_l1}
+        if self.uses_discriminator:
+            gan_terms = self._discriminator_step(condition, real, final)
+            g_loss = (
+                g_loss
+                + self.adversarial_weight * gan_terms["adv"]
+                + self.feature_weight * gan_terms["fm"]
+            )
+            terms.update(gan_terms)
+        g_opt = self.optimizers["tom"]
+        g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        g_opt.step()
+        terms["loss"] = g_loss
+        return {name: value.item() for name, value in terms.items()}
 
+    def _discriminator_step(
+        self, condition: torch.Tensor, real: torch.Tensor, final: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Train the discriminator one step; return the generator's GAN terms on `final`
+        (adversarial, feature matching, with gradients) and the discriminator's loss."""
+        d_opt = self.optimizers["discriminator"]
         real_view = self.discriminator(condition, real)
         d_loss = discriminator_loss(real_view, self.discriminator(condition, final.detach()))
         d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         d_opt.step()
-
         # Feature matching reuses the real activations from the discriminator step.
         fake_view = self.discriminator(condition, final)
-        region = rep.tryon_region
-        # Outside the try-on region the result is the photo itself, so L1 is averaged over
-        # the region only (a whole-image mean would shrink its gradient by the region's size).
-        l1 = ((final - real).abs() * region).sum() / (3 * region.sum()).clamp_min(1)
-        ssim = ssim_loss((final + 1) / 2, (real + 1) / 2, window_size=11)
-        visible_garment = warp.warped_mask * rep.garment_region
-        mask_l1 = F.l1_loss(output.composition_mask, visible_garment)
-        adversarial = generator_adversarial_loss(fake_view)
-        features = feature_matching_loss(real_view, fake_view)
-        g_loss = (
-            l1
-            + ssim
-            + mask_l1
-            + self.adversarial_weight * adversarial
-            + self.feature_weight * features
-        )
-        g_opt.zero_grad(set_to_none=True)
-        g_loss.backward()
-        g_opt.step()
-        terms = {
-            "loss": g_loss,
-            "l1": l1,
-            "ssim": ssim,
-            "mask": mask_l1,
-            "adv": adversarial,
-            "fm": features,
-            "d": d_loss,
+        return {
+            "adv": generator_adversarial_loss(fake_view),
+            "fm": feature_matching_loss(real_view, fake_view),
+            "d": d_loss.detach(),
         }
-        return {name: value.item() for name, value in terms.items()}
 
     def validate(self, batches: Iterable[Batch]) -> float:
         """Mean SSIM of the try-on against the photo inside the scored try-on region (upper
