@@ -38,5 +38,9 @@ def test_eval_writes_every_metric_and_an_unpaired_sheet(tmp_path, monkeypatch):
     assert set(KEYS) <= set(metrics)
     assert metrics["n_samples"] == 3
     assert metrics["warp_ssim"] is not None  # generated data has warp-gt/
+    per_label = metrics["parse_iou_per_label"]
+    assert {"background", "upper-clothes", "face"} <= set(per_label)
+    mean = sum(label["iou"] for label in per_label.values()) / len(per_label)
+    assert mean == pytest.approx(metrics["parse_miou"])
     sheet = np.asarray(Image.open(tmp_path / "sheet.png"))
     assert sheet.shape == (3 * 256, 3 * 192, 3)  # one row of person, garment, result each

@@ -6,6 +6,7 @@ import torch
 
 from tryon.eval import metrics as M
 from tryon.eval.baselines import affine_paste
+from tryon.labels import PARSE_LABELS
 
 
 def test_ssim_is_one_for_identical_images_and_lower_for_noise():
@@ -34,6 +35,11 @@ def test_mean_iou_counts_only_labels_in_the_ground_truth():
     counts = M.confusion(prediction, target)
     # background IoU 1, label 5 IoU 1/2; label 2 does not count as a class.
     assert abs(M.mean_iou(counts) - 0.75) < 1e-6
+    per_label = M.label_ious(counts, PARSE_LABELS)
+    assert per_label == {
+        "background": {"iou": 1.0, "pixels": 2},
+        "upper-clothes": {"iou": 0.5, "pixels": 2},
+    }
 
 
 def test_pck_uses_a_tenth_of_the_person_height():
