@@ -196,3 +196,16 @@ def test_a_resumed_gmm_run_keeps_its_stages_and_refuses_another_grid_weight(tmp_
     result = CliRunner().invoke(app, [*resumed, "--grid-weight", "0.3"])
     assert result.exit_code == 0, result.output
     assert GeometricMatcher.from_pretrained(out / "gmm").config["refinement_stages"] == 1
+
+
+def test_a_resumed_parser_run_keeps_its_label_balance(tmp_path, train):
+    out = tmp_path / "run"
+    run = ["train", "parser", "--data", str(train), "--out", str(out), "--size", "128x96"]
+    run += ["--batch", "2", "--workers", "0", "--checkpoint-every", "1"]
+    result = CliRunner().invoke(app, [*run, "--steps", "1", "--balance-labels"])
+    assert result.exit_code == 0, result.output
+
+    resumed = [*run, "--resume", "--steps", "2"]
+    _assert_refused(resumed, "not --no-balance-labels: resume it with --balance-labels")
+    result = CliRunner().invoke(app, [*resumed, "--balance-labels"])
+    assert result.exit_code == 0, result.output

@@ -75,7 +75,7 @@ class ParserTrainer:
         self.networks = {"parser": self.parser}
         self.optimizers = {"parser": _adam(self.parser, lr)}
         self.label_weights = None if label_weights is None else label_weights.to(device)
-        self.loss_settings: dict[str, float] = {}
+        self.loss_settings: dict[str, float | bool] = {"balance_labels": label_weights is not None}
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
         person = colour_jitter(batch["person"])

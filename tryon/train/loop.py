@@ -65,9 +65,9 @@ class ComponentTrainer(Protocol):
     networks: dict[str, torch.nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
     validation_metric: str
-    # Loss weights a resumed run must keep (`--grid-weight`, `--adversarial-weight`),
-    # keyed by option name with underscores: {"grid_weight": 0.1}.
-    loss_settings: dict[str, float]
+    # Loss settings a resumed run must keep (`--grid-weight`, `--balance-labels`, ...),
+    # keyed by option name with underscores: {"grid_weight": 0.1, "balance_labels": False}.
+    loss_settings: dict[str, float | bool]
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]: ...
 
@@ -146,6 +146,14 @@ def save_checkpoint(path: Path, trainer: ComponentTrainer, step: int, seconds: f
     os.replace(tmp, path)
 
 
+def _as_option(setting: str, value: float | bool | None) -> str:
+    """How `tryon train` spells a loss setting: `--grid-weight 0.1`, `--no-balance-labels`."""
+    name = setting.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{name}" if value else f"--no-{name}"
+    return f"--{name} {value:g}" if value is not None else f"no --{name}"
+
+
 def load_checkpoint(
     path: Path, trainer: ComponentTrainer, device: torch.device
 ) -> tuple[int, float]:
@@ -157,10 +165,10 @@ def load_checkpoint(
     state = torch.load(path, map_location=device, weights_only=True)
     for setting, value in state.get("loss_settings", {}).items():
         if trainer.loss_settings.get(setting) != value:
-            option = "--" + setting.replace("_", "-")
             raise InvalidInputError(
-                f"this run trained with {option} {value:g}, not "
-                f"{trainer.loss_settings.get(setting)}: resume it with {option} {value:g}"
+                f"this run trained with {_as_option(setting, value)}, not "
+                f"{_as_option(setting, trainer.loss_settings.get(setting))}: resume it with "
+                f"{_as_option(setting, value)}"
             )
     for name, net in trainer.networks.items():
         try:
