@@ -6,21 +6,20 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_trainers import tiny_gmm_trainer
+from tiny_trainers import tiny_gmm_trainer, tiny_tom_trainer
 from typer.testing import CliRunner
 
 from tryon.cli import app
 from tryon.data.synth.writer import write_dataset
 from tryon.data.viton import VitonDataset
 from tryon.errors import InvalidInputError
-from tryon.models import GeometricMatcher, TryOnGenerator
+from tryon.models import GeometricMatcher
 from tryon.models.gmm import GRID_WEIGHT, grid_regularisation
 from tryon.representation import (
     GMM_PERSON_CHANNELS,
-    TOM_PERSON_CHANNELS,
     build_representation,
 )
-from tryon.train.components import TomTrainer, region_ssim_loss
+from tryon.train.components import region_ssim_loss
 from tryon.train.loop import collate_tensors
 
 SIZE = (128, 96)
@@ -106,18 +105,6 @@ def test_tom_loss_weights_reach_the_tom_and_only_the_tom(
     _assert_refused([*arguments, option, "0.1"], "use it with tom")
 
 
-def _tiny_tom_trainer(**loss_weights: float) -> TomTrainer:
-    torch.manual_seed(0)
-    gmm = GeometricMatcher(
-        person_channels=GMM_PERSON_CHANNELS,
-        feature_channels=(8, 8, 16, 16),
-        regressor_width=16,
-        correlation_size=(8, 6),
-    )
-    tom = TryOnGenerator(person_channels=TOM_PERSON_CHANNELS, base_channels=8, max_channels=16)
-    return TomTrainer(lr=1e-3, device=torch.device("cpu"), gmm=gmm, tom=tom, **loss_weights)
-
-
 def test_without_gan_weights_the_tom_trains_alone(train):
     data = VitonDataset(train, size=SIZE)
     batch = collate_tensors([data[i] for i in range(2)])
@@ -125,7 +112,7 @@ def test_without_gan_weights_the_tom_trains_alone(train):
         ({}, True),
         ({"adversarial_weight": 0, "feature_weight": 0}, False),
     ):
-        trainer = _tiny_tom_trainer(**weights)
+        trainer = tiny_tom_trainer(lr=1e-3, **weights)
         before = [p.clone() for p in trainer.discriminator.parameters()]
         tom_before = [p.clone() for p in trainer.tom.parameters()]
         losses = trainer.train_step(batch, 0)

@@ -1,21 +1,32 @@
-"""The GMM trainer the training tests run: the real architecture at a fraction of the width."""
+"""The trainers the training tests run: the real architectures at a fraction of the width."""
 
 from __future__ import annotations
 
 import torch
 
-from tryon.models import GeometricMatcher
-from tryon.representation import GMM_PERSON_CHANNELS
-from tryon.train.components import GmmTrainer
+from tryon.models import GeometricMatcher, TryOnGenerator
+from tryon.representation import GMM_PERSON_CHANNELS, TOM_PERSON_CHANNELS
+from tryon.train.components import GmmTrainer, TomTrainer
 
 
-def tiny_gmm_trainer(lr: float, **loss_weights: float) -> GmmTrainer:
-    """A seeded small GMM (widths 8-16, correlation 8x6) in a CPU `GmmTrainer`."""
+def tiny_gmm() -> GeometricMatcher:
+    """A seeded small GMM (widths 8-16, correlation 8x6)."""
     torch.manual_seed(0)
-    gmm = GeometricMatcher(
+    return GeometricMatcher(
         person_channels=GMM_PERSON_CHANNELS,
         feature_channels=(8, 8, 16, 16),
         regressor_width=16,
         correlation_size=(8, 6),
     )
-    return GmmTrainer(lr=lr, device=torch.device("cpu"), gmm=gmm, **loss_weights)
+
+
+def tiny_gmm_trainer(lr: float, **loss_weights: float) -> GmmTrainer:
+    """`tiny_gmm` in a CPU `GmmTrainer`."""
+    return GmmTrainer(lr=lr, device=torch.device("cpu"), gmm=tiny_gmm(), **loss_weights)
+
+
+def tiny_tom_trainer(lr: float, **loss_weights: float) -> TomTrainer:
+    """A small TOM (widths 8-16) learning from `tiny_gmm`'s warps, in a CPU `TomTrainer`."""
+    gmm = tiny_gmm()
+    tom = TryOnGenerator(person_channels=TOM_PERSON_CHANNELS, base_channels=8, max_channels=16)
+    return TomTrainer(lr=lr, device=torch.device("cpu"), gmm=gmm, tom=tom, **loss_weights)
