@@ -15,10 +15,7 @@ from tryon.data.viton import VitonDataset
 from tryon.errors import InvalidInputError
 from tryon.models import GeometricMatcher
 from tryon.models.gmm import GRID_WEIGHT, grid_regularisation
-from tryon.representation import (
-    GMM_PERSON_CHANNELS,
-    build_representation,
-)
+from tryon.representation import GMM_PERSON_CHANNELS, build_representation
 from tryon.train.components import region_ssim_loss
 from tryon.train.loop import collate_tensors
 
