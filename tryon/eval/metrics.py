@@ -64,24 +64,27 @@ def confusion(
     return torch.bincount(index, minlength=labels * labels).reshape(labels, labels)
 
 
-def mean_iou(counts: torch.Tensor) -> float:
-    """Mean IoU over the labels present in the ground truth (rows with any pixels)."""
+def _ious_and_pixels(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """IoU of each label `(labels,)` (NaN where absent from both) and its ground-truth
+    pixel count `(labels,)`, from `confusion` counts."""
     counts = counts.double()
     inter = counts.diag()
     union = counts.sum(0) + counts.sum(1) - inter
-    present = counts.sum(1) > 0
-    return float((inter[present] / union[present]).mean())
+    return inter / union, counts.sum(1)
+
+
+def mean_iou(counts: torch.Tensor) -> float:
+    """Mean IoU over the labels present in the ground truth (rows with any pixels)."""
+    ious, pixels = _ious_and_pixels(counts)
+    return float(ious[pixels > 0].mean())
 
 
 def label_ious(counts: torch.Tensor, names: tuple[str, ...]) -> dict[str, dict[str, float | int]]:
     """Per-label IoU and ground-truth pixel count for the labels present in the ground truth,
     keyed by name: {"skirt": {"iou": 0.19, "pixels": 41875}}. `mean_iou` is their mean."""
-    counts = counts.double()
-    inter = counts.diag()
-    union = counts.sum(0) + counts.sum(1) - inter
-    pixels = counts.sum(1)
+    ious, pixels = _ious_and_pixels(counts)
     return {
-        names[label]: {"iou": float(inter[label] / union[label]), "pixels": int(pixels[label])}
+        names[label]: {"iou": float(ious[label]), "pixels": int(pixels[label])}
         for label in range(len(names))
         if pixels[label] > 0
     }
