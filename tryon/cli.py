@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -200,6 +202,13 @@ def train(
             "what --init has); stages --init lacks start untrained, warping as it does."
         ),
     ] = None,
+    residual_blocks: Annotated[
+        int | None,
+        typer.Option(
+            help="tom only: residual blocks at the U-Net's coarsest level (default 0, or what "
+            "--init has); blocks --init lacks start as identities, rendering as it does."
+        ),
+    ] = None,
     grid_weight: Annotated[
         float | None,
         typer.Option(
@@ -266,6 +275,7 @@ def train(
     for setting, value in tom_losses.items():
         _check_component_option("--" + setting.replace("_", "-"), value, component, "tom")
     _check_component_option("--refinement-stages", refinement_stages, component, "gmm")
+    _check_component_option("--residual-blocks", residual_blocks, component, "tom")
     _check_component_option("--grid-weight", grid_weight, component, "gmm")
     if val_data is None and (val_pairs, val_every, val_size) != (None, None, None):
         raise InvalidInputError(
@@ -303,7 +313,7 @@ def train(
         label_weights,
         {name: value for name, value in tom_losses.items() if value is not None},
         grid_weight,
-        refinement_stages,
+        refinement_stages if component == "gmm" else residual_blocks,
     )
     # A time-budgeted run usually ends long before --steps: show the time spent against
     # the budget rather than a remaining time computed from the steps.
@@ -377,11 +387,14 @@ def _build_trainer(
     label_weights=None,
     tom_losses: dict[str, float] | None = None,
     grid_weight: float | None = None,
-    refinement_stages: int | None = None,
+    grow_to: int | None = None,
 ):
-    from tryon.models import GeometricMatcher, HumanParser, TryOnGenerator
+    """The component's trainer; `grow_to` is its architecture option: the GMM's
+    --refinement-stages or the TOM's --residual-blocks."""
+    from tryon.models import GeometricMatcher, HumanParser
     from tryon.train.components import GmmTrainer, ParserTrainer, TomTrainer
 
+    resumed_run = config.out if config.resume else None
     if component == "parser":
         parser = HumanParser.from_pretrained(init) if init else None
         return ParserTrainer(config.lr, device, parser, label_weights)
@@ -389,7 +402,7 @@ def _build_trainer(
         return GmmTrainer(
             config.lr,
             device,
-            _gmm_to_train(init, refinement_stages, config.out if config.resume else None),
+            _network_to_train(_growable_gmm(), grow_to, init, resumed_run),
             **({} if grid_weight is None else {"grid_weight": grid_weight}),
         )
     if gmm_dir is None:
@@ -401,40 +414,91 @@ def _build_trainer(
         config.lr,
         device,
         GeometricMatcher.from_pretrained(gmm_dir),
-        TryOnGenerator.from_pretrained(init) if init else None,
+        _network_to_train(_growable_tom(), grow_to, init, resumed_run),
         **(tom_losses or {}),
     )
 
 
-def _gmm_to_train(init: Path | None, refinement_stages: int | None, resumed_run: Path | None):
-    """The GMM `tryon train gmm` starts from: `--init`'s, grown to `--refinement-stages`;
-    when resuming, the run's own architecture (its weights come from the checkpoint)."""
+@dataclass(frozen=True)
+class _Growable:
+    """A network `tryon train` can grow: an --init network gets untrained blocks added
+    (counted by `count`, added by `grow`) up to the number `option` asks for; without
+    --init, `fresh(blocks)` builds a new one."""
+
+    component: str
+    option: str
+    blocks: str
+    load: Callable[[Path], Any]
+    count: Callable[[Any], int]
+    grow: Callable[[Any, int], Any]
+    fresh: Callable[[int], Any]
+
+
+def _growable_gmm() -> _Growable:
     from tryon.models import GeometricMatcher
     from tryon.models.gmm import add_refinement_stages
     from tryon.representation import GMM_PERSON_CHANNELS
 
-    saved = None if resumed_run is None else resumed_run / "gmm"
+    return _Growable(
+        component="gmm",
+        option="--refinement-stages",
+        blocks="refinement stage(s)",
+        load=GeometricMatcher.from_pretrained,
+        count=lambda gmm: len(gmm.refiners),
+        grow=add_refinement_stages,
+        fresh=lambda stages: GeometricMatcher(
+            person_channels=GMM_PERSON_CHANNELS, refinement_stages=stages
+        ),
+    )
+
+
+def _growable_tom() -> _Growable:
+    from tryon.models import TryOnGenerator
+    from tryon.models.tom import add_residual_blocks
+    from tryon.representation import TOM_PERSON_CHANNELS
+
+    return _Growable(
+        component="tom",
+        option="--residual-blocks",
+        blocks="residual block(s)",
+        load=TryOnGenerator.from_pretrained,
+        count=lambda tom: len(tom.unet.bottleneck),
+        grow=add_residual_blocks,
+        fresh=lambda blocks: TryOnGenerator(
+            person_channels=TOM_PERSON_CHANNELS, residual_blocks=blocks
+        ),
+    )
+
+
+def _network_to_train(
+    growable: _Growable, wanted: int | None, init: Path | None, resumed_run: Path | None
+):
+    """The network `tryon train` starts from: `--init`'s, grown to `wanted` blocks, or a
+    fresh one; when resuming, the run's own architecture (its weights come from the
+    checkpoint)."""
+    option, blocks = growable.option, growable.blocks
+    saved = None if resumed_run is None else resumed_run / growable.component
     if saved is not None and (saved / "config.json").exists():
-        gmm = GeometricMatcher.from_pretrained(saved)
-        if refinement_stages is not None and refinement_stages != len(gmm.refiners):
+        network = growable.load(saved)
+        have = growable.count(network)
+        if wanted is not None and wanted != have:
             raise InvalidInputError(
-                f"this run trains a GMM with {len(gmm.refiners)} refinement stage(s): resume "
-                f"it with --refinement-stages {len(gmm.refiners)} or without the option"
+                f"this run trains a {growable.component} with {have} {blocks}: resume it "
+                f"with {option} {have} or without the option"
             )
-        return gmm
+        return network
     if init is None:
-        return GeometricMatcher(
-            person_channels=GMM_PERSON_CHANNELS, refinement_stages=refinement_stages or 0
-        )
-    gmm = GeometricMatcher.from_pretrained(init)
-    if refinement_stages is None or refinement_stages == len(gmm.refiners):
-        return gmm
-    if refinement_stages < len(gmm.refiners):
+        return growable.fresh(wanted or 0)
+    network = growable.load(init)
+    have = growable.count(network)
+    if wanted is None or wanted == have:
+        return network
+    if wanted < have:
         raise InvalidInputError(
-            f"--init {init} has {len(gmm.refiners)} trained refinement stage(s): give "
-            f"--refinement-stages {len(gmm.refiners)} or more, or leave it out"
+            f"--init {init} has {have} trained {blocks}: give {option} {have} or more, "
+            "or leave it out"
         )
-    return add_refinement_stages(gmm, refinement_stages)
+    return growable.grow(network, wanted)
 
 
 @app.command("eval")

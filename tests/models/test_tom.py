@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from tiny_models import fit, image
 
 from tryon.models import TryOnGenerator, compose
+from tryon.models.tom import add_residual_blocks
 
 
 @pytest.mark.parametrize("size", [(256, 192), (128, 96)])
@@ -39,3 +40,39 @@ def test_training_steps_lower_the_loss(tiny_tom: TryOnGenerator) -> None:
 
     first, last = fit(tiny_tom, loss)
     assert last < 0.95 * first
+
+
+def test_residual_blocks_grow_a_trained_tom_without_changing_it_until_they_learn(
+    tiny_tom: TryOnGenerator, tmp_path
+) -> None:
+    torch.manual_seed(0)
+    person, garment, mask = image(1, 22, 64, 48), image(1, 3, 64, 48), image(1, 1, 64, 48, low=0.0)
+    trained = tiny_tom.eval()
+    grown = add_residual_blocks(trained, 2).eval()
+    assert len(grown.unet.bottleneck) == 2
+    before = trained(person, garment, mask).composite
+    assert torch.allclose(grown(person, garment, mask).composite, before, atol=1e-6)
+
+    grown.train()
+    F.l1_loss(grown(person, garment, mask).composite, image(1, 3, 64, 48)).backward()
+    assert grown.unet.bottleneck[0].layers[-1].weight.grad.abs().sum() > 0  # the blocks learn
+    with torch.no_grad():  # as if the blocks had trained: the reload must keep them
+        grown.unet.bottleneck[1].layers[-1].weight.fill_(1.0)
+    grown.eval()
+    after = grown(person, garment, mask).composite
+    assert not torch.allclose(after, before, atol=1e-3)
+    grown.save_pretrained(tmp_path / "tom")
+    reloaded = TryOnGenerator.from_pretrained(tmp_path / "tom")
+    assert reloaded.config["residual_blocks"] == 2
+    assert torch.equal(reloaded(person, garment, mask).composite, after)
+    with pytest.raises(ValueError, match="cannot drop"):
+        add_residual_blocks(grown, 1)
+    with pytest.raises(ValueError, match="0 or more"):
+        TryOnGenerator(residual_blocks=-1)
+
+
+def test_residual_blocks_keep_shapes_at_two_resolutions() -> None:
+    tom = TryOnGenerator(base_channels=8, depth=4, max_channels=32, residual_blocks=2)
+    for size in ((256, 192), (128, 96)):
+        person, garment, mask = image(1, 22, *size), image(1, 3, *size), image(1, 1, *size)
+        assert tom(person, garment, mask).composite.shape == (1, 3, *size)

@@ -1,6 +1,6 @@
 """`tryon train` options of one network: `--grid-weight` and `--refinement-stages` (GMM),
-`--adversarial-weight`, `--feature-weight` and `--ssim-weight` (TOM); each reaches its
-network and only it, and changes what training does."""
+`--adversarial-weight`, `--feature-weight`, `--ssim-weight` and `--residual-blocks` (TOM);
+each reaches its network and only it, and changes what training does."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from tryon.cli import app
 from tryon.data.synth.writer import write_dataset
 from tryon.data.viton import VitonDataset
 from tryon.errors import InvalidInputError
-from tryon.models import GeometricMatcher
+from tryon.models import GeometricMatcher, TryOnGenerator
 from tryon.models.gmm import GRID_WEIGHT, grid_regularisation
-from tryon.representation import GMM_PERSON_CHANNELS, build_representation
+from tryon.representation import GMM_PERSON_CHANNELS, TOM_PERSON_CHANNELS, build_representation
 from tryon.train.components import region_ssim_loss
 from tryon.train.loop import collate_tensors
 
@@ -163,6 +163,47 @@ def test_refinement_stages_grow_the_init_gmm_and_only_the_gmm(tmp_path, train, m
     _assert_refused([*arguments, "--refinement-stages", "-1"], "give 0 or more")
     arguments[1] = "parser"
     _assert_refused([*arguments, "--refinement-stages", "1"], "use it with gmm")
+
+
+def test_residual_blocks_grow_the_init_tom_and_only_the_tom(tmp_path, train, monkeypatch):
+    seen = _record_trainer(monkeypatch, "tom")
+    torch.manual_seed(0)
+    GeometricMatcher(person_channels=GMM_PERSON_CHANNELS).save_pretrained(tmp_path / "gmm")
+    trained = TryOnGenerator(person_channels=TOM_PERSON_CHANNELS, residual_blocks=1)
+    trained.save_pretrained(tmp_path / "trained")
+    arguments = ["train", "tom", "--data", str(train), "--out", str(tmp_path / "run")]
+    arguments += ["--gmm", str(tmp_path / "gmm")]
+    from_trained = [*arguments, "--init", str(tmp_path / "trained")]
+    assert CliRunner().invoke(app, [*from_trained, "--residual-blocks", "3"]).exit_code == 0
+    grown = seen["value"]
+    assert len(grown.unet.bottleneck) == 3
+    kept = [tom.unet.bottleneck[0].layers[0][0].weight for tom in (grown, trained)]
+    assert torch.equal(*kept)  # the trained block is kept, two more added
+    assert CliRunner().invoke(app, from_trained).exit_code == 0
+    assert len(seen["value"].unet.bottleneck) == 1  # what --init has
+    assert CliRunner().invoke(app, [*arguments, "--residual-blocks", "2"]).exit_code == 0
+    assert len(seen["value"].unet.bottleneck) == 2
+
+    _assert_refused([*from_trained, "--residual-blocks", "0"], "--residual-blocks 1 or more")
+    _assert_refused([*arguments, "--residual-blocks", "-1"], "give 0 or more")
+    arguments[1] = "gmm"
+    _assert_refused([*arguments, "--residual-blocks", "1"], "use it with tom")
+
+
+def test_a_resumed_tom_run_keeps_its_residual_blocks(tmp_path, train):
+    GeometricMatcher(person_channels=GMM_PERSON_CHANNELS).save_pretrained(tmp_path / "gmm")
+    out = tmp_path / "run"
+    run = ["train", "tom", "--data", str(train), "--out", str(out), "--size", "128x96"]
+    run += ["--batch", "2", "--workers", "0", "--checkpoint-every", "1"]
+    run += ["--gmm", str(tmp_path / "gmm")]
+    result = CliRunner().invoke(app, [*run, "--steps", "1", "--residual-blocks", "2"])
+    assert result.exit_code == 0, result.output
+
+    resumed = [*run, "--resume", "--steps", "2"]
+    _assert_refused([*resumed, "--residual-blocks", "1"], "resume it with --residual-blocks 2")
+    result = CliRunner().invoke(app, resumed)
+    assert result.exit_code == 0, result.output
+    assert TryOnGenerator.from_pretrained(out / "tom").config["residual_blocks"] == 2
 
 
 def test_a_resumed_gmm_run_keeps_its_stages_and_refuses_another_grid_weight(tmp_path, train):

@@ -139,6 +139,25 @@ class PretrainedMixin:
         return model
 
 
+def grown_copy(model: ModelT, added: tuple[str, ...], **changes: Any) -> ModelT:
+    """A copy of a trained `model` built with `changes` to its config and carrying all its
+    weights; the weights whose names start with one of `added` are the new parts and keep
+    their initialisation. The copy is in training mode, on `model`'s device and dtype.
+
+    Raises:
+        ValueError: a weight of `model` has no place in the copy, or the copy has new
+            weights outside `added` (the change is not a pure addition).
+    """
+    assert isinstance(model, nn.Module)
+    grown = type(model)(**{**model.config, **changes})
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or any(not key.startswith(added) for key in missing):
+        name = type(model).__name__
+        raise ValueError(f"weights do not fit the grown {name}: {unexpected or missing}")
+    weight = next(model.parameters())
+    return grown.to(weight.device, weight.dtype)
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise WeightsError(

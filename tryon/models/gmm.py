@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tryon.models.checkpoint import PretrainedMixin
+from tryon.models.checkpoint import PretrainedMixin, grown_copy
 from tryon.models.tps import regular_grid, warp_tps
 
 DOWNSAMPLING = 16
@@ -249,13 +249,8 @@ def add_refinement_stages(gmm: GeometricMatcher, stages: int) -> GeometricMatche
     have = len(gmm.refiners)
     if stages < have:
         raise ValueError(f"this GMM has {have} trained refinement stages; cannot drop to {stages}")
-    grown = GeometricMatcher(**{**gmm.config, "refinement_stages": stages})
-    missing, unexpected = grown.load_state_dict(gmm.state_dict(), strict=False)
     added = tuple(f"refiners.{stage}." for stage in range(have, stages))
-    if unexpected or any(not key.startswith(added) for key in missing):
-        raise ValueError(f"weights do not fit the grown GMM: {unexpected or missing}")
-    weight = next(gmm.parameters())
-    return grown.to(weight.device, weight.dtype)
+    return grown_copy(gmm, added, refinement_stages=stages)
 
 
 def grid_regularisation(source_points: torch.Tensor) -> torch.Tensor:
