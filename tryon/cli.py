@@ -178,6 +178,14 @@ def train(
         bool,
         typer.Option(help="parser only: weight rare parse labels up (ENet weights from the data)."),
     ] = False,
+    input_scale: Annotated[
+        float | None,
+        typer.Option(
+            help="parser only: share of the photo's size its network sees, in (0, 1] (default "
+            "0.5, or what --init has); higher resolves thin and small parts (arms, shoes) at "
+            "about its square in time."
+        ),
+    ] = None,
     adversarial_weight: Annotated[
         float | None,
         typer.Option(help="tom only: weight of the GAN loss against L1 + SSIM (default 0.1)."),
@@ -276,6 +284,9 @@ def train(
         _check_component_option("--" + setting.replace("_", "-"), value, component, "tom")
     _check_component_option("--refinement-stages", refinement_stages, component, "gmm")
     _check_component_option("--residual-blocks", residual_blocks, component, "tom")
+    _check_component_option("--input-scale", input_scale, component, "parser")
+    if input_scale is not None and not 0 < input_scale <= 1:
+        raise InvalidInputError(f"--input-scale {input_scale}: give a share in (0, 1]")
     _check_component_option("--grid-weight", grid_weight, component, "gmm")
     if val_data is None and (val_pairs, val_every, val_size) != (None, None, None):
         raise InvalidInputError(
@@ -313,7 +324,7 @@ def train(
         label_weights,
         {name: value for name, value in tom_losses.items() if value is not None},
         grid_weight,
-        refinement_stages if component == "gmm" else residual_blocks,
+        {"parser": input_scale, "gmm": refinement_stages, "tom": residual_blocks}[component],
     )
     # A time-budgeted run usually ends long before --steps: show the time spent against
     # the budget rather than a remaining time computed from the steps.
@@ -387,22 +398,22 @@ def _build_trainer(
     label_weights=None,
     tom_losses: dict[str, float] | None = None,
     grid_weight: float | None = None,
-    grow_to: int | None = None,
+    architecture: float | None = None,
 ):
-    """The component's trainer; `grow_to` is its architecture option: the GMM's
-    --refinement-stages or the TOM's --residual-blocks."""
-    from tryon.models import GeometricMatcher, HumanParser
+    """The component's trainer; `architecture` is its architecture option: the parser's
+    --input-scale, the GMM's --refinement-stages or the TOM's --residual-blocks."""
+    from tryon.models import GeometricMatcher
     from tryon.train.components import GmmTrainer, ParserTrainer, TomTrainer
 
     resumed_run = config.out if config.resume else None
     if component == "parser":
-        parser = HumanParser.from_pretrained(init) if init else None
+        parser = _parser_to_train(architecture, init, resumed_run)
         return ParserTrainer(config.lr, device, parser, label_weights)
     if component == "gmm":
         return GmmTrainer(
             config.lr,
             device,
-            _network_to_train(_growable_gmm(), grow_to, init, resumed_run),
+            _network_to_train(_growable_gmm(), architecture, init, resumed_run),
             **({} if grid_weight is None else {"grid_weight": grid_weight}),
         )
     if gmm_dir is None:
@@ -414,9 +425,33 @@ def _build_trainer(
         config.lr,
         device,
         GeometricMatcher.from_pretrained(gmm_dir),
-        _network_to_train(_growable_tom(), grow_to, init, resumed_run),
+        _network_to_train(_growable_tom(), architecture, init, resumed_run),
         **(tom_losses or {}),
     )
+
+
+def _parser_to_train(input_scale: float | None, init: Path | None, resumed_run: Path | None):
+    """The parser `tryon train` starts from: `--init`'s (or a fresh one) at `input_scale`,
+    or at the scale it has; when resuming, the run's own scale (the weights come from the
+    checkpoint)."""
+    from tryon.models import HumanParser
+    from tryon.models.checkpoint import grown_copy
+
+    saved = None if resumed_run is None else resumed_run / "parser"
+    if saved is not None and (saved / "config.json").exists():
+        parser = HumanParser.from_pretrained(saved)
+        if input_scale is not None and input_scale != parser.input_scale:
+            raise InvalidInputError(
+                f"this run trains a parser at --input-scale {parser.input_scale:g}: resume it "
+                "with that scale or without the option"
+            )
+        return parser
+    if init is None:
+        return HumanParser() if input_scale is None else HumanParser(input_scale=input_scale)
+    parser = HumanParser.from_pretrained(init)
+    if input_scale is None or input_scale == parser.input_scale:
+        return parser
+    return grown_copy(parser, (), input_scale=input_scale)
 
 
 @dataclass(frozen=True)

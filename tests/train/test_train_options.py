@@ -1,6 +1,7 @@
-"""`tryon train` options of one network: `--grid-weight` and `--refinement-stages` (GMM),
-`--adversarial-weight`, `--feature-weight`, `--ssim-weight` and `--residual-blocks` (TOM);
-each reaches its network and only it, and changes what training does."""
+"""`tryon train` options of one network: `--input-scale` and `--balance-labels` (parser),
+`--grid-weight` and `--refinement-stages` (GMM), `--adversarial-weight`, `--feature-weight`,
+`--ssim-weight` and `--residual-blocks` (TOM); each reaches its network and only it, and
+changes what training does."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from tryon.cli import app
 from tryon.data.synth.writer import write_dataset
 from tryon.data.viton import VitonDataset
 from tryon.errors import InvalidInputError
-from tryon.models import GeometricMatcher, TryOnGenerator
+from tryon.models import GeometricMatcher, HumanParser, TryOnGenerator
 from tryon.models.gmm import GRID_WEIGHT, grid_regularisation
 from tryon.representation import GMM_PERSON_CHANNELS, TOM_PERSON_CHANNELS, build_representation
 from tryon.train.components import region_ssim_loss
@@ -221,6 +222,51 @@ def test_a_resumed_gmm_run_keeps_its_stages_and_refuses_another_grid_weight(tmp_
     result = CliRunner().invoke(app, [*resumed, "--grid-weight", "0.3"])
     assert result.exit_code == 0, result.output
     assert GeometricMatcher.from_pretrained(out / "gmm").config["refinement_stages"] == 1
+
+
+def test_input_scale_sets_the_parsers_resolution_and_a_resumed_run_keeps_it(
+    tmp_path, train, monkeypatch
+):
+    torch.manual_seed(0)
+    trained = HumanParser(input_scale=0.5)
+    trained.save_pretrained(tmp_path / "trained")
+    out = tmp_path / "run"
+    run = ["train", "parser", "--data", str(train), "--out", str(out), "--size", "128x96"]
+    run += ["--batch", "2", "--workers", "0", "--checkpoint-every", "1"]
+    started = [*run, "--init", str(tmp_path / "trained"), "--input-scale", "1"]
+    result = CliRunner().invoke(app, [*started, "--steps", "1"])
+    assert result.exit_code == 0, result.output
+    saved = HumanParser.from_pretrained(out / "parser")
+    assert saved.config["input_scale"] == 1  # the network now sees the photo at full size
+    assert saved.network_logits(torch.zeros(1, 3, 128, 96)).shape[-2:] == (128, 96)
+
+    resumed = [*run, "--resume", "--steps", "2"]
+    _assert_refused([*resumed, "--input-scale", "0.5"], "resume it with that scale")
+    result = CliRunner().invoke(app, resumed)
+    assert result.exit_code == 0, result.output
+    assert HumanParser.from_pretrained(out / "parser").config["input_scale"] == 1
+
+    fresh = ["train", "parser", "--data", str(train), "--out", str(tmp_path / "fresh")]
+    _assert_refused([*fresh, "--input-scale", "0"], "give a share in (0, 1]")
+    _assert_refused([*fresh, "--input-scale", "1.5"], "give a share in (0, 1]")
+    fresh[1] = "gmm"
+    _assert_refused([*fresh, "--input-scale", "1"], "use it with parser")
+
+
+def test_input_scale_keeps_the_init_parsers_weights(tmp_path, train, monkeypatch):
+    seen = _record_trainer(monkeypatch, "parser")
+    torch.manual_seed(0)
+    HumanParser(input_scale=0.5).save_pretrained(tmp_path / "trained")
+    trained = HumanParser.from_pretrained(tmp_path / "trained")
+    arguments = ["train", "parser", "--data", str(train), "--out", str(tmp_path / "run")]
+    arguments += ["--init", str(tmp_path / "trained")]
+    assert CliRunner().invoke(app, [*arguments, "--input-scale", "0.75"]).exit_code == 0
+    rescaled = seen["value"]
+    assert rescaled.input_scale == 0.75
+    for before, after in zip(trained.parameters(), rescaled.parameters(), strict=True):
+        assert torch.equal(before, after)
+    assert CliRunner().invoke(app, arguments).exit_code == 0
+    assert seen["value"].input_scale == 0.5  # what --init has
 
 
 def test_a_resumed_parser_run_keeps_its_label_balance(tmp_path, train):
