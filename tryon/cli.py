@@ -217,6 +217,13 @@ def train(
             "--init has); blocks --init lacks start as identities, rendering as it does."
         ),
     ] = None,
+    flow_stage: Annotated[
+        bool,
+        typer.Option(
+            help="gmm only: end the GMM with a dense flow stage that corrects the spline's "
+            "warp locally (sleeves); added untrained to --init's GMM, warping as it does."
+        ),
+    ] = False,
     grid_weight: Annotated[
         float | None,
         typer.Option(
@@ -288,6 +295,8 @@ def train(
     if input_scale is not None and not 0 < input_scale <= 1:
         raise InvalidInputError(f"--input-scale {input_scale}: give a share in (0, 1]")
     _check_component_option("--grid-weight", grid_weight, component, "gmm")
+    if flow_stage and component != "gmm":
+        raise InvalidInputError("--flow-stage is a gmm setting: use it with gmm")
     if val_data is None and (val_pairs, val_every, val_size) != (None, None, None):
         raise InvalidInputError(
             "--val-pairs, --val-every and --val-size set up validation: add --val-data DIR"
@@ -325,6 +334,7 @@ def train(
         {name: value for name, value in tom_losses.items() if value is not None},
         grid_weight,
         {"parser": input_scale, "gmm": refinement_stages, "tom": residual_blocks}[component],
+        flow_stage,
     )
     # A time-budgeted run usually ends long before --steps: show the time spent against
     # the budget rather than a remaining time computed from the steps.
@@ -399,9 +409,11 @@ def _build_trainer(
     tom_losses: dict[str, float] | None = None,
     grid_weight: float | None = None,
     architecture: float | None = None,
+    flow_stage: bool = False,
 ):
     """The component's trainer; `architecture` is its architecture option: the parser's
-    --input-scale, the GMM's --refinement-stages or the TOM's --residual-blocks."""
+    --input-scale, the GMM's --refinement-stages or the TOM's --residual-blocks; with
+    `flow_stage` the GMM gets a flow stage if it has none."""
     from tryon.models import GeometricMatcher
     from tryon.train.components import GmmTrainer, ParserTrainer, TomTrainer
 
@@ -410,10 +422,19 @@ def _build_trainer(
         parser = _parser_to_train(architecture, init, resumed_run)
         return ParserTrainer(config.lr, device, parser, label_weights)
     if component == "gmm":
+        gmm = _network_to_train(_growable_gmm(), architecture, init, resumed_run)
+        if flow_stage and gmm.flow is None:
+            if resumed_run is not None:
+                raise InvalidInputError(
+                    "this run trains a GMM without a flow stage: resume it without --flow-stage"
+                )
+            from tryon.models.gmm import add_flow_stage
+
+            gmm = add_flow_stage(gmm)
         return GmmTrainer(
             config.lr,
             device,
-            _network_to_train(_growable_gmm(), architecture, init, resumed_run),
+            gmm,
             **({} if grid_weight is None else {"grid_weight": grid_weight}),
         )
     if gmm_dir is None:

@@ -31,6 +31,8 @@ def _inputs(name: str, batch: int = 1) -> tuple[torch.Tensor, ...]:
 
 
 def _flatten(output: object) -> list[torch.Tensor]:
+    if output is None:  # a GMM without a flow stage has no flow
+        return []
     if isinstance(output, torch.Tensor):
         return [output]
     assert isinstance(output, tuple | list)

@@ -5,7 +5,7 @@ import torch
 from tiny_models import fit, image
 
 from tryon.models import GeometricMatcher, gmm_loss, grid_regularisation, regular_grid, warp_tps
-from tryon.models.gmm import add_refinement_stages
+from tryon.models.gmm import add_flow_stage, add_refinement_stages, flow_smoothness
 
 
 @pytest.mark.parametrize("size", [(256, 192), (128, 96)])
@@ -120,3 +120,75 @@ def test_adding_refinement_stages_keeps_a_trained_warp_until_they_learn(tmp_path
         add_refinement_stages(grown, 1)
     with pytest.raises(ValueError, match="0 or more"):
         _refined_gmm(-1)
+
+
+@pytest.mark.parametrize("size", [(256, 192), (128, 96)])
+def test_a_flow_stage_keeps_shapes_and_learns_at_two_resolutions(size) -> None:
+    torch.manual_seed(0)
+    gmm = GeometricMatcher(
+        feature_channels=(8, 8, 16, 16), regressor_width=8, grid_size=(4, 3), flow_stage=True
+    )
+    garment, mask = image(2, 3, *size), image(2, 1, *size, low=0.0)
+    output = gmm(image(2, 22, *size, low=0.0), garment, mask)
+    assert output.warped_garment.shape == (2, 3, *size)
+    assert output.flow.shape == (2, 2, *size)
+    assert output.flow.abs().max() == 0  # untrained: the spline's warp as it is
+    gmm_loss(output, garment, mask).backward()
+    assert gmm.flow.unet.head.weight.grad.abs().sum() > 0
+    assert gmm.regressor.linear.weight.grad.abs().sum() > 0  # the spline still learns
+
+
+def test_adding_a_flow_stage_keeps_a_trained_warp_until_it_learns(tmp_path) -> None:
+    torch.manual_seed(0)
+    trained = _refined_gmm(1)
+    with torch.no_grad():  # a GMM that warps: its regressor's last layer is no longer zero
+        trained.regressor.linear.bias.normal_(0, 0.1)
+    person, garment, mask = image(1, 22, 64, 48, low=0.0), image(1, 3, 64, 48), image(1, 1, 64, 48)
+    grown = add_flow_stage(trained.eval()).eval()
+    before, after = trained(person, garment, mask), grown(person, garment, mask)
+    assert torch.allclose(before.warped_garment, after.warped_garment, atol=1e-6)
+
+    with torch.no_grad():  # as if the stage had trained: the reload must keep it
+        grown.flow.unet.head.bias.fill_(0.05)
+    after = grown(person, garment, mask)
+    assert not torch.allclose(after.warped_garment, before.warped_garment, atol=1e-3)
+    grown.save_pretrained(tmp_path / "gmm")
+    reloaded = GeometricMatcher.from_pretrained(tmp_path / "gmm").eval()
+    assert reloaded.config["flow_stage"] is True
+    assert torch.equal(reloaded(person, garment, mask).warped_garment, after.warped_garment)
+
+
+def test_flow_smoothness_charges_noise_not_a_smooth_shift() -> None:
+    torch.manual_seed(0)
+    shift = torch.full((1, 2, 64, 48), 0.1)
+    ramp = torch.linspace(0, 0.2, 48).expand(1, 2, 64, 48)
+    noise = 0.02 * torch.randn(1, 2, 64, 48)
+    assert flow_smoothness(shift).item() == 0
+    # 0.2 over the width, which spans 2 normalised units
+    assert flow_smoothness(ramp).item() == pytest.approx(0.1, rel=0.05)
+    # The same ramp at twice the resolution costs the same.
+    fine_ramp = torch.linspace(0, 0.2, 96).expand(1, 2, 128, 96)
+    assert flow_smoothness(fine_ramp).item() == pytest.approx(flow_smoothness(ramp).item(), 0.05)
+    assert flow_smoothness(noise).item() > 10 * flow_smoothness(ramp).item()
+
+
+def test_a_flow_stage_fits_a_sleeve_the_spline_cannot() -> None:
+    """A garment whose left half moves down while the right half stays: no smooth 4x3
+    spline fits that step; the flow stage, trained on the same few steps, fits it better."""
+    torch.manual_seed(0)
+    garment = torch.zeros(1, 3, 64, 48)
+    garment[..., 8:40, 8:40] = torch.linspace(-1, 1, 32).view(1, 1, 32, 1)
+    mask = (garment.abs().sum(1, keepdim=True) > 0).float()
+    target, target_mask = garment.clone(), mask.clone()
+    target[..., :, :24] = torch.roll(garment[..., :, :24], 8, dims=-2)
+    target_mask[..., :, :24] = torch.roll(mask[..., :, :24], 8, dims=-2)
+    person = image(1, 22, 64, 48, low=0.0)
+
+    def final_loss(gmm: GeometricMatcher) -> float:
+        def loss() -> torch.Tensor:
+            return gmm_loss(gmm(person, garment, mask), target * target_mask, target_mask)
+
+        return fit(gmm, loss, steps=60, lr=3e-3)[1]
+
+    spline_only, with_flow = _refined_gmm(0), add_flow_stage(_refined_gmm(0))
+    assert final_loss(with_flow) < 0.8 * final_loss(spline_only)

@@ -16,6 +16,9 @@ TINY_FACTORIES: dict[str, Callable[[], nn.Module]] = {
     "gmm": lambda: GeometricMatcher(
         feature_channels=(8, 8, 16, 16), regressor_width=16, grid_size=(4, 3)
     ),
+    "gmm_with_flow": lambda: GeometricMatcher(
+        feature_channels=(8, 8, 16, 16), regressor_width=16, grid_size=(4, 3), flow_stage=True
+    ),
     "tom": lambda: TryOnGenerator(base_channels=8, depth=4, max_channels=32),
     "discriminator": lambda: MultiScaleDiscriminator(
         base_channels=8, num_layers=2, max_channels=32

@@ -1,7 +1,7 @@
 """`tryon train` options of one network: `--input-scale` and `--balance-labels` (parser),
-`--grid-weight` and `--refinement-stages` (GMM), `--adversarial-weight`, `--feature-weight`,
-`--ssim-weight` and `--residual-blocks` (TOM); each reaches its network and only it, and
-changes what training does."""
+`--grid-weight`, `--refinement-stages` and `--flow-stage` (GMM), `--adversarial-weight`,
+`--feature-weight`, `--ssim-weight` and `--residual-blocks` (TOM); each reaches its
+network and only it, and changes what training does."""
 
 from __future__ import annotations
 
@@ -205,6 +205,30 @@ def test_a_resumed_tom_run_keeps_its_residual_blocks(tmp_path, train):
     result = CliRunner().invoke(app, resumed)
     assert result.exit_code == 0, result.output
     assert TryOnGenerator.from_pretrained(out / "tom").config["residual_blocks"] == 2
+
+
+def test_flow_stage_grows_the_init_gmm_and_a_resumed_run_keeps_it(tmp_path, train):
+    torch.manual_seed(0)
+    GeometricMatcher(person_channels=GMM_PERSON_CHANNELS).save_pretrained(tmp_path / "trained")
+    out = tmp_path / "run"
+    run = ["train", "gmm", "--data", str(train), "--out", str(out), "--size", "128x96"]
+    run += ["--batch", "2", "--workers", "0", "--checkpoint-every", "1"]
+    started = [*run, "--init", str(tmp_path / "trained"), "--flow-stage"]
+    result = CliRunner().invoke(app, [*started, "--steps", "1"])
+    assert result.exit_code == 0, result.output
+    assert GeometricMatcher.from_pretrained(out / "gmm").config["flow_stage"] is True
+
+    result = CliRunner().invoke(app, [*run, "--resume", "--steps", "2"])
+    assert result.exit_code == 0, result.output
+    assert GeometricMatcher.from_pretrained(out / "gmm").config["flow_stage"] is True
+
+    plain = tmp_path / "plain"
+    run = ["train", "gmm", "--data", str(train), "--out", str(plain), "--size", "128x96"]
+    run += ["--batch", "2", "--workers", "0", "--checkpoint-every", "1"]
+    assert CliRunner().invoke(app, [*run, "--steps", "1"]).exit_code == 0
+    _assert_refused([*run, "--resume", "--steps", "2", "--flow-stage"], "without --flow-stage")
+    run[1] = "tom"
+    _assert_refused([*run, "--flow-stage"], "use it with gmm")
 
 
 def test_a_resumed_gmm_run_keeps_its_stages_and_refuses_another_grid_weight(tmp_path, train):

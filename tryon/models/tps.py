@@ -58,25 +58,43 @@ def warp_tps(
             reproduces `image`.
         padding_mode: `grid_sample` padding outside the image ("zeros", "border",
             "reflection").
+        spline_stride: see `tps_sampling_grid`.
+
+    Returns:
+        `(B, C, H, W)` warped image, same dtype as `image`.
+    """
+    height, width = image.shape[-2:]
+    grid = tps_sampling_grid(source_points, height, width, spline_stride=spline_stride)
+    return sample_at(image, grid, padding_mode=padding_mode)
+
+
+def tps_sampling_grid(
+    source_points: torch.Tensor, height: int, width: int, *, spline_stride: int = 4
+) -> torch.Tensor:
+    """Where each output pixel of a `height` x `width` spline warp samples its input.
+
+    Args:
+        source_points: `(B, rows, cols, 2)` normalised (x, y), as in `warp_tps`.
         spline_stride: the spline is evaluated every `spline_stride` pixels and the
             sampling grid interpolated bilinearly in between (exact for affine warps);
             evaluating it at every pixel (1) costs more than the GMM's convolutions.
 
     Returns:
-        `(B, C, H, W)` warped image, same dtype as `image`.
+        `(B, height, width, 2)` normalised (x, y) in `source_points`' dtype, the layout
+        `grid_sample` takes (`sample_at`).
     """
     batch, rows, cols, _ = source_points.shape
-    height, width = image.shape[-2:]
+    device = source_points.device
     # The spline is solved and evaluated in float64: it is tiny (rows * cols points), and
     # float32 round-off alone moves the samples of a zero-offset warp by ~1e-4 at 256 px.
     spline_dtype = torch.float64
-    control = regular_grid((rows, cols), device=image.device, dtype=spline_dtype)
+    control = regular_grid((rows, cols), device=device, dtype=spline_dtype)
     output_points = control.reshape(1, rows * cols, 2).expand(batch, -1, -1)
     input_points = source_points.reshape(batch, rows * cols, 2).to(spline_dtype)
     # get_tps_transform(a, b) solves the spline taking a to b with kernel centres at b;
     # we evaluate it at output pixels, so a is the output's regular grid.
     kernel_weights, affine_weights = get_tps_transform(output_points, input_points)
-    coarse = _pixel_centres(height, width, spline_stride, image.device, spline_dtype)
+    coarse = _pixel_centres(height, width, spline_stride, device, spline_dtype)
     coarse_height, coarse_width = coarse.shape[:2]
     sampled = warp_points_tps(
         coarse.reshape(1, -1, 2).expand(batch, -1, -1),
@@ -88,12 +106,14 @@ def warp_tps(
     # The coarse points sit at fractional pixel centres spaced so that corner-aligned
     # upsampling puts them back at exactly those positions.
     grid = F.interpolate(sampled, size=(height, width), mode="bilinear", align_corners=True)
+    return grid.permute(0, 2, 3, 1).to(source_points.dtype)
+
+
+def sample_at(image: torch.Tensor, grid: torch.Tensor, *, padding_mode: str = "zeros"):
+    """Bilinear samples of `image` `(B, C, H, W)` at `grid` `(B, h, w, 2)` (normalised
+    (x, y), pixel centres as in the module docstring) -> `(B, C, h, w)` in `image`'s dtype."""
     return F.grid_sample(
-        image,
-        grid.permute(0, 2, 3, 1).to(image.dtype),
-        mode="bilinear",
-        padding_mode=padding_mode,
-        align_corners=False,
+        image, grid.to(image.dtype), mode="bilinear", padding_mode=padding_mode, align_corners=False
     )
 
 
