@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -415,26 +413,18 @@ def _build_trainer(
     --input-scale, the GMM's --refinement-stages or the TOM's --residual-blocks; with
     `flow_stage` the GMM gets a flow stage if it has none."""
     from tryon.models import GeometricMatcher
+    from tryon.train.architecture import gmm_to_train, parser_to_train, tom_to_train
     from tryon.train.components import GmmTrainer, ParserTrainer, TomTrainer
 
     resumed_run = config.out if config.resume else None
     if component == "parser":
-        parser = _parser_to_train(architecture, init, resumed_run)
+        parser = parser_to_train(architecture, init, resumed_run)
         return ParserTrainer(config.lr, device, parser, label_weights)
     if component == "gmm":
-        gmm = _network_to_train(_growable_gmm(), architecture, init, resumed_run)
-        if flow_stage and gmm.flow is None:
-            if resumed_run is not None:
-                raise InvalidInputError(
-                    "this run trains a GMM without a flow stage: resume it without --flow-stage"
-                )
-            from tryon.models.gmm import add_flow_stage
-
-            gmm = add_flow_stage(gmm)
         return GmmTrainer(
             config.lr,
             device,
-            gmm,
+            gmm_to_train(architecture, flow_stage, init, resumed_run),
             **({} if grid_weight is None else {"grid_weight": grid_weight}),
         )
     if gmm_dir is None:
@@ -446,115 +436,9 @@ def _build_trainer(
         config.lr,
         device,
         GeometricMatcher.from_pretrained(gmm_dir),
-        _network_to_train(_growable_tom(), architecture, init, resumed_run),
+        tom_to_train(architecture, init, resumed_run),
         **(tom_losses or {}),
     )
-
-
-def _parser_to_train(input_scale: float | None, init: Path | None, resumed_run: Path | None):
-    """The parser `tryon train` starts from: `--init`'s (or a fresh one) at `input_scale`,
-    or at the scale it has; when resuming, the run's own scale (the weights come from the
-    checkpoint)."""
-    from tryon.models import HumanParser
-    from tryon.models.checkpoint import grown_copy
-
-    saved = None if resumed_run is None else resumed_run / "parser"
-    if saved is not None and (saved / "config.json").exists():
-        parser = HumanParser.from_pretrained(saved)
-        if input_scale is not None and input_scale != parser.input_scale:
-            raise InvalidInputError(
-                f"this run trains a parser at --input-scale {parser.input_scale:g}: resume it "
-                "with that scale or without the option"
-            )
-        return parser
-    if init is None:
-        return HumanParser() if input_scale is None else HumanParser(input_scale=input_scale)
-    parser = HumanParser.from_pretrained(init)
-    if input_scale is None or input_scale == parser.input_scale:
-        return parser
-    return grown_copy(parser, (), input_scale=input_scale)
-
-
-@dataclass(frozen=True)
-class _Growable:
-    """A network `tryon train` can grow: an --init network gets untrained blocks added
-    (counted by `count`, added by `grow`) up to the number `option` asks for; without
-    --init, `fresh(blocks)` builds a new one."""
-
-    component: str
-    option: str
-    blocks: str
-    load: Callable[[Path], Any]
-    count: Callable[[Any], int]
-    grow: Callable[[Any, int], Any]
-    fresh: Callable[[int], Any]
-
-
-def _growable_gmm() -> _Growable:
-    from tryon.models import GeometricMatcher
-    from tryon.models.gmm import add_refinement_stages
-    from tryon.representation import GMM_PERSON_CHANNELS
-
-    return _Growable(
-        component="gmm",
-        option="--refinement-stages",
-        blocks="refinement stage(s)",
-        load=GeometricMatcher.from_pretrained,
-        count=lambda gmm: len(gmm.refiners),
-        grow=add_refinement_stages,
-        fresh=lambda stages: GeometricMatcher(
-            person_channels=GMM_PERSON_CHANNELS, refinement_stages=stages
-        ),
-    )
-
-
-def _growable_tom() -> _Growable:
-    from tryon.models import TryOnGenerator
-    from tryon.models.tom import add_residual_blocks
-    from tryon.representation import TOM_PERSON_CHANNELS
-
-    return _Growable(
-        component="tom",
-        option="--residual-blocks",
-        blocks="residual block(s)",
-        load=TryOnGenerator.from_pretrained,
-        count=lambda tom: len(tom.unet.bottleneck),
-        grow=add_residual_blocks,
-        fresh=lambda blocks: TryOnGenerator(
-            person_channels=TOM_PERSON_CHANNELS, residual_blocks=blocks
-        ),
-    )
-
-
-def _network_to_train(
-    growable: _Growable, wanted: int | None, init: Path | None, resumed_run: Path | None
-):
-    """The network `tryon train` starts from: `--init`'s, grown to `wanted` blocks, or a
-    fresh one; when resuming, the run's own architecture (its weights come from the
-    checkpoint)."""
-    option, blocks = growable.option, growable.blocks
-    saved = None if resumed_run is None else resumed_run / growable.component
-    if saved is not None and (saved / "config.json").exists():
-        network = growable.load(saved)
-        have = growable.count(network)
-        if wanted is not None and wanted != have:
-            raise InvalidInputError(
-                f"this run trains a {growable.component} with {have} {blocks}: resume it "
-                f"with {option} {have} or without the option"
-            )
-        return network
-    if init is None:
-        return growable.fresh(wanted or 0)
-    network = growable.load(init)
-    have = growable.count(network)
-    if wanted is None or wanted == have:
-        return network
-    if wanted < have:
-        raise InvalidInputError(
-            f"--init {init} has {have} trained {blocks}: give {option} {have} or more, "
-            "or leave it out"
-        )
-    return growable.grow(network, wanted)
 
 
 @app.command("eval")

@@ -1,0 +1,140 @@
+"""The network a `tryon train` run starts from: fresh, `--init`'s, or grown from it.
+
+Architecture options change `--init`'s network before training: the parser's
+`--input-scale`, the GMM's `--refinement-stages` and `--flow-stage`, the TOM's
+`--residual-blocks`. Added parts start as no-ops, so a grown network begins where `--init`
+ended. A resumed run keeps the architecture it started with (read from its own component
+folder; the weights come from its checkpoint) and refuses options that would change it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tryon.errors import InvalidInputError
+from tryon.models import GeometricMatcher, HumanParser, TryOnGenerator
+from tryon.models.checkpoint import grown_copy
+from tryon.models.gmm import add_flow_stage, add_refinement_stages
+from tryon.models.tom import add_residual_blocks
+from tryon.representation import GMM_PERSON_CHANNELS, TOM_PERSON_CHANNELS
+
+
+def parser_to_train(
+    input_scale: float | None, init: Path | None, resumed_run: Path | None
+) -> HumanParser:
+    """The parser `tryon train` starts from: `--init`'s (or a fresh one) at `input_scale`,
+    or at the scale it has; when resuming, the run's own scale (the weights come from the
+    checkpoint)."""
+    saved = None if resumed_run is None else resumed_run / "parser"
+    if saved is not None and (saved / "config.json").exists():
+        parser = HumanParser.from_pretrained(saved)
+        if input_scale is not None and input_scale != parser.input_scale:
+            raise InvalidInputError(
+                f"this run trains a parser at --input-scale {parser.input_scale:g}: resume it "
+                "with that scale or without the option"
+            )
+        return parser
+    if init is None:
+        return HumanParser() if input_scale is None else HumanParser(input_scale=input_scale)
+    parser = HumanParser.from_pretrained(init)
+    if input_scale is None or input_scale == parser.input_scale:
+        return parser
+    return grown_copy(parser, (), input_scale=input_scale)
+
+
+@dataclass(frozen=True)
+class _Growable:
+    """A network `tryon train` can grow: an --init network gets untrained blocks added
+    (counted by `count`, added by `grow`) up to the number `option` asks for; without
+    --init, `fresh(blocks)` builds a new one."""
+
+    component: str
+    option: str
+    blocks: str
+    load: Callable[[Path], Any]
+    count: Callable[[Any], int]
+    grow: Callable[[Any, int], Any]
+    fresh: Callable[[int], Any]
+
+
+_GMM_STAGES = _Growable(
+    component="gmm",
+    option="--refinement-stages",
+    blocks="refinement stage(s)",
+    load=GeometricMatcher.from_pretrained,
+    count=lambda gmm: len(gmm.refiners),
+    grow=add_refinement_stages,
+    fresh=lambda stages: GeometricMatcher(
+        person_channels=GMM_PERSON_CHANNELS, refinement_stages=stages
+    ),
+)
+
+
+_TOM_BLOCKS = _Growable(
+    component="tom",
+    option="--residual-blocks",
+    blocks="residual block(s)",
+    load=TryOnGenerator.from_pretrained,
+    count=lambda tom: len(tom.unet.bottleneck),
+    grow=add_residual_blocks,
+    fresh=lambda blocks: TryOnGenerator(
+        person_channels=TOM_PERSON_CHANNELS, residual_blocks=blocks
+    ),
+)
+
+
+def _network_to_train(
+    growable: _Growable, wanted: int | None, init: Path | None, resumed_run: Path | None
+):
+    """The network `tryon train` starts from: `--init`'s, grown to `wanted` blocks, or a
+    fresh one; when resuming, the run's own architecture (its weights come from the
+    checkpoint)."""
+    option, blocks = growable.option, growable.blocks
+    saved = None if resumed_run is None else resumed_run / growable.component
+    if saved is not None and (saved / "config.json").exists():
+        network = growable.load(saved)
+        have = growable.count(network)
+        if wanted is not None and wanted != have:
+            raise InvalidInputError(
+                f"this run trains a {growable.component} with {have} {blocks}: resume it "
+                f"with {option} {have} or without the option"
+            )
+        return network
+    if init is None:
+        return growable.fresh(wanted or 0)
+    network = growable.load(init)
+    have = growable.count(network)
+    if wanted is None or wanted == have:
+        return network
+    if wanted < have:
+        raise InvalidInputError(
+            f"--init {init} has {have} trained {blocks}: give {option} {have} or more, "
+            "or leave it out"
+        )
+    return growable.grow(network, wanted)
+
+
+def gmm_to_train(
+    refinement_stages: int | None, flow_stage: bool, init: Path | None, resumed_run: Path | None
+) -> GeometricMatcher:
+    """The GMM a run trains: `_network_to_train` for its refinement stages, then a flow
+    stage added if `flow_stage` asks for one it lacks (refused when resuming a run
+    without one)."""
+    gmm = _network_to_train(_GMM_STAGES, refinement_stages, init, resumed_run)
+    if not flow_stage or gmm.flow is not None:
+        return gmm
+    if resumed_run is not None:
+        raise InvalidInputError(
+            "this run trains a GMM without a flow stage: resume it without --flow-stage"
+        )
+    return add_flow_stage(gmm)
+
+
+def tom_to_train(
+    residual_blocks: int | None, init: Path | None, resumed_run: Path | None
+) -> TryOnGenerator:
+    """The TOM a run trains, with `residual_blocks` (see `_network_to_train`)."""
+    return _network_to_train(_TOM_BLOCKS, residual_blocks, init, resumed_run)
