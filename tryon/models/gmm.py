@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tryon.models.checkpoint import PretrainedMixin, grown_copy
-from tryon.models.tps import regular_grid, sample_at, tps_sampling_grid, warp_tps
+from tryon.models.tps import regular_grid, sample_at, tps_sampling_grid
 from tryon.models.unet import UNet
 
 DOWNSAMPLING = 16
@@ -264,18 +264,20 @@ class GeometricMatcher(PretrainedMixin, nn.Module):
         offsets = self.regressor(correlation)
         source = torch.cat((garment, garment_mask), 1)
         source_points = self._control_points(offsets)
-        warped = warp_tps(source, source_points)
+        grid = tps_sampling_grid(source_points, height, width)
+        warped = sample_at(source, grid)
         for refiner in self.refiners:
             # The stage reads the warp as data: its gradient reaches the earlier stages
             # through the offsets it adds to, not back through the resampled photo (that
             # second path made joint training diverge).
             offsets = offsets + refiner(torch.cat((person, warped.detach()), 1))
             source_points = self._control_points(offsets)
-            warped = warp_tps(source, source_points)
-        flow = None
-        if self.flow is not None:  # reads the spline's warp as data, like the stages
-            flow = self.flow(torch.cat((person, warped.detach()), 1))
             grid = tps_sampling_grid(source_points, height, width)
+            warped = sample_at(source, grid)
+        flow = None
+        if self.flow is not None:  # reads the spline's warp as data, like the stages;
+            # its correction moves the spline's own sampling grid
+            flow = self.flow(torch.cat((person, warped.detach()), 1))
             warped = sample_at(source, grid + flow.permute(0, 2, 3, 1))
         return GmmOutput(warped[:, :3], warped[:, 3:], source_points, flow)
 
