@@ -16,6 +16,9 @@
 #   syn_parser    the synthetic parser at full resolution
 #   syn_tom       the synthetic TOM on the bundled GMM's warps
 # Each run comes back as OUT/<run>.tar (best weights, validation.csv, losses.csv).
+# Its use (session 9, docs/training.md): a first call with tiny settings (N=600
+# GEN_CUTOFF=30 VAL_EVERY=25, deadline 80) checked the CUDA paths and timed generation
+# (99 samples/s from 10 processes); the full call ran 529 s with GEN_CUTOFF=130, deadline 560.
 set -u
 DEADLINE=${1:-520}
 DEVICE=${DEVICE:-cuda}
@@ -24,7 +27,10 @@ GEN_CUTOFF=${GEN_CUTOFF:-180}
 VAL_EVERY=${VAL_EVERY:-250}
 VAL_SIZE=${VAL_SIZE:-96}
 OUT=${OUT:-/tmp/gpu_session9}
-W=${WORK:-/tmp/session9}
+# A fresh work folder each time: a machine kept warm between calls still holds the last
+# call's runs, and `tryon train` refuses to start over a run.
+W=${WORK:-$(mktemp -d /tmp/session9.XXXXXX)}
+if [ -n "$(ls -A "$W" 2>/dev/null)" ]; then echo "WORK=$W is not empty; name a new folder"; exit 1; fi
 mkdir -p "$OUT" "$W"
 exec > >(tee "$OUT/log.txt") 2>&1
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
