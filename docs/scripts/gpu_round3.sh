@@ -27,14 +27,7 @@ OUT=${OUT:-/tmp/gpu_round3}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/log.txt") 2>&1
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
-if ! python3 -c "import kornia, segmentation_models_pytorch" 2>/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl || exit 1
-    export PYTHONPATH=/tmp/site:$PWD
-fi
-tryon() { python3 -c 'import sys; from tryon.cli import main; main(sys.argv[1:])' "$@"; }
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || echo "no GPU"
-python3 -c 'import torch, kornia, segmentation_models_pytorch as smp; print("torch", torch.__version__, "kornia", kornia.__version__, "smp", smp.__version__, torch.cuda.is_available())' || exit 1
+source docs/scripts/device_env.sh
 
 W=/tmp/round3; mkdir -p $W
 VITON_DATA=.viton_pack

@@ -34,14 +34,7 @@ if [ -n "$(ls -A "$W" 2>/dev/null)" ]; then echo "WORK=$W is not empty; name a n
 mkdir -p "$OUT" "$W"
 exec > >(tee "$OUT/log.txt") 2>&1
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
-if ! python3 -c "import kornia, segmentation_models_pytorch" 2>/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl || exit 1
-fi
-export PYTHONPATH=/tmp/site:$PWD
-tryon() { python3 -c 'import sys; from tryon.cli import main; main(sys.argv[1:])' "$@"; }
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || echo "no GPU"
-python3 -c 'import torch, kornia, segmentation_models_pytorch as smp; print("torch", torch.__version__, "kornia", kornia.__version__, "smp", smp.__version__, "cuda", torch.cuda.is_available())' || exit 1
+source docs/scripts/device_env.sh
 
 tar -xzf .viton_carry/viton_pack.tar.gz -C "$W" || exit 1
 V=$W/.viton_pack
