@@ -17,7 +17,13 @@ from pathlib import Path
 
 import cv2
 
-from tryon.data.synth.writer import _work, cloth_name, person_name, prepare_folder
+from tryon.data.synth.writer import cloth_name, person_name, prepare_folder, write_sample
+
+
+def _write_one(job: tuple[str, int, int, tuple[int, int]]) -> int:
+    out, seed, index, size = job
+    write_sample(Path(out), seed, index, size)
+    return index
 
 
 def write_until(out: Path, n: int, seed: int, seconds: float, workers: int) -> int:
@@ -30,7 +36,7 @@ def write_until(out: Path, n: int, seed: int, seconds: float, workers: int) -> i
         workers, initializer=cv2.setNumThreads, initargs=(1,)
     )
     try:
-        for index in pool.imap_unordered(_work, jobs, chunksize=4):
+        for index in pool.imap_unordered(_write_one, jobs, chunksize=4):
             done.append(index)
             if time.perf_counter() - started > seconds:
                 break
