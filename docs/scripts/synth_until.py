@@ -11,19 +11,10 @@ same as `tryon synth`'s sample i for that seed):
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import time
 from pathlib import Path
 
-import cv2
-
-from tryon.data.synth.writer import cloth_name, person_name, prepare_folder, write_sample
-
-
-def _write_one(job: tuple[str, int, int, tuple[int, int]]) -> int:
-    out, seed, index, size = job
-    write_sample(Path(out), seed, index, size)
-    return index
+from tryon.data.synth.writer import pair_line, prepare_folder, sample_pool, write_sample_job
 
 
 def write_until(out: Path, n: int, seed: int, seconds: float, workers: int) -> int:
@@ -32,18 +23,12 @@ def write_until(out: Path, n: int, seed: int, seconds: float, workers: int) -> i
     prepare_folder(out)
     started, done = time.perf_counter(), []
     jobs = [(str(out), seed, index, (256, 192)) for index in range(n)]
-    pool = multiprocessing.get_context("spawn").Pool(
-        workers, initializer=cv2.setNumThreads, initargs=(1,)
-    )
-    try:
-        for index in pool.imap_unordered(_write_one, jobs, chunksize=4):
+    with sample_pool(workers) as pool:
+        for index in pool.imap_unordered(write_sample_job, jobs, chunksize=4):
             done.append(index)
             if time.perf_counter() - started > seconds:
                 break
-    finally:
-        pool.terminate()
-    lines = [f"{person_name(i)}.jpg {cloth_name(i)}.jpg\n" for i in sorted(done)]
-    (out / "pairs.txt").write_text("".join(lines))
+    (out / "pairs.txt").write_text("".join(f"{pair_line(i, i)}\n" for i in sorted(done)))
     return len(done)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import multiprocessing.pool
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -94,11 +95,16 @@ def unpaired_order(seed: int, n: int) -> np.ndarray:
     return order
 
 
+def pair_line(person: int, cloth: int) -> str:
+    """A pairs-file line: sample `person`'s photo with sample `cloth`'s garment."""
+    return f"{person_name(person)}.jpg {cloth_name(cloth)}.jpg"
+
+
 def write_pairs(out: Path, seed: int, n: int) -> None:
     """`pairs.txt` (each person with the garment they wear) and `pairs_unpaired.txt`."""
-    paired = [f"{person_name(i)}.jpg {cloth_name(i)}.jpg" for i in range(n)]
+    paired = [pair_line(i, i) for i in range(n)]
     other = unpaired_order(seed, n)
-    unpaired = [f"{person_name(i)}.jpg {cloth_name(int(other[i]))}.jpg" for i in range(n)]
+    unpaired = [pair_line(i, int(other[i])) for i in range(n)]
     (out / "pairs.txt").write_text("\n".join(paired) + "\n")
     (out / "pairs_unpaired.txt").write_text("\n".join(unpaired) + "\n")
 
@@ -127,7 +133,8 @@ def check_request(out: Path, n: int, size: tuple[int, int], overwrite: bool) -> 
         raise InvalidInputError(f"{out} exists and is not a folder; choose another --out")
 
 
-def _work(args: tuple[str, int, int, tuple[int, int]]) -> int:
+def write_sample_job(args: tuple[str, int, int, tuple[int, int]]) -> int:
+    """`write_sample` for a worker process: `(out, seed, index, size)` in, `index` out."""
     out, seed, index, size = args
     write_sample(Path(out), seed, index, size)
     return index
@@ -160,11 +167,18 @@ def write_dataset(
 
 def _run(jobs: list, workers: int) -> Iterator[int]:
     if workers <= 1:
-        yield from map(_work, jobs)
+        yield from map(write_sample_job, jobs)
         return
-    # Spawned, not forked: a fork of a process whose torch or OpenCV threads are running
-    # can deadlock in the child. One OpenCV thread per process: they use every core already.
-    with multiprocessing.get_context("spawn").Pool(
+    with sample_pool(workers) as pool:
+        yield from pool.imap_unordered(write_sample_job, jobs, chunksize=4)
+
+
+def sample_pool(workers: int) -> multiprocessing.pool.Pool:
+    """Worker processes for `write_sample_job`; leaving its `with` block ends them.
+
+    Spawned, not forked: a fork of a process whose torch or OpenCV threads are running
+    can deadlock in the child. One OpenCV thread per process: they use every core already.
+    """
+    return multiprocessing.get_context("spawn").Pool(
         workers, initializer=cv2.setNumThreads, initargs=(1,)
-    ) as pool:
-        yield from pool.imap_unordered(_work, jobs, chunksize=4)
+    )
