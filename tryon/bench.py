@@ -1,11 +1,12 @@
 """How fast the three networks are: median milliseconds per network for one try-on.
 
 Runs the parser on the shopper photo, the GMM on a person representation and a garment,
-and the TOM on the GMM's warp, with random inputs at model resolution, batch 1, float32,
-under `torch.inference_mode`. Representation building, decoding and paste-back are not
-networks and are not timed here.
+and the TOM on the GMM's warp, with random inputs at model resolution, batch 1, in the
+pipeline's precision (`--precision`), under `torch.inference_mode`. Representation
+building, decoding and paste-back are not networks and are not timed here.
 
     python -m tryon.bench [--weights DIR] [--height 256 --width 192] [--repeats 50]
+        [--precision auto|float32|bfloat16]
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ import torch
 from torch import nn
 
 from tryon.models import (
+    PRECISIONS,
     GeometricMatcher,
     HumanParser,
     TryOnGenerator,
     fold_batch_norms,
+    in_precision,
     load_pipeline_components,
+    resolve_precision,
 )
 
 
@@ -63,6 +67,7 @@ def benchmark_networks(
     threads: int | None = 2,
     channels_last: bool = True,
     fold: bool = True,
+    precision: str = "auto",
     seed: int = 0,
 ) -> list[NetworkTiming]:
     """Time each network and the three in a row; print a table and return the timings.
@@ -76,6 +81,7 @@ def benchmark_networks(
         threads: `torch.set_num_threads` value (None leaves it alone).
         channels_last: run with channels-last memory format (faster on CPU).
         fold: fold batch norms into convolutions first, as `TryOnPipeline` does.
+        precision: auto, float32 or bfloat16, as `TryOnPipeline` takes it.
 
     Returns:
         One entry per network and a final "total" entry for the chained three.
@@ -93,6 +99,8 @@ def benchmark_networks(
         if fold:
             fold_batch_norms(network)
         network.to(memory_format=memory_format)
+    dtype = resolve_precision(precision)
+    run = {name: in_precision(network, dtype) for name, network in networks.items()}
 
     generator = torch.Generator().manual_seed(seed)
 
@@ -105,17 +113,17 @@ def benchmark_networks(
     tom_person = random_input(networks["tom"].config["person_channels"])
     garment, garment_mask = random_input(3), random_input(1, low=0.0)
     with torch.inference_mode():
-        warp = networks["gmm"](gmm_person, garment, garment_mask)
+        warp = run["gmm"](gmm_person, garment, garment_mask)
 
     def run_all() -> None:
-        networks["parser"](photo)
-        warped = networks["gmm"](gmm_person, garment, garment_mask)
-        networks["tom"](tom_person, warped.warped_garment, warped.warped_mask)
+        run["parser"](photo)
+        warped = run["gmm"](gmm_person, garment, garment_mask)
+        run["tom"](tom_person, warped.warped_garment, warped.warped_mask)
 
     calls: dict[str, Callable[[], object]] = {
-        "parser": lambda: networks["parser"](photo),
-        "gmm": lambda: networks["gmm"](gmm_person, garment, garment_mask),
-        "tom": lambda: networks["tom"](tom_person, warp.warped_garment, warp.warped_mask),
+        "parser": lambda: run["parser"](photo),
+        "gmm": lambda: run["gmm"](gmm_person, garment, garment_mask),
+        "tom": lambda: run["tom"](tom_person, warp.warped_garment, warp.warped_mask),
         "total": run_all,
     }
     results = []
@@ -125,9 +133,10 @@ def benchmark_networks(
         parameters = sum(p.numel() for module in modules for p in module.parameters())
         results.append(NetworkTiming(name, parameters, statistics.median(timings), min(timings)))
     folded = "batch norms folded" if fold else "batch norms kept"
+    convolutions = str(dtype).removeprefix("torch.")
     print(
-        f"{height}x{width}, batch 1, float32, {folded}, {torch.get_num_threads()} threads, "
-        f"{repeats} runs"
+        f"{height}x{width}, batch 1, {convolutions} convolutions, {folded}, "
+        f"{torch.get_num_threads()} threads, {repeats} runs"
     )
     print(f"{'network':<8} {'params':>10} {'median ms':>10} {'min ms':>8}")
     for result in results:
@@ -149,6 +158,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="keep the batch norms (the pipeline folds them into the convolutions)",
     )
+    arguments.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="what the convolutions run in (auto: bfloat16 on CPUs with AMX)",
+    )
     options = arguments.parse_args(argv)
     components = load_pipeline_components(options.weights) if options.weights else None
     benchmark_networks(
@@ -160,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         repeats=options.repeats,
         threads=options.threads,
         fold=not options.no_fold,
+        precision=options.precision,
     )
     return 0
 

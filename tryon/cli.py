@@ -249,6 +249,14 @@ def train(
             help=f"Held-out pairs scored each time, at most all there are (default {VAL_SIZE})."
         ),
     ] = None,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="float32, bfloat16 or auto: bfloat16 runs the networks' convolutions in "
+            "bfloat16 (losses stay float32), about twice as fast for the TOM on CPUs with "
+            "AMX; auto picks it on such CPUs."
+        ),
+    ] = "float32",
 ) -> None:
     """Train one network on a VITON-layout dataset, with checkpoints and resumable runs.
 
@@ -277,6 +285,7 @@ def train(
         sample_every=sample_every,
         max_minutes=max_minutes,
         val_every=VAL_EVERY if val_every is None else val_every,
+        precision=precision,
     )
     if max_minutes is not None and max_minutes <= 0:
         raise InvalidInputError(f"--max-minutes {max_minutes}: give a positive number of minutes")
@@ -302,6 +311,7 @@ def train(
     if config.val_every < 1:
         raise InvalidInputError(f"--val-every {val_every}: give a positive number of steps")
     torch_device = resolve_device(device)
+    _check_precision(precision)
     dataset = VitonDataset(data, pairs=pairs, size=config.size)
     validator = (
         None
@@ -367,6 +377,14 @@ def train(
         )
 
 
+def _check_precision(precision: str) -> None:
+    """Refuse a precision name `resolve_precision` does not know, naming the choices."""
+    from tryon.models import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise InvalidInputError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+
+
 def _check_component_option(option: str, value: float | None, component: str, owner: str) -> None:
     """Refuse an option of one network (`owner`) given to another, or a negative value."""
     if value is not None and component != owner:
@@ -412,20 +430,22 @@ def _build_trainer(
     """The component's trainer; `architecture` is its architecture option: the parser's
     --input-scale, the GMM's --refinement-stages or the TOM's --residual-blocks; with
     `flow_stage` the GMM gets a flow stage if it has none."""
-    from tryon.models import GeometricMatcher
+    from tryon.models import GeometricMatcher, resolve_precision
     from tryon.train.architecture import gmm_to_train, parser_to_train, tom_to_train
     from tryon.train.components import GmmTrainer, ParserTrainer, TomTrainer
 
     resumed_run = config.out if config.resume else None
+    precision = resolve_precision(config.precision, device)
     if component == "parser":
         parser = parser_to_train(architecture, init, resumed_run)
-        return ParserTrainer(config.lr, device, parser, label_weights)
+        return ParserTrainer(config.lr, device, parser, label_weights, precision)
     if component == "gmm":
         return GmmTrainer(
             config.lr,
             device,
             gmm_to_train(architecture, flow_stage, init, resumed_run),
             **({} if grid_weight is None else {"grid_weight": grid_weight}),
+            precision=precision,
         )
     if gmm_dir is None:
         raise InvalidInputError(
@@ -438,6 +458,7 @@ def _build_trainer(
         GeometricMatcher.from_pretrained(gmm_dir),
         tom_to_train(architecture, init, resumed_run),
         **(tom_losses or {}),
+        precision=precision,
     )
 
 
@@ -464,6 +485,13 @@ def evaluate_command(
     ] = "pairs.txt",
     batch: Annotated[int, typer.Option(help="Pairs per batch.")] = 8,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="Networks in float32, bfloat16, or auto (bfloat16 on CPUs with AMX); the "
+            "JSON records which ran."
+        ),
+    ] = "auto",
 ) -> None:
     """Score the networks and the whole pipeline against ground truth, beside two baselines.
 
@@ -478,7 +506,10 @@ def evaluate_command(
     from tryon.pipeline import TryOnPipeline
     from tryon.train.loop import resolve_device
 
-    pipeline = TryOnPipeline.from_pretrained(weights, device=resolve_device(device))
+    _check_precision(precision)
+    pipeline = TryOnPipeline.from_pretrained(
+        weights, device=resolve_device(device), precision=precision
+    )
     with Progress(
         TextColumn("eval"),
         BarColumn(),
@@ -564,6 +595,13 @@ def serve(
         str | None, typer.Option(help="Catalog database URL [TRYON_DATABASE_URL, ./tryon.db].")
     ] = None,
     device: Annotated[str | None, typer.Option(help="Torch device [TRYON_DEVICE, cpu].")] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="Networks in float32, bfloat16, or auto: bfloat16 on CPUs with AMX, about "
+            "twice as fast there at the same scores [TRYON_PRECISION, auto]."
+        ),
+    ] = None,
     workers: Annotated[
         int | None, typer.Option(help="Torch threads for model work, 0 all cores [TRYON_WORKERS].")
     ] = None,
@@ -610,6 +648,7 @@ def serve(
         weights=weights,
         database_url=db_url,
         device=device,
+        precision=precision,
         workers=workers,
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,
@@ -695,6 +734,10 @@ def bench(
         typer.Option(help="--grpc: load this running service instead of starting one."),
     ] = None,
     weights: Annotated[str | None, typer.Option(help="Weights name or folder.")] = None,
+    precision: Annotated[
+        str,
+        typer.Option(help="--pipeline: float32, bfloat16, or auto (bfloat16 on CPUs with AMX)."),
+    ] = "auto",
     max_batch: Annotated[
         int | None, typer.Option(help="--grpc: the started server's batch (default: serve's).")
     ] = None,
@@ -714,7 +757,8 @@ def bench(
         from tryon.bench import main as bench_networks
         from tryon.pipeline import weights_folder
 
-        code = bench_networks(["--weights", str(weights_folder(weights))])
+        _check_precision(precision)
+        code = bench_networks(["--weights", str(weights_folder(weights)), "--precision", precision])
         raise typer.Exit(code)
     from tryon.bench_grpc import run_benchmark
 

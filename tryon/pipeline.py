@@ -45,7 +45,9 @@ from tryon.models import (
     TryOnGenerator,
     decode_keypoints,
     fold_batch_norms,
+    in_precision,
     load_pipeline_components,
+    resolve_precision,
     save_pipeline,
 )
 from tryon.representation import PersonRepresentation, build_representation
@@ -152,7 +154,13 @@ class TryOnPipeline:
         parser, gmm, tom: the networks (eval mode is set here).
         meta: the weights' description (resolution, name, licence).
         device: where the networks run.
+        precision: "auto", "float32" or "bfloat16", what the networks' convolutions run
+            in (`tryon.models.precision`; auto is bfloat16 on CPUs with AMX, twice as fast
+            there at the same scores).
         folded: the networks' batch norms are folded (`from_pretrained`); no saving then.
+
+    `parse`, `warp` and `synthesize` call the parser, GMM and TOM in that precision with
+    float32 inputs and outputs; the evaluation runs the networks through them too.
     """
 
     def __init__(
@@ -163,12 +171,21 @@ class TryOnPipeline:
         meta: PipelineMeta,
         device: str | torch.device = "cpu",
         *,
+        precision: str = "auto",
         folded: bool = False,
     ) -> None:
         self.device = torch.device(device)
-        self.parser = parser.to(self.device).eval()
-        self.gmm = gmm.to(self.device).eval()
-        self.tom = tom.to(self.device).eval()
+        # channels-last is the layout oneDNN's fast convolutions work in on the CPU.
+        layout = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        self.parser = parser.to(self.device, memory_format=layout).eval()
+        self.gmm = gmm.to(self.device, memory_format=layout).eval()
+        self.tom = tom.to(self.device, memory_format=layout).eval()
+        self.precision = resolve_precision(precision, self.device)
+        device_type = self.device.type
+        self.parse = in_precision(self.parser, self.precision, device_type)
+        self.warp = in_precision(self.gmm, self.precision, device_type)
+        self.synthesize = in_precision(self.tom, self.precision, device_type)
+        self._network_logits = in_precision(self.parser.network_logits, self.precision, device_type)
         self.meta = meta
         self.folded = folded
         self.size = tuple(meta.resolution)
@@ -180,6 +197,7 @@ class TryOnPipeline:
         weights: str | Path | None = None,
         device: str | torch.device = "cpu",
         *,
+        precision: str = "auto",
         fold: bool = True,
     ) -> TryOnPipeline:
         """Load a pipeline folder or bundled weights by name (see `weights_folder`).
@@ -192,7 +210,7 @@ class TryOnPipeline:
         networks = (parts.parser, parts.gmm, parts.tom)
         if fold:
             networks = tuple(fold_batch_norms(network) for network in networks)
-        return cls(*networks, parts.meta, device, folded=fold)
+        return cls(*networks, parts.meta, device, precision=precision, folded=fold)
 
     def save_pretrained(self, directory: str | Path, *, fp16: bool = False) -> Path:
         """Write a pipeline folder; not for a folded pipeline, whose networks have lost the
@@ -213,7 +231,7 @@ class TryOnPipeline:
         with timer.stage("frame"):
             frame = whole_photo_box(photo.shape[:2], self.aspect)
             crop = crop_to_model(photo, frame, self.size).to(self.device)
-            logits = self.parser.network_logits(crop)
+            logits = self._network_logits(crop)
             # Framing needs only the outline: the argmax at the network's resolution.
             foreground = (logits[0, : self.parser.num_labels].argmax(0) != 0).cpu().numpy()
         if foreground.mean() < MIN_PERSON_FRACTION:
@@ -222,7 +240,7 @@ class TryOnPipeline:
         with timer.stage("parse"):
             if box_iou(box, frame) < 0.9:
                 crop = crop_to_model(photo, box, self.size).to(self.device)
-                logits = self.parser.network_logits(crop)
+                logits = self._network_logits(crop)
             else:
                 box = frame
             parse_logits, heatmaps = self.parser.split_outputs(logits, self.size)
@@ -317,9 +335,9 @@ class TryOnPipeline:
         timer = _Timer()
         rep = _stack([a.network_inputs() for a in analyses])
         with timer.stage("warp"):
-            warp = self.gmm(rep.gmm_input(), garments, garment_masks)
+            warp = self.warp(rep.gmm_input(), garments, garment_masks)
         with timer.stage("synthesize"):
-            output = self.tom(rep.tom_input(), warp.warped_garment, warp.warped_mask)
+            output = self.synthesize(rep.tom_input(), warp.warped_garment, warp.warped_mask)
             final = paste_into_region(output.composite, rep.agnostic, rep.tryon_region)
         results = []
         with timer.stage("paste_back"):

@@ -23,6 +23,11 @@ def test_database_url_and_weights_come_from_their_usual_variables():
     assert (settings.database_url, settings.weights) == ("sqlite:///x.db", "viton")
 
 
+def test_precision_comes_from_its_variable_and_defaults_to_auto():
+    assert ServerSettings.load({}).precision == "auto"
+    assert ServerSettings.load({"TRYON_PRECISION": "float32"}).precision == "float32"
+
+
 def test_malformed_variable_names_itself():
     with pytest.raises(InvalidInputError, match="TRYON_MAX_BATCH='eight'"):
         ServerSettings.load({"TRYON_MAX_BATCH": "eight"})
@@ -35,6 +40,7 @@ def test_malformed_variable_names_itself():
         ({"min_confidence": 1.5}, "min_confidence"),
         ({"max_batch": 16, "max_queue": 8}, "max_queue"),
         ({"log_level": "LOUD"}, "log_level"),
+        ({"precision": "fp16"}, "precision 'fp16' is not one of auto, float32, bfloat16"),
     ],
 )
 def test_impossible_settings_are_refused(changes, message):

@@ -117,3 +117,23 @@ def test_each_network_trains_at_its_own_default_learning_rate(
     result = CliRunner().invoke(app, [*arguments, "--size", "128x96", *options])
     assert result.exit_code == 0, result.output
     assert seen == {"config": expected_lr, "optimizer": expected_lr}
+
+
+def test_bfloat16_training_lowers_the_loss_on_a_fixed_batch(dataset):
+    _, data = dataset
+    trainer = tiny_gmm_trainer(lr=1e-3, precision=torch.bfloat16)
+    batch = {
+        k: torch.stack([data[i][k] for i in range(2)])
+        for k in data[0]
+        if torch.is_tensor(data[0][k])
+    }
+    losses = [trainer.train_step(batch, step)["loss"] for step in range(25)]
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_an_unknown_training_precision_is_refused_with_the_choices(tmp_path, dataset):
+    arguments = ["train", "gmm", "--data", str(dataset[0]), "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, [*arguments, "--size", "128x96", "--precision", "half"])
+    assert isinstance(result.exception, InvalidInputError)
+    assert "--precision 'half'" in str(result.exception) and "bfloat16" in str(result.exception)
+    assert not (tmp_path / "run").exists()

@@ -20,9 +20,9 @@ def tiny_gmm() -> GeometricMatcher:
     )
 
 
-def tiny_gmm_trainer(lr: float, **loss_weights: float) -> GmmTrainer:
-    """`tiny_gmm` in a CPU `GmmTrainer`."""
-    return GmmTrainer(lr=lr, device=torch.device("cpu"), gmm=tiny_gmm(), **loss_weights)
+def tiny_gmm_trainer(lr: float, **settings) -> GmmTrainer:
+    """`tiny_gmm` in a CPU `GmmTrainer` (settings: loss weights, precision)."""
+    return GmmTrainer(lr=lr, device=torch.device("cpu"), gmm=tiny_gmm(), **settings)
 
 
 def tiny_tom_trainer(lr: float, **loss_weights: float) -> TomTrainer:

@@ -80,7 +80,7 @@ def evaluate(
         person, parse, keypoints = b["person"], b["parse"], b["keypoints"]
 
         # The parser alone.
-        parse_logits, heatmaps = pipeline.parser(person)
+        parse_logits, heatmaps = pipeline.parse(person)
         predicted_parse = parse_logits.argmax(1)
         predicted_keypoints = decode_keypoints(heatmaps)
         parse_counts += M.confusion(predicted_parse, parse).cpu()
@@ -90,20 +90,22 @@ def evaluate(
 
         # GMM and TOM on the dataset's own analysis.
         truth = build_representation(person, parse, keypoints)
-        warp = pipeline.gmm(truth.gmm_input(), b["cloth"], b["cloth_mask"])
+        warp = pipeline.warp(truth.gmm_input(), b["cloth"], b["cloth_mask"])
         scores.add("warp_iou", M.mask_iou(warp.warped_mask, truth.garment_region))
         if "warp_gt" in b:
             scores.add(
                 "warp_ssim", M.region_ssim(warp.warped_garment, b["warp_gt"], b["warp_gt_mask"])
             )
-        output = pipeline.tom(truth.tom_input(), warp.warped_garment, warp.warped_mask)
+        output = pipeline.synthesize(truth.tom_input(), warp.warped_garment, warp.warped_mask)
         final_gt = paste_into_region(output.composite, truth.agnostic, truth.tryon_region)
         scores.add("tryon_ssim_gt_parse", M.ssim(final_gt, person))
 
         # End to end at model resolution.
         seen = build_representation(person, predicted_parse, predicted_keypoints)
-        warp_e2e = pipeline.gmm(seen.gmm_input(), b["cloth"], b["cloth_mask"])
-        out_e2e = pipeline.tom(seen.tom_input(), warp_e2e.warped_garment, warp_e2e.warped_mask)
+        warp_e2e = pipeline.warp(seen.gmm_input(), b["cloth"], b["cloth_mask"])
+        out_e2e = pipeline.synthesize(
+            seen.tom_input(), warp_e2e.warped_garment, warp_e2e.warped_mask
+        )
         final = paste_into_region(out_e2e.composite, seen.agnostic, seen.tryon_region)
         scores.add("tryon_ssim", M.ssim(final, person))
         scores.add("tryon_psnr", M.psnr(final, person))
@@ -134,6 +136,7 @@ def evaluate(
 
     result: dict[str, float | int | str | dict | None] = {
         "weights": pipeline.meta.name,
+        "precision": str(pipeline.precision).removeprefix("torch."),
         "parse_miou": M.mean_iou(parse_counts),
         "pck_0.1": pck[0] / pck[1] if pck[1] else None,
     }

@@ -24,10 +24,12 @@ from tryon.models.parser import (
     keypoint_heatmaps,
     parser_loss,
 )
+from tryon.models.precision import PRECISIONS, in_precision, resolve_precision
 from tryon.models.tom import TomOutput, TryOnGenerator, compose
 from tryon.models.tps import regular_grid, warp_tps
 
 __all__ = [
+    "PRECISIONS",
     "GeometricMatcher",
     "GmmOutput",
     "HumanParser",
@@ -46,10 +48,12 @@ __all__ = [
     "generator_adversarial_loss",
     "gmm_loss",
     "grid_regularisation",
+    "in_precision",
     "keypoint_heatmaps",
     "load_pipeline_components",
     "parser_loss",
     "regular_grid",
+    "resolve_precision",
     "save_pipeline",
     "warp_tps",
 ]

@@ -175,6 +175,7 @@ class TryOnEngine:
                     "weights": meta.name,
                     "version": meta.version,
                     "licence": meta.licence,
+                    "precision": str(self.pipeline.precision).removeprefix("torch."),
                     "seconds": round(time.perf_counter() - started, 2),
                 }
             },
@@ -196,7 +197,9 @@ class TryOnEngine:
             torch.set_num_threads(self.settings.workers)
         if self.pipeline is None:
             self.pipeline = TryOnPipeline.from_pretrained(
-                self.settings.weights, device=self.settings.device
+                self.settings.weights,
+                device=self.settings.device,
+                precision=self.settings.precision,
             )
 
     def _warm_up(self) -> None:

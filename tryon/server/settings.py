@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from tryon.errors import InvalidInputError
+from tryon.models.precision import PRECISIONS
 
 ENV_PREFIX = "TRYON_"
 MIB = 1024 * 1024
@@ -26,6 +27,8 @@ class ServerSettings:
             metrics serving off.
         weights: bundled weights name or pipeline folder (None: `TRYON_WEIGHTS`/synthetic).
         device: torch device for the models.
+        precision: what the networks' convolutions run in: auto (bfloat16 on CPUs with
+            AMX, float32 elsewhere), float32 or bfloat16.
         database_url: the catalog (None: `TRYON_DATABASE_URL` or ./tryon.db).
         workers: torch threads for model work (0: one per CPU core).
         max_batch: most try-ons in one model batch.
@@ -53,6 +56,7 @@ class ServerSettings:
     metrics_port: int = 9095
     weights: str | None = None
     device: str = "cpu"
+    precision: str = "auto"
     database_url: str | None = None
     workers: int = 0
     max_batch: int = 2
@@ -88,6 +92,10 @@ class ServerSettings:
         if self.max_queue < self.max_batch:
             raise InvalidInputError(
                 f"max_queue ({self.max_queue}) must be at least max_batch ({self.max_batch})"
+            )
+        if self.precision not in PRECISIONS:
+            raise InvalidInputError(
+                f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}"
             )
         if self.log_level.upper() not in LOG_LEVELS:
             raise InvalidInputError(f"log_level {self.log_level!r} is not one of {LOG_LEVELS}")

@@ -28,6 +28,7 @@ from tryon.models import (
     feature_matching_loss,
     generator_adversarial_loss,
     gmm_loss,
+    in_precision,
     keypoint_heatmaps,
     parser_loss,
 )
@@ -70,8 +71,10 @@ class ParserTrainer:
         device: torch.device,
         parser: HumanParser | None = None,
         label_weights: torch.Tensor | None = None,
+        precision: torch.dtype = torch.float32,
     ) -> None:
         self.parser = (parser or HumanParser()).to(device)
+        self.predict = in_precision(self.parser, precision, device.type)
         self.networks = {"parser": self.parser}
         self.optimizers = {"parser": _adam(self.parser, lr)}
         self.label_weights = None if label_weights is None else label_weights.to(device)
@@ -79,7 +82,7 @@ class ParserTrainer:
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
         person = colour_jitter(batch["person"])
-        parse_logits, heatmap_logits = self.parser(person)
+        parse_logits, heatmap_logits = self.predict(person)
         height, width = person.shape[-2:]
         target = keypoint_heatmaps(batch["keypoints"], height, width)
         loss = parser_loss(
@@ -94,12 +97,12 @@ class ParserTrainer:
         """Mean IoU over the parse labels present in the held-out batches."""
         counts = torch.zeros((NUM_PARSE_LABELS, NUM_PARSE_LABELS), dtype=torch.long)
         for batch in batches:
-            predicted = self.parser(batch["person"])[0].argmax(1)
+            predicted = self.predict(batch["person"])[0].argmax(1)
             counts += M.confusion(predicted, batch["parse"]).cpu()
         return M.mean_iou(counts)
 
     def sample_grid(self, batch: Batch) -> np.ndarray:
-        parse_logits, heatmap_logits = self.parser(batch["person"])
+        parse_logits, heatmap_logits = self.predict(batch["person"])
         keypoints = decode_keypoints(heatmap_logits)
         return image_grid(
             [
@@ -142,8 +145,10 @@ class GmmTrainer:
         device: torch.device,
         gmm: GeometricMatcher | None = None,
         grid_weight: float = GRID_WEIGHT,
+        precision: torch.dtype = torch.float32,
     ) -> None:
         self.gmm = (gmm or GeometricMatcher(person_channels=GMM_PERSON_CHANNELS)).to(device)
+        self.warp = in_precision(self.gmm, precision, device.type)
         self.networks = {"gmm": self.gmm}
         self.optimizers = {"gmm": _adam(self.gmm, lr)}
         self.grid_weight = grid_weight
@@ -154,7 +159,7 @@ class GmmTrainer:
 
     def _warp(self, batch: Batch):
         rep = build_representation(batch["person"], batch["parse"], batch["keypoints"])
-        return rep, self.gmm(rep.gmm_input(), batch["cloth"], batch["cloth_mask"])
+        return rep, self.warp(rep.gmm_input(), batch["cloth"], batch["cloth_mask"])
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
         rep, output = self._warp(batch)
@@ -226,12 +231,16 @@ class TomTrainer:
         adversarial_weight: float = 0.1,
         feature_weight: float = 1.0,
         ssim_weight: float = 1.0,
+        precision: torch.dtype = torch.float32,
     ) -> None:
         self.gmm = gmm.to(device).eval().requires_grad_(False)
         self.tom = (tom or TryOnGenerator(person_channels=TOM_PERSON_CHANNELS)).to(device)
         self.discriminator = MultiScaleDiscriminator(
             condition_channels=TOM_PERSON_CHANNELS + 4, base_channels=16, max_channels=64
         ).to(device)
+        self.warp = in_precision(self.gmm, precision, device.type)
+        self.generate = in_precision(self.tom, precision, device.type)
+        self.discriminate = in_precision(self.discriminator, precision, device.type)
         self.networks = {"tom": self.tom, "discriminator": self.discriminator}
         self.optimizers = {
             "tom": _adam(self.tom, lr, (0.5, 0.999)),
@@ -256,9 +265,9 @@ class TomTrainer:
     def _generate(self, batch: Batch):
         rep = build_representation(batch["person"], batch["parse"], batch["keypoints"])
         with torch.no_grad():
-            warp = self.gmm(rep.gmm_input(), batch["cloth"], batch["cloth_mask"])
+            warp = self.warp(rep.gmm_input(), batch["cloth"], batch["cloth_mask"])
         condition = torch.cat((rep.tom_input(), warp.warped_garment, warp.warped_mask), 1)
-        output = self.tom(rep.tom_input(), warp.warped_garment, warp.warped_mask)
+        output = self.generate(rep.tom_input(), warp.warped_garment, warp.warped_mask)
         final = paste_into_region(output.composite, rep.agnostic, rep.tryon_region)
         return rep, warp, condition, output, final
 
@@ -296,13 +305,13 @@ class TomTrainer:
         """Train the discriminator one step; return the generator's GAN terms on `final`
         (adversarial, feature matching, with gradients) and the discriminator's loss."""
         d_opt = self.optimizers["discriminator"]
-        real_view = self.discriminator(condition, real)
-        d_loss = discriminator_loss(real_view, self.discriminator(condition, final.detach()))
+        real_view = self.discriminate(condition, real)
+        d_loss = discriminator_loss(real_view, self.discriminate(condition, final.detach()))
         d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         d_opt.step()
         # Feature matching reuses the real activations from the discriminator step.
-        fake_view = self.discriminator(condition, final)
+        fake_view = self.discriminate(condition, final)
         return {
             "adv": generator_adversarial_loss(fake_view),
             "fm": feature_matching_loss(real_view, fake_view),

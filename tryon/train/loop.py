@@ -56,6 +56,7 @@ class TrainConfig:
     sample_every: int = 500
     max_minutes: float | None = None
     val_every: int = 500
+    precision: str = "float32"
 
 
 class ComponentTrainer(Protocol):
