@@ -122,14 +122,16 @@ def run_load(
     return latencies, errors
 
 
-def pipeline_throughput(weights: str | None, photos: list[bytes], batch: int, seconds: float):
+def pipeline_throughput(
+    weights: str | None, photos: list[bytes], batch: int, seconds: float, precision: str
+):
     """Try-ons per second of the pipeline in this process, batches of `batch`: each photo
     decoded and analysed, then dressed in one `try_on` batch (the service's work minus gRPC)."""
     from tryon.data.synth import render_garment
     from tryon.imaging import decode_image
     from tryon.pipeline import TryOnPipeline
 
-    pipeline = TryOnPipeline.from_pretrained(weights)
+    pipeline = TryOnPipeline.from_pretrained(weights, precision=precision)
     image, mask = render_garment(0, 0)
     garments, masks = pipeline.prepare_garments([image] * batch, [mask] * batch)
 
@@ -168,6 +170,8 @@ def run_benchmark(
     from tryon.server.settings import ServerSettings
 
     max_batch = max_batch or ServerSettings.max_batch
+    # The started server reads TRYON_PRECISION too: the in-process pipeline runs as it does.
+    precision = ServerSettings.load().precision
 
     photos = shopper_photos()
     skus = [sample_sku(index) for index in range(GARMENTS)]
@@ -192,9 +196,12 @@ def run_benchmark(
             "max_batch": max_batch,
             "weights": weights or "bundled",
             "seen_photos": seen_photos,
+            "precision": precision,
         }
     if compare:
-        report.pipeline_throughput_per_s = pipeline_throughput(weights, photos, max_batch, seconds)
+        report.pipeline_throughput_per_s = pipeline_throughput(
+            weights, photos, max_batch, seconds, precision
+        )
     _print(report, echo)
     if json_out is not None:
         json_out.write_text(json.dumps(asdict(report), indent=2))
