@@ -30,6 +30,7 @@ from tryon.models import (
     in_precision,
     load_pipeline_components,
     resolve_precision,
+    store_weights_in,
 )
 
 
@@ -100,6 +101,8 @@ def benchmark_networks(
             fold_batch_norms(network)
         network.to(memory_format=memory_format)
     dtype = resolve_precision(precision)
+    if dtype != torch.float32:  # as TryOnPipeline stores them
+        networks = {name: store_weights_in(network, dtype) for name, network in networks.items()}
     run = {name: in_precision(network, dtype) for name, network in networks.items()}
 
     generator = torch.Generator().manual_seed(seed)

@@ -49,6 +49,7 @@ from tryon.models import (
     load_pipeline_components,
     resolve_precision,
     save_pipeline,
+    store_weights_in,
 )
 from tryon.representation import PersonRepresentation, build_representation
 
@@ -155,8 +156,9 @@ class TryOnPipeline:
         meta: the weights' description (resolution, name, licence).
         device: where the networks run.
         precision: "auto", "float32" or "bfloat16", what the networks' convolutions run
-            in (`tryon.models.precision`; auto is bfloat16 on CPUs with AMX, twice as fast
-            there at the same scores).
+            in (`tryon.models.precision`; auto is bfloat16 on CPUs with AMX, faster there
+            at the same scores); in bfloat16 their weights are stored in it too
+            (`store_weights_in`), and the pipeline cannot be saved.
         folded: the networks' batch norms are folded (`from_pretrained`); no saving then.
 
     `parse`, `warp` and `synthesize` call the parser, GMM and TOM in that precision with
@@ -181,6 +183,9 @@ class TryOnPipeline:
         self.gmm = gmm.to(self.device, memory_format=layout).eval()
         self.tom = tom.to(self.device, memory_format=layout).eval()
         self.precision = resolve_precision(precision, self.device)
+        if self.precision != torch.float32:
+            for network in (self.parser, self.gmm, self.tom):
+                store_weights_in(network, self.precision)
         device_type = self.device.type
         self.parse = in_precision(self.parser, self.precision, device_type)
         self.warp = in_precision(self.gmm, self.precision, device_type)
@@ -202,9 +207,10 @@ class TryOnPipeline:
     ) -> TryOnPipeline:
         """Load a pipeline folder or bundled weights by name (see `weights_folder`).
 
+        precision: see the class; "auto" by default.
         fold: fold batch norms into convolutions (`fold_batch_norms`: the same outputs to
-        float rounding, 5-15% faster per network on a 2-core CPU); such a pipeline cannot be saved
-        again (load with fold=False to save it).
+        float rounding, 5-15% faster per network on a 2-core CPU). To save a loaded
+        pipeline again, load it with fold=False and precision="float32".
         """
         parts = load_pipeline_components(weights_folder(weights))
         networks = (parts.parser, parts.gmm, parts.tom)
@@ -214,12 +220,19 @@ class TryOnPipeline:
 
     def save_pretrained(self, directory: str | Path, *, fp16: bool = False) -> Path:
         """Write a pipeline folder; not for a folded pipeline, whose networks have lost the
-        batch norms their configs describe."""
+        batch norms their configs describe, nor for one whose weights are in bfloat16."""
+        changed = []
         if self.folded:
-            raise WeightsError(
-                "this pipeline's batch norms are folded into its convolutions, so it cannot "
-                "be saved; load it with fold=False to save it"
+            changed.append(
+                "its batch norms are folded into its convolutions (load it with fold=False)"
             )
+        if self.precision != torch.float32:
+            lowered = str(self.precision).removeprefix("torch.")
+            changed.append(
+                f"its convolution weights are kept in {lowered} (load it with precision='float32')"
+            )
+        if changed:
+            raise WeightsError("this pipeline cannot be saved: " + "; ".join(changed))
         return save_pipeline(directory, self.parser, self.gmm, self.tom, self.meta, fp16=fp16)
 
     # 1-2. The person -----------------------------------------------------------------

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from tiny_models import TINY_FACTORIES, image
 
-from tryon.models import PRECISIONS, in_precision, resolve_precision
+from tryon.models import PRECISIONS, in_precision, resolve_precision, store_weights_in
 from tryon.models.precision import cpu_has_amx
 
 
@@ -50,3 +52,18 @@ def test_gradients_flow_through_a_bfloat16_network_to_float32_weights():
     weights = [p for p in tom.parameters() if p.grad is not None]
     assert weights and all(p.grad.dtype == torch.float32 for p in weights)
     assert all(p.dtype == torch.float32 for p in tom.parameters())
+
+
+def test_weights_stored_in_bfloat16_give_what_autocast_gives_without_the_copies():
+    torch.manual_seed(0)
+    tom = TINY_FACTORIES["tom"]().eval()
+    stored = store_weights_in(copy.deepcopy(tom), torch.bfloat16)
+    person, garment, mask = image(1, 22, 64, 48), image(1, 3, 64, 48), image(1, 1, 64, 48, 0)
+    with torch.no_grad():
+        autocast = in_precision(tom, torch.bfloat16)(person, garment, mask)
+        kept = in_precision(stored, torch.bfloat16)(person, garment, mask)
+    convolutions = [m for m in stored.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convolutions and all(m.weight.dtype == torch.bfloat16 for m in convolutions)
+    # autocast rounds the float32 weights to bfloat16 on each call; stored, they are
+    # rounded once, to the same values.
+    torch.testing.assert_close(kept.composite, autocast.composite, atol=1e-6, rtol=0)

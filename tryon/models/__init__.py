@@ -24,7 +24,12 @@ from tryon.models.parser import (
     keypoint_heatmaps,
     parser_loss,
 )
-from tryon.models.precision import PRECISIONS, in_precision, resolve_precision
+from tryon.models.precision import (
+    PRECISIONS,
+    in_precision,
+    resolve_precision,
+    store_weights_in,
+)
 from tryon.models.tom import TomOutput, TryOnGenerator, compose
 from tryon.models.tps import regular_grid, warp_tps
 
@@ -55,5 +60,6 @@ __all__ = [
     "regular_grid",
     "resolve_precision",
     "save_pipeline",
+    "store_weights_in",
     "warp_tps",
 ]
