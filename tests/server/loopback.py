@@ -39,14 +39,16 @@ def shopper(index: int = 0, size: tuple[int, int] = (256, 192)) -> bytes:
     return jpeg(generate_sample(7, index, size).person)
 
 
-def tiny_pipeline() -> TryOnPipeline:
-    """Random networks of a few channels: fast, and enough to exercise the service."""
+def tiny_pipeline(precision: str = "auto") -> TryOnPipeline:
+    """Random networks of a few channels: fast, and enough to exercise the service (save
+    them from a float32 one: bfloat16 pipelines cannot be saved)."""
     torch.manual_seed(0)
     return TryOnPipeline(
         HumanParser(encoder_name="tu-regnetx_002", decoder_channels=(16, 16, 8, 8, 8)),
         GeometricMatcher(feature_channels=(8, 8, 16, 16), regressor_width=16),
         TryOnGenerator(base_channels=8, depth=4, max_channels=32),
         PipelineMeta(name="tiny", licence="test", training_data="none"),
+        precision=precision,
     )
 
 

@@ -7,7 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from loopback import shopper
+from loopback import shopper, tiny_pipeline
 from PIL import Image
 
 from tryon.bench_grpc import LocalServer, run_benchmark
@@ -25,9 +25,9 @@ def run_cli(args: list[str]) -> int:
 
 
 @pytest.fixture(scope="module")
-def tiny_weights(pipeline, tmp_path_factory) -> str:
+def tiny_weights(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("weights") / "tiny"
-    pipeline.save_pretrained(folder)
+    tiny_pipeline(precision="float32").save_pretrained(folder)
     return str(folder)
 
 
