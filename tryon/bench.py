@@ -80,7 +80,7 @@ def benchmark_networks(
         height, width: model resolution in pixels (divisible by 32).
         repeats: timed calls per network; warmup: untimed calls before them.
         threads: `torch.set_num_threads` value (None leaves it alone).
-        channels_last: run with channels-last memory format (faster on CPU).
+        channels_last: run the networks channels-last, as `TryOnPipeline` does on the CPU.
         fold: fold batch norms into convolutions first, as `TryOnPipeline` does.
         precision: auto, float32 or bfloat16, as `TryOnPipeline` takes it.
 
@@ -108,8 +108,11 @@ def benchmark_networks(
     generator = torch.Generator().manual_seed(seed)
 
     def random_input(channels: int, low: float = -1.0) -> torch.Tensor:
+        # In the usual (N, C, H, W) layout, as the pipeline passes them: the networks'
+        # first convolutions turn them channels-last, where the GMM's channel
+        # concatenations of its own inputs would be many times slower.
         values = torch.rand(1, channels, height, width, generator=generator)
-        return (low + (1.0 - low) * values).contiguous(memory_format=memory_format)
+        return low + (1.0 - low) * values
 
     photo = random_input(3)
     gmm_person = random_input(networks["gmm"].config["person_channels"], low=0.0)
