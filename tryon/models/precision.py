@@ -1,11 +1,12 @@
 """Running the networks in bfloat16: their convolutions and matrix products, nothing else.
 
-On CPUs with Intel AMX, bfloat16 convolutions run about twice as fast as float32 ones.
-`in_precision` runs a network under `torch.autocast`, which lowers only the convolutions,
-matrix products and linear layers; the thin-plate spline (float64), `grid_sample`, and
-everything outside the network (decoding, losses, metrics) stay in float32, and every
-floating output comes back as float32. Measured on the synthetic test set, bfloat16 moves
-the evaluation's scores by less than 0.001 (docs/training.md, "bfloat16 on the CPU").
+On CPUs with Intel AMX, the networks run faster in bfloat16 (the TOM about 1.7x at
+inference, 2x in training; docs/speed.md). `in_precision` runs a network under
+`torch.autocast`, which lowers only the convolutions, matrix products and linear layers;
+the thin-plate spline (float64), `grid_sample`, and everything outside the network
+(decoding, losses, metrics) stay in float32, and every floating output comes back as
+float32. Measured on synthetic and VITON test pairs, bfloat16 moves the evaluation's
+scores by less than 0.001 (docs/speed.md).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ Output = TypeVar("Output")
 def resolve_precision(name: str, device: str | torch.device = "cpu") -> torch.dtype:
     """The dtype the networks' convolutions run in, for a precision name.
 
-    "auto" is bfloat16 on a CPU with AMX tiles (where it was measured twice as fast, at
-    the same scores) and float32 anywhere else: without native bfloat16 dot products a
+    "auto" is bfloat16 on a CPU with AMX tiles (measured faster there, at the same
+    scores) and float32 anywhere else: without native bfloat16 dot products a
     CPU emulates them, slower than float32.
     """
     if name not in PRECISIONS:
