@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import pytest
 from tiny_models import TINY_FACTORIES
+from typer.testing import CliRunner
 
 from tryon.bench import benchmark_networks
+from tryon.cli import app
+from tryon.errors import InvalidInputError
 
 
 def test_benchmark_times_each_network_and_the_chain(capsys: pytest.CaptureFixture[str]) -> None:
@@ -15,3 +18,33 @@ def test_benchmark_times_each_network_and_the_chain(capsys: pytest.CaptureFixtur
     assert all(t.median_ms > 0 and t.min_ms <= t.median_ms for t in timings)
     assert timings[-1].parameters == sum(t.parameters for t in timings[:-1])
     assert "median ms" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_benchmark_says_what_the_convolutions_ran_in(capsys, precision) -> None:
+    parser, gmm, tom = (TINY_FACTORIES[name]() for name in ("parser", "gmm", "tom"))
+    benchmark_networks(
+        parser,
+        gmm,
+        tom,
+        height=64,
+        width=48,
+        repeats=1,
+        warmup=0,
+        threads=None,
+        precision=precision,
+    )
+    assert f"{precision} convolutions" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--pipeline", "--precision", "half"], "--precision 'half'"),
+        (["--grpc", "--target", "localhost:1", "--precision", "float32"], "own TRYON_PRECISION"),
+    ],
+)
+def test_bench_refuses_a_precision_it_cannot_apply(arguments, message) -> None:
+    result = CliRunner().invoke(app, ["bench", *arguments])
+    assert isinstance(result.exception, InvalidInputError)
+    assert message in str(result.exception)
