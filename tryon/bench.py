@@ -25,13 +25,12 @@ from tryon.models import (
     PRECISIONS,
     GeometricMatcher,
     HumanParser,
+    PipelineMeta,
     TryOnGenerator,
     fold_batch_norms,
-    in_precision,
     load_pipeline_components,
-    resolve_precision,
-    store_weights_in,
 )
+from tryon.pipeline import TryOnPipeline
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,6 @@ def benchmark_networks(
     repeats: int = 50,
     warmup: int = 5,
     threads: int | None = 2,
-    channels_last: bool = True,
     fold: bool = True,
     precision: str = "auto",
     seed: int = 0,
@@ -80,30 +78,32 @@ def benchmark_networks(
         height, width: model resolution in pixels (divisible by 32).
         repeats: timed calls per network; warmup: untimed calls before them.
         threads: `torch.set_num_threads` value (None leaves it alone).
-        channels_last: run the networks channels-last, as `TryOnPipeline` does on the CPU.
-        fold: fold batch norms into convolutions first, as `TryOnPipeline` does.
+        fold: fold batch norms into convolutions first, as `TryOnPipeline.from_pretrained`
+            does.
         precision: auto, float32 or bfloat16, as `TryOnPipeline` takes it.
+
+    The networks run inside a `TryOnPipeline` (its memory layout, precision and stored
+    weights), so they cost here what they cost in the service.
 
     Returns:
         One entry per network and a final "total" entry for the chained three.
     """
     if threads is not None:
         torch.set_num_threads(threads)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     networks: dict[str, nn.Module] = {
         "parser": parser if parser is not None else HumanParser(),
         "gmm": gmm if gmm is not None else GeometricMatcher(),
         "tom": tom if tom is not None else TryOnGenerator(),
     }
-    for network in networks.values():
-        network.eval()
-        if fold:
-            fold_batch_norms(network)
-        network.to(memory_format=memory_format)
-    dtype = resolve_precision(precision)
-    if dtype != torch.float32:  # as TryOnPipeline stores them
-        networks = {name: store_weights_in(network, dtype) for name, network in networks.items()}
-    run = {name: in_precision(network, dtype) for name, network in networks.items()}
+    if fold:
+        networks = {name: fold_batch_norms(network) for name, network in networks.items()}
+    pipeline = TryOnPipeline(
+        *networks.values(),
+        PipelineMeta(name="bench", licence="-", training_data="-", resolution=(height, width)),
+        precision=precision,
+        folded=fold,
+    )
+    run = {"parser": pipeline.parse, "gmm": pipeline.warp, "tom": pipeline.synthesize}
 
     generator = torch.Generator().manual_seed(seed)
 
@@ -139,7 +139,7 @@ def benchmark_networks(
         parameters = sum(p.numel() for module in modules for p in module.parameters())
         results.append(NetworkTiming(name, parameters, statistics.median(timings), min(timings)))
     folded = "batch norms folded" if fold else "batch norms kept"
-    convolutions = str(dtype).removeprefix("torch.")
+    convolutions = str(pipeline.precision).removeprefix("torch.")
     print(
         f"{height}x{width}, batch 1, {convolutions} convolutions, {folded}, "
         f"{torch.get_num_threads()} threads, {repeats} runs"
