@@ -159,6 +159,7 @@ def run_benchmark(
     seconds: float = 20.0,
     target: str | None = None,
     weights: str | None = None,
+    precision: str | None = None,
     max_batch: int | None = None,
     compare: bool = False,
     seen_photos: bool = False,
@@ -170,8 +171,9 @@ def run_benchmark(
     from tryon.server.settings import ServerSettings
 
     max_batch = max_batch or ServerSettings.max_batch
-    # The started server reads TRYON_PRECISION too: the in-process pipeline runs as it does.
-    precision = ServerSettings.load().precision
+    # The started server and the in-process pipeline run at the same precision: the one
+    # asked for, else the server's own (TRYON_PRECISION, auto).
+    precision = precision or ServerSettings.load().precision
 
     photos = shopper_photos()
     skus = [sample_sku(index) for index in range(GARMENTS)]
@@ -181,7 +183,7 @@ def run_benchmark(
     else:
         with tempfile.TemporaryDirectory() as tmp:
             url = build_sample_catalog(Path(tmp) / "catalog.db", GARMENTS)
-            with LocalServer(url, weights, max_batch) as server:
+            with LocalServer(url, weights, max_batch, precision) as server:
                 echo(f"server SERVING {server.seconds_to_serving:.1f} s after launch")
                 latencies, errors = run_load(
                     server.target, photos, skus, clients, seconds, seen_photos
@@ -244,13 +246,15 @@ def _print(report: LoadReport, echo: Callable[[str], None]) -> None:
 class LocalServer:
     """`tryon serve` in a child process on free loopback ports (stopped with SIGTERM)."""
 
-    def __init__(self, database_url: str, weights: str | None, max_batch: int) -> None:
+    def __init__(
+        self, database_url: str, weights: str | None, max_batch: int, precision: str = "auto"
+    ) -> None:
         self.port = _free_port()
         self.command = [
             sys.executable, "-m", "tryon.cli", "serve",
             "--host", "127.0.0.1", "--port", str(self.port), "--metrics-port", "-1",
             "--db-url", database_url, "--max-batch", str(max_batch),
-            "--drain-s", "0", "--log-level", "WARNING",
+            "--precision", precision, "--drain-s", "0", "--log-level", "WARNING",
         ]  # fmt: skip
         if weights:
             self.command += ["--weights", weights]

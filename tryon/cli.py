@@ -764,12 +764,11 @@ def bench(
                 "--precision sets up the server bench starts; the service at --target runs "
                 "at its own TRYON_PRECISION"
             )
-        os.environ["TRYON_PRECISION"] = precision  # the started server and --compare read it
     if pipeline:
         from tryon.bench import main as bench_networks
         from tryon.pipeline import weights_folder
 
-        precision = os.environ.get("TRYON_PRECISION") or "auto"
+        precision = precision or os.environ.get("TRYON_PRECISION") or "auto"
         _check_precision(precision)
         code = bench_networks(["--weights", str(weights_folder(weights)), "--precision", precision])
         raise typer.Exit(code)
@@ -780,6 +779,7 @@ def bench(
         seconds=seconds,
         target=target,
         weights=weights,
+        precision=precision,
         max_batch=max_batch,
         compare=compare,
         seen_photos=seen_photos,
