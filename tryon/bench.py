@@ -139,7 +139,7 @@ def benchmark_networks(
         parameters = sum(p.numel() for module in modules for p in module.parameters())
         results.append(NetworkTiming(name, parameters, statistics.median(timings), min(timings)))
     folded = "batch norms folded" if fold else "batch norms kept"
-    convolutions = str(pipeline.precision).removeprefix("torch.")
+    convolutions = pipeline.precision_name
     print(
         f"{height}x{width}, batch 1, {convolutions} convolutions, {folded}, "
         f"{torch.get_num_threads()} threads, {repeats} runs"

@@ -196,6 +196,11 @@ class TryOnPipeline:
         self.size = tuple(meta.resolution)
         self.aspect = self.size[0] / self.size[1]
 
+    @property
+    def precision_name(self) -> str:
+        """What the networks' convolutions run in, as the options spell it ("bfloat16")."""
+        return str(self.precision).removeprefix("torch.")
+
     @classmethod
     def from_pretrained(
         cls,
@@ -227,9 +232,9 @@ class TryOnPipeline:
                 "its batch norms are folded into its convolutions (load it with fold=False)"
             )
         if self.precision != torch.float32:
-            lowered = str(self.precision).removeprefix("torch.")
             changed.append(
-                f"its convolution weights are kept in {lowered} (load it with precision='float32')"
+                f"its convolution weights are kept in {self.precision_name} "
+                "(load it with precision='float32')"
             )
         if changed:
             raise WeightsError("this pipeline cannot be saved: " + "; ".join(changed))

@@ -136,7 +136,7 @@ def evaluate(
 
     result: dict[str, float | int | str | dict | None] = {
         "weights": pipeline.meta.name,
-        "precision": str(pipeline.precision).removeprefix("torch."),
+        "precision": pipeline.precision_name,
         "parse_miou": M.mean_iou(parse_counts),
         "pck_0.1": pck[0] / pck[1] if pck[1] else None,
     }

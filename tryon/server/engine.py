@@ -175,7 +175,7 @@ class TryOnEngine:
                     "weights": meta.name,
                     "version": meta.version,
                     "licence": meta.licence,
-                    "precision": str(self.pipeline.precision).removeprefix("torch."),
+                    "precision": self.pipeline.precision_name,
                     "seconds": round(time.perf_counter() - started, 2),
                 }
             },
