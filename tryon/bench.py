@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--precision",
         choices=PRECISIONS,
         default="auto",
-        help="what the convolutions run in (auto: bfloat16 on CPUs with AMX)",
+        help="what the convolutions run in (auto: bfloat16 on CPUs with AVX512-BF16)",
     )
     options = arguments.parse_args(argv)
     components = load_pipeline_components(options.weights) if options.weights else None

@@ -254,8 +254,8 @@ def train(
         str,
         typer.Option(
             help="float32, bfloat16 or auto: bfloat16 runs the networks' convolutions in "
-            "bfloat16 (losses stay float32), about twice as fast for the TOM on CPUs with "
-            "AMX; auto picks it on such CPUs."
+            "bfloat16 (losses stay float32), 1.6-2x as fast on CPUs with bfloat16 dot "
+            "products (AVX512-BF16, AMX); auto picks it on such CPUs."
         ),
     ] = "float32",
 ) -> None:
@@ -489,7 +489,7 @@ def evaluate_command(
     precision: Annotated[
         str,
         typer.Option(
-            help="Networks in float32, bfloat16, or auto (bfloat16 on CPUs with AMX); the "
+            help="Networks in float32, bfloat16, or auto (bfloat16 on CPUs with AVX512-BF16); the "
             "JSON records which ran."
         ),
     ] = "auto",
@@ -599,8 +599,8 @@ def serve(
     precision: Annotated[
         str | None,
         typer.Option(
-            help="Networks in float32, bfloat16, or auto: bfloat16 on CPUs with AMX, about "
-            "1.4x as fast there at the same scores [TRYON_PRECISION, auto]."
+            help="Networks in float32, bfloat16, or auto: bfloat16 on CPUs with AVX512-BF16, "
+            "1.2-1.5x as fast there at the same scores [TRYON_PRECISION, auto]."
         ),
     ] = None,
     workers: Annotated[
@@ -738,8 +738,8 @@ def bench(
     precision: Annotated[
         str | None,
         typer.Option(
-            help="Networks in float32, bfloat16, or auto (bfloat16 on CPUs with AMX); --grpc "
-            "passes it to the server it starts [TRYON_PRECISION, auto]."
+            help="Networks in float32, bfloat16, or auto (bfloat16 on CPUs with AVX512-BF16); "
+            "--grpc passes it to the server it starts [TRYON_PRECISION, auto]."
         ),
     ] = None,
     max_batch: Annotated[

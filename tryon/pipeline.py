@@ -156,7 +156,7 @@ class TryOnPipeline:
         meta: the weights' description (resolution, name, licence).
         device: where the networks run.
         precision: "auto", "float32" or "bfloat16", what the networks' convolutions run
-            in (`tryon.models.precision`; auto is bfloat16 on CPUs with AMX, faster there
+            in (`tryon.models.precision`; auto is bfloat16 on CPUs with AVX512-BF16, faster there
             at the same scores); in bfloat16 their weights are stored in it too
             (`store_weights_in`), and the pipeline cannot be saved.
         folded: the networks' batch norms are folded (`from_pretrained`); no saving then.

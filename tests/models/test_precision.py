@@ -9,14 +9,14 @@ import torch
 from tiny_models import TINY_FACTORIES, image
 
 from tryon.models import PRECISIONS, in_precision, resolve_precision, store_weights_in
-from tryon.models.precision import cpu_has_amx
+from tryon.models.precision import cpu_multiplies_bfloat16
 
 
 def test_precision_names_resolve_to_dtypes_and_unknown_ones_name_the_choices():
     assert resolve_precision("float32") == torch.float32
     assert resolve_precision("bfloat16") == torch.bfloat16
     # auto only lowers precision where the CPU multiplies bfloat16 natively.
-    expected = torch.bfloat16 if cpu_has_amx() else torch.float32
+    expected = torch.bfloat16 if cpu_multiplies_bfloat16() else torch.float32
     assert resolve_precision("auto", "cpu") == expected
     assert resolve_precision("auto", torch.device("cuda")) == torch.float32
     with pytest.raises(ValueError, match="float16.*choose one of auto, float32, bfloat16"):

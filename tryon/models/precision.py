@@ -1,7 +1,8 @@
 """Running the networks in bfloat16: their convolutions and matrix products, nothing else.
 
-On CPUs with Intel AMX, the networks run faster in bfloat16 (the TOM about 1.7x at
-inference, 2x in training; docs/speed.md). `in_precision` runs a network under
+On CPUs that multiply bfloat16 natively (AVX512-BF16: AMD Zen 4 on, Intel Xeon with
+AMX), the networks run faster in bfloat16 (the TOM 1.4-2.1x at inference, 1.6-2x in
+training; docs/speed.md). `in_precision` runs a network under
 `torch.autocast`, which lowers only the convolutions, matrix products and linear layers;
 the thin-plate spline (float64), `grid_sample`, and everything outside the network
 (decoding, losses, metrics) stay in float32, and every floating output comes back as
@@ -25,9 +26,9 @@ Output = TypeVar("Output")
 def resolve_precision(name: str, device: str | torch.device = "cpu") -> torch.dtype:
     """The dtype the networks' convolutions run in, for a precision name.
 
-    "auto" is bfloat16 on a CPU with AMX tiles (measured faster there, at the same
-    scores) and float32 anywhere else: without native bfloat16 dot products a
-    CPU emulates them, slower than float32.
+    "auto" is bfloat16 on a CPU with native bfloat16 dot products (measured faster on an
+    Intel Xeon with AMX and an AMD EPYC with AVX512-BF16, at the same scores) and float32
+    anywhere else: without them a CPU emulates bfloat16, slower than float32.
     """
     if name not in PRECISIONS:
         raise ValueError(f"unknown precision {name!r}; choose one of {', '.join(PRECISIONS)}")
@@ -35,15 +36,16 @@ def resolve_precision(name: str, device: str | torch.device = "cpu") -> torch.dt
         return torch.float32
     if name == "bfloat16":
         return torch.bfloat16
-    return torch.bfloat16 if torch.device(device).type == "cpu" and cpu_has_amx() else torch.float32
+    on_cpu = torch.device(device).type == "cpu"
+    return torch.bfloat16 if on_cpu and cpu_multiplies_bfloat16() else torch.float32
 
 
-def cpu_has_amx() -> bool:
-    """Whether this CPU has AMX tiles and bfloat16 dot products (Intel Xeon 4th gen on)."""
-    # PyTorch's own CPU feature checks (used by its compiler); private, so guarded.
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+def cpu_multiplies_bfloat16() -> bool:
+    """Whether this CPU has bfloat16 dot products (AVX512-BF16: Intel Xeon 4th generation
+    on, whose AMX tiles build on them, and AMD Zen 4 on)."""
+    # PyTorch's own CPU feature check (used by its compiler); private, so guarded.
     bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    return bool(amx and bf16 and amx() and bf16())
+    return bool(bf16 and bf16())
 
 
 def in_precision(

@@ -28,7 +28,7 @@ class ServerSettings:
         weights: bundled weights name or pipeline folder (None: `TRYON_WEIGHTS`/synthetic).
         device: torch device for the models.
         precision: what the networks' convolutions run in: auto (bfloat16 on CPUs with
-            AMX, float32 elsewhere), float32 or bfloat16.
+            AVX512-BF16, float32 elsewhere), float32 or bfloat16.
         database_url: the catalog (None: `TRYON_DATABASE_URL` or ./tryon.db).
         workers: torch threads for model work (0: one per CPU core).
         max_batch: most try-ons in one model batch.
