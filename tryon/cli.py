@@ -251,13 +251,14 @@ def train(
         ),
     ] = None,
     precision: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="float32, bfloat16 or auto: bfloat16 runs the networks' convolutions in "
             "bfloat16 (losses stay float32), 1.6-2x as fast on CPUs with bfloat16 dot "
-            "products (AVX512-BF16, AMX); auto picks it on such CPUs."
+            "products (AVX512-BF16, AMX); auto picks it on such CPUs. Default: float32, "
+            "or with --resume the precision the run trained in."
         ),
-    ] = "float32",
+    ] = None,
 ) -> None:
     """Train one network on a VITON-layout dataset, with checkpoints and resumable runs.
 
@@ -271,6 +272,7 @@ def train(
         raise InvalidInputError(
             f"unknown component {component!r}, choose one of {list(COMPONENTS)}"
         )
+    precision = _training_precision(precision, out if resume else None)
     config = TrainConfig(
         data=data,
         out=out,
@@ -312,7 +314,6 @@ def train(
     if config.val_every < 1:
         raise InvalidInputError(f"--val-every {val_every}: give a positive number of steps")
     torch_device = resolve_device(device)
-    _check_precision(precision)
     dataset = VitonDataset(data, pairs=pairs, size=config.size)
     validator = (
         None
@@ -376,6 +377,20 @@ def train(
             f"best on --val-data: {best['metric']} {best['score']:.4f} at step {best['step']} "
             f"-> {validator.best_dir / component}"
         )
+
+
+def _training_precision(given: str | None, resumed_run: Path | None) -> str:
+    """--precision for `tryon train`: as given (checked), else the resumed run's own, else
+    float32."""
+    from tryon.train.loop import checkpoint_precision
+
+    if given is not None:
+        _check_precision(given)
+        return given
+    recorded = None if resumed_run is None else checkpoint_precision(resumed_run)
+    if recorded is not None:
+        console.print(f"resuming in {recorded}, as the run trained (--precision to change)")
+    return recorded or "float32"
 
 
 def _check_precision(precision: str) -> None:

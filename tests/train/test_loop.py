@@ -120,6 +120,32 @@ def test_each_network_trains_at_its_own_default_learning_rate(
     assert seen == {"config": expected_lr, "optimizer": expected_lr}
 
 
+def test_a_resumed_run_keeps_the_precision_it_trained_in_unless_told_otherwise(
+    tmp_path, dataset, monkeypatch
+):
+    root, data = dataset
+    out = tmp_path / "run"
+    trainer = tiny_gmm_trainer(lr=1e-3, precision=torch.bfloat16)
+    run_training(
+        trainer, data, _config(root, out, steps=2, precision="bfloat16"), torch.device("cpu")
+    )
+    seen = []
+
+    def record(trainer, dataset, config, device, on_step, validator):  # noqa: ANN001, ANN202
+        seen.append(config.precision)
+        return config.out
+
+    monkeypatch.setattr("tryon.train.loop.run_training", record)
+    arguments = ["train", "gmm", "--data", str(root), "--size", "128x96", "--out"]
+    resumed = CliRunner().invoke(app, [*arguments, str(out), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming in bfloat16" in resumed.output
+    told = CliRunner().invoke(app, [*arguments, str(out), "--resume", "--precision", "float32"])
+    assert told.exit_code == 0, told.output
+    assert CliRunner().invoke(app, [*arguments, str(tmp_path / "new")]).exit_code == 0
+    assert seen == ["bfloat16", "float32", "float32"]
+
+
 def test_an_unknown_training_precision_is_refused_with_the_choices(tmp_path, dataset):
     arguments = ["train", "gmm", "--data", str(dataset[0]), "--out", str(tmp_path / "run")]
     result = CliRunner().invoke(app, [*arguments, "--size", "128x96", "--precision", "half"])

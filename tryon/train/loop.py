@@ -30,6 +30,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from tryon.errors import InvalidInputError
+from tryon.models.precision import resolve_precision
 
 if TYPE_CHECKING:
     from tryon.train.validation import Validator
@@ -132,15 +133,18 @@ def to_device(batch: Batch, device: torch.device) -> Batch:
     return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
 
 
-def save_checkpoint(path: Path, trainer: ComponentTrainer, step: int, seconds: float) -> None:
-    """Write networks, optimisers, the step and the training seconds so far; atomic, so a
-    kill never leaves half a file."""
+def save_checkpoint(
+    path: Path, trainer: ComponentTrainer, step: int, seconds: float, precision: str
+) -> None:
+    """Write networks, optimisers, the step, the training seconds so far and the precision
+    trained in ("float32" or "bfloat16"); atomic, so a kill never leaves half a file."""
     state = {
         "step": step,
         "seconds": seconds,
         "networks": {name: net.state_dict() for name, net in trainer.networks.items()},
         "optimizers": {name: opt.state_dict() for name, opt in trainer.optimizers.items()},
         "loss_settings": trainer.loss_settings,
+        "precision": precision,
     }
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -153,6 +157,15 @@ def _as_option(setting: str, value: float | bool | None) -> str:
     if isinstance(value, bool):
         return f"--{name}" if value else f"--no-{name}"
     return f"--{name} {value:g}" if value is not None else f"no --{name}"
+
+
+def checkpoint_precision(out: Path) -> str | None:
+    """The precision the run in `out` trained in ("float32" or "bfloat16"); None when it
+    has no checkpoint yet or its checkpoint predates the record."""
+    checkpoint = out / "checkpoint.pt"
+    if not checkpoint.exists():
+        return None
+    return torch.load(checkpoint, map_location="cpu", weights_only=True).get("precision")
 
 
 def load_checkpoint(
@@ -230,6 +243,7 @@ def run_training(
         load_checkpoint(checkpoint, trainer, device) if checkpoint.exists() else (0, 0.0)
     )
     budget = None if config.max_minutes is None else 60.0 * config.max_minutes
+    precision_name = str(resolve_precision(config.precision, device)).removeprefix("torch.")
     fixed = to_device(next(endless(dataset, config.batch, 0, config.seed + 1, 0)), device)
     log = CsvLog(out / "losses.csv")
     batches = endless(dataset, config.batch, config.workers, config.seed, start_step)
@@ -266,7 +280,7 @@ def run_training(
             validator(trainer, done, seconds, device)
             seconds = time.perf_counter() - started
         if done % config.checkpoint_every == 0 or last:
-            save_checkpoint(checkpoint, trainer, done, seconds)
+            save_checkpoint(checkpoint, trainer, done, seconds, precision_name)
             trainer.save(out)
         if last:
             break
