@@ -387,10 +387,17 @@ def _training_precision(given: str | None, resumed_run: Path | None) -> str:
     if given is not None:
         _check_precision(given)
         return given
-    recorded = None if resumed_run is None else checkpoint_precision(resumed_run)
-    if recorded is not None:
-        console.print(f"resuming in {recorded}, as the run trained (--precision to change)")
-    return recorded or "float32"
+    if resumed_run is None or not (resumed_run / "checkpoint.pt").exists():
+        return "float32"
+    recorded = checkpoint_precision(resumed_run / "checkpoint.pt")
+    if recorded is None:
+        console.print(
+            "this run's checkpoint does not record its precision (written before checkpoints "
+            "did): resuming in float32; pass --precision bfloat16 if it trained in bfloat16"
+        )
+        return "float32"
+    console.print(f"resuming in {recorded}, as the run trained (--precision to change)")
+    return recorded
 
 
 def _check_precision(precision: str) -> None:

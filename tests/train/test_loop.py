@@ -143,7 +143,14 @@ def test_a_resumed_run_keeps_the_precision_it_trained_in_unless_told_otherwise(
     told = CliRunner().invoke(app, [*arguments, str(out), "--resume", "--precision", "float32"])
     assert told.exit_code == 0, told.output
     assert CliRunner().invoke(app, [*arguments, str(tmp_path / "new")]).exit_code == 0
-    assert seen == ["bfloat16", "float32", "float32"]
+    # A checkpoint written before checkpoints recorded their precision: float32, said so.
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    del state["precision"]
+    torch.save(state, out / "checkpoint.pt")
+    old = CliRunner().invoke(app, [*arguments, str(out), "--resume"])
+    assert old.exit_code == 0, old.output
+    assert "does not record its precision" in old.output and "--precision bfloat16" in old.output
+    assert seen == ["bfloat16", "float32", "float32", "float32"]
 
 
 def test_an_unknown_training_precision_is_refused_with_the_choices(tmp_path, dataset):

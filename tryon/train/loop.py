@@ -159,13 +159,11 @@ def _as_option(setting: str, value: float | bool | None) -> str:
     return f"--{name} {value:g}" if value is not None else f"no --{name}"
 
 
-def checkpoint_precision(out: Path) -> str | None:
-    """The precision the run in `out` trained in ("float32" or "bfloat16"); None when it
-    has no checkpoint yet or its checkpoint predates the record."""
-    checkpoint = out / "checkpoint.pt"
-    if not checkpoint.exists():
-        return None
-    return torch.load(checkpoint, map_location="cpu", weights_only=True).get("precision")
+def checkpoint_precision(checkpoint: Path) -> str | None:
+    """The precision a run's checkpoint file says it trained in ("float32" or "bfloat16");
+    None for checkpoints written before they recorded it (before session 11)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    return state.get("precision")
 
 
 def load_checkpoint(
