@@ -202,6 +202,14 @@ def train(
             help="tom only: weight of 1 - SSIM inside the try-on region against its L1 (default 1)."
         ),
     ] = None,
+    tune_gmm: Annotated[
+        float | None,
+        typer.Option(
+            help="tom only: fine-tune the GMM (from --gmm) beside the TOM, through the final "
+            "image's losses plus this weight times its own warp loss (1 is usual); the run "
+            "saves out/gmm beside out/tom, and `tryon pack` takes both."
+        ),
+    ] = None,
     refinement_stages: Annotated[
         int | None,
         typer.Option(
@@ -296,6 +304,7 @@ def train(
         "adversarial_weight": adversarial_weight,
         "feature_weight": feature_weight,
         "ssim_weight": ssim_weight,
+        "tune_gmm": tune_gmm,
     }
     for setting, value in tom_losses.items():
         _check_component_option("--" + setting.replace("_", "-"), value, component, "tom")

@@ -1,6 +1,6 @@
 """`tryon train` options of one network: `--input-scale` and `--balance-labels` (parser),
 `--grid-weight`, `--refinement-stages` and `--flow-stage` (GMM), `--adversarial-weight`,
-`--feature-weight`, `--ssim-weight` and `--residual-blocks` (TOM); each reaches its
+`--feature-weight`, `--ssim-weight`, `--residual-blocks` and `--tune-gmm` (TOM); each reaches its
 network and only it, and changes what training does."""
 
 from __future__ import annotations
@@ -83,7 +83,12 @@ def test_the_grid_weight_reaches_the_gmm_and_only_the_gmm(tmp_path, train, monke
 
 @pytest.mark.parametrize(
     ("option", "default"),
-    [("--adversarial-weight", 0.1), ("--feature-weight", 1.0), ("--ssim-weight", 1.0)],
+    [
+        ("--adversarial-weight", 0.1),
+        ("--feature-weight", 1.0),
+        ("--ssim-weight", 1.0),
+        ("--tune-gmm", None),
+    ],
 )
 def test_tom_loss_weights_reach_the_tom_and_only_the_tom(
     tmp_path, train, monkeypatch, option, default
@@ -189,6 +194,40 @@ def test_residual_blocks_grow_the_init_tom_and_only_the_tom(tmp_path, train, mon
     _assert_refused([*arguments, "--residual-blocks", "-1"], "give 0 or more")
     arguments[1] = "gmm"
     _assert_refused([*arguments, "--residual-blocks", "1"], "use it with tom")
+
+
+def test_tune_gmm_trains_the_gmm_through_the_final_image_and_saves_it_beside_the_tom(train):
+    data = VitonDataset(train, size=SIZE)
+    batch = collate_tensors([data[i] for i in range(2)])
+    weights = {"adversarial_weight": 0, "feature_weight": 0}
+    for tune_gmm in (None, 0.0, 1.0):
+        trainer = tiny_tom_trainer(lr=1e-3, tune_gmm=tune_gmm, **weights)
+        before = [p.clone() for p in trainer.gmm.parameters()]
+        losses = trainer.train_step(batch, 0)
+        moved = any(
+            not torch.equal(a, b) for a, b in zip(before, trainer.gmm.parameters(), strict=True)
+        )
+        # Even with no warp loss (0) the final image's losses reach the GMM.
+        assert moved == (tune_gmm is not None)
+        assert ("warp" in losses) == (tune_gmm is not None)
+
+
+def test_a_tune_gmm_run_saves_both_networks_and_resumes_only_with_its_weight(tmp_path, train):
+    GeometricMatcher(person_channels=GMM_PERSON_CHANNELS).save_pretrained(tmp_path / "gmm")
+    out = tmp_path / "run"
+    run = ["train", "tom", "--data", str(train), "--out", str(out), "--size", "128x96"]
+    run += ["--batch", "2", "--workers", "0", "--checkpoint-every", "1"]
+    run += ["--gmm", str(tmp_path / "gmm"), "--adversarial-weight", "0", "--feature-weight", "0"]
+    result = CliRunner().invoke(app, [*run, "--steps", "2", "--tune-gmm", "1"])
+    assert result.exit_code == 0, result.output
+    tuned = GeometricMatcher.from_pretrained(out / "gmm").state_dict()
+    start = GeometricMatcher.from_pretrained(tmp_path / "gmm").state_dict()
+    assert any(not torch.equal(tuned[k], start[k]) for k in start)
+
+    resumed = [*run, "--resume", "--steps", "3"]
+    _assert_refused(resumed, "resume it with --tune-gmm 1")
+    result = CliRunner().invoke(app, [*resumed, "--tune-gmm", "1"])
+    assert result.exit_code == 0, result.output
 
 
 def test_a_resumed_tom_run_keeps_its_residual_blocks(tmp_path, train):

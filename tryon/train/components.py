@@ -7,6 +7,7 @@ representations come from the dataset's own parse and keypoints, as in CP-VTON.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tryon.eval import metrics as M
 from tryon.labels import NUM_PARSE_LABELS
 from tryon.models import (
     GeometricMatcher,
+    GmmOutput,
     HumanParser,
     MultiScaleDiscriminator,
     TryOnGenerator,
@@ -133,6 +135,29 @@ def gmm_targets(batch: Batch, garment_region: torch.Tensor) -> tuple[torch.Tenso
     return batch["person"] * garment_region, garment_region
 
 
+def gmm_training_loss(
+    output: GmmOutput, batch: Batch, garment_region: torch.Tensor, grid_weight: float
+) -> torch.Tensor:
+    """The GMM's training loss (scalar): `gmm_loss` to `gmm_targets`, the Dice overlap of
+    the masks, and both again at the coarser `PYRAMID` scales; `garment_region` is the
+    worn garment's `(B, 1, H, W)` region."""
+    target, target_mask = gmm_targets(batch, garment_region)
+    loss = gmm_loss(output, target, target_mask, grid_weight=grid_weight)
+    # The same L1s on coarser copies: a misplaced garment overlaps its target there,
+    # so the loss pulls it towards the body from far away, not only at the edges.
+    # L1 alone prefers a shrunken garment while the warp is still off (less area to get
+    # wrong); the Dice overlap of the masks does not, and pulls the size right.
+    loss = loss + soft_dice_loss(output.warped_mask, target_mask)
+    for factor in PYRAMID:
+        pooled = [
+            F.avg_pool2d(t, factor)
+            for t in (output.warped_garment, output.warped_mask, target, target_mask)
+        ]
+        loss = loss + F.l1_loss(pooled[0], pooled[2]) + F.l1_loss(pooled[1], pooled[3])
+        loss = loss + soft_dice_loss(pooled[1], pooled[3])
+    return loss
+
+
 class GmmTrainer:
     """The geometric matching module: L1 to the worn garment plus grid regularisation."""
 
@@ -163,20 +188,7 @@ class GmmTrainer:
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
         rep, output = self._warp(batch)
-        target, target_mask = gmm_targets(batch, rep.garment_region)
-        loss = gmm_loss(output, target, target_mask, grid_weight=self.grid_weight)
-        # The same L1s on coarser copies: a misplaced garment overlaps its target there,
-        # so the loss pulls it towards the body from far away, not only at the edges.
-        # L1 alone prefers a shrunken garment while the warp is still off (less area to get
-        # wrong); the Dice overlap of the masks does not, and pulls the size right.
-        loss = loss + soft_dice_loss(output.warped_mask, target_mask)
-        for factor in PYRAMID:
-            pooled = [
-                F.avg_pool2d(t, factor)
-                for t in (output.warped_garment, output.warped_mask, target, target_mask)
-            ]
-            loss = loss + F.l1_loss(pooled[0], pooled[2]) + F.l1_loss(pooled[1], pooled[3])
-            loss = loss + soft_dice_loss(pooled[1], pooled[3])
+        loss = gmm_training_loss(output, batch, rep.garment_region, self.grid_weight)
         self.optimizers["gmm"].zero_grad(set_to_none=True)
         loss.backward()
         # A warp that lands off the garment samples zeros and gets no gradient back: clip
@@ -210,13 +222,19 @@ def region_ssim_loss(final: torch.Tensor, real: torch.Tensor, region: torch.Tens
 
 
 class TomTrainer:
-    """The try-on module as a conditional GAN on the frozen GMM's warps.
+    """The try-on module as a conditional GAN on the frozen GMM's warps (or, with
+    `tune_gmm`, on the GMM's warps as it is fine-tuned beside it).
 
     Generator loss: L1 + SSIM to the photo (both averaged over the try-on region, the only
     pixels the TOM paints), composition-mask L1 to the warped garment's visible part,
     hinge adversarial loss from a two-scale PatchGAN that sees the generator's input, and
     discriminator feature matching. With both GAN weights at 0 the discriminator is not
     trained and the TOM learns from L1 + SSIM + mask alone.
+
+    With `tune_gmm` (a weight) the GMM trains too: the generator loss reaches it through
+    the warp (where the garment's texture lands, judged by the final image), and
+    `tune_gmm` times its own training loss (`gmm_training_loss`) keeps it on the worn
+    garment. Both networks are saved then (out/tom, out/gmm), to be packed together.
     """
 
     name = "tom"
@@ -232,8 +250,12 @@ class TomTrainer:
         feature_weight: float = 1.0,
         ssim_weight: float = 1.0,
         precision: torch.dtype = torch.float32,
+        tune_gmm: float | None = None,
     ) -> None:
-        self.gmm = gmm.to(device).eval().requires_grad_(False)
+        self.tune_gmm = tune_gmm
+        self.gmm = gmm.to(device)
+        if tune_gmm is None:
+            self.gmm.eval().requires_grad_(False)
         self.tom = (tom or TryOnGenerator(person_channels=TOM_PERSON_CHANNELS)).to(device)
         self.discriminator = MultiScaleDiscriminator(
             condition_channels=TOM_PERSON_CHANNELS + 4, base_channels=16, max_channels=64
@@ -246,16 +268,20 @@ class TomTrainer:
             "tom": _adam(self.tom, lr, (0.5, 0.999)),
             "discriminator": _adam(self.discriminator, lr, (0.5, 0.999)),
         }
+        if tune_gmm is not None:
+            self.networks["gmm"] = self.gmm
+            self.optimizers["gmm"] = _adam(self.gmm, lr)
         self.adversarial_weight = adversarial_weight
         self.feature_weight = feature_weight
         self.ssim_weight = ssim_weight
 
     @property
-    def loss_settings(self) -> dict[str, float]:
+    def loss_settings(self) -> dict[str, float | None]:
         return {
             "adversarial_weight": self.adversarial_weight,
             "feature_weight": self.feature_weight,
             "ssim_weight": self.ssim_weight,
+            "tune_gmm": self.tune_gmm,
         }
 
     @property
@@ -264,7 +290,7 @@ class TomTrainer:
 
     def _generate(self, batch: Batch):
         rep = build_representation(batch["person"], batch["parse"], batch["keypoints"])
-        with torch.no_grad():
+        with contextlib.nullcontext() if self.tune_gmm is not None else torch.no_grad():
             warp = self.warp(rep.gmm_input(), batch["cloth"], batch["cloth_mask"])
         condition = torch.cat((rep.tom_input(), warp.warped_garment, warp.warped_mask), 1)
         output = self.generate(rep.tom_input(), warp.warped_garment, warp.warped_mask)
@@ -284,6 +310,10 @@ class TomTrainer:
         mask_l1 = F.l1_loss(output.composition_mask, visible_garment)
         g_loss = l1 + self.ssim_weight * ssim + mask_l1
         terms = {"l1": l1, "ssim": ssim, "mask": mask_l1}
+        if self.tune_gmm is not None:
+            warp_loss = gmm_training_loss(warp, batch, rep.garment_region, GRID_WEIGHT)
+            g_loss = g_loss + self.tune_gmm * warp_loss
+            terms["warp"] = warp_loss
         if self.uses_discriminator:
             gan_terms = self._discriminator_step(condition, real, final)
             g_loss = (
@@ -292,10 +322,16 @@ class TomTrainer:
                 + self.feature_weight * gan_terms["fm"]
             )
             terms.update(gan_terms)
-        g_opt = self.optimizers["tom"]
-        g_opt.zero_grad(set_to_none=True)
+        tuned = [self.optimizers["tom"]] + (
+            [self.optimizers["gmm"]] if self.tune_gmm is not None else []
+        )
+        for optimizer in tuned:
+            optimizer.zero_grad(set_to_none=True)
         g_loss.backward()
-        g_opt.step()
+        if self.tune_gmm is not None:
+            torch.nn.utils.clip_grad_norm_(self.gmm.parameters(), GMM_MAX_GRAD_NORM)
+        for optimizer in tuned:
+            optimizer.step()
         terms["loss"] = g_loss
         return {name: value.item() for name, value in terms.items()}
 
@@ -343,3 +379,5 @@ class TomTrainer:
 
     def save(self, out: Path) -> None:
         self.tom.save_pretrained(out / self.name)
+        if self.tune_gmm is not None:
+            self.gmm.save_pretrained(out / "gmm")

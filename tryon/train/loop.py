@@ -183,6 +183,11 @@ def load_checkpoint(
                 f"{_as_option(setting, value)}"
             )
     for name, net in trainer.networks.items():
+        if name not in state["networks"]:
+            raise InvalidInputError(
+                f"the run in {path.parent} did not train a {name}: resume with the options the "
+                "run started with"
+            )
         try:
             net.load_state_dict(state["networks"][name])
         except RuntimeError as error:
