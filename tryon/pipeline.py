@@ -47,6 +47,7 @@ from tryon.models import (
     fold_batch_norms,
     in_precision,
     load_pipeline_components,
+    precision_name,
     resolve_precision,
     save_pipeline,
     store_weights_in,
@@ -199,7 +200,7 @@ class TryOnPipeline:
     @property
     def precision_name(self) -> str:
         """What the networks' convolutions run in, as the options spell it ("bfloat16")."""
-        return str(self.precision).removeprefix("torch.")
+        return precision_name(self.precision)
 
     @classmethod
     def from_pretrained(

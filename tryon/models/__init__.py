@@ -27,6 +27,7 @@ from tryon.models.parser import (
 from tryon.models.precision import (
     PRECISIONS,
     in_precision,
+    precision_name,
     resolve_precision,
     store_weights_in,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "load_pipeline_components",
     "parser_loss",
     "regular_grid",
+    "precision_name",
     "resolve_precision",
     "save_pipeline",
     "store_weights_in",

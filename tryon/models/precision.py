@@ -40,6 +40,11 @@ def resolve_precision(name: str, device: str | torch.device = "cpu") -> torch.dt
     return torch.bfloat16 if on_cpu and cpu_multiplies_bfloat16() else torch.float32
 
 
+def precision_name(dtype: torch.dtype) -> str:
+    """A dtype as the `--precision` options spell it: torch.bfloat16 -> "bfloat16"."""
+    return str(dtype).removeprefix("torch.")
+
+
 def cpu_multiplies_bfloat16() -> bool:
     """Whether this CPU has bfloat16 dot products (AVX512-BF16: Intel Xeon 4th generation
     on, whose AMX tiles build on them, and AMD Zen 4 on)."""

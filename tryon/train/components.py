@@ -322,15 +322,14 @@ class TomTrainer:
                 + self.feature_weight * gan_terms["fm"]
             )
             terms.update(gan_terms)
-        tuned = [self.optimizers["tom"]] + (
-            [self.optimizers["gmm"]] if self.tune_gmm is not None else []
-        )
-        for optimizer in tuned:
+        # The TOM's optimiser, and the GMM's when it is tuned: all but the discriminator's.
+        generators = [opt for name, opt in self.optimizers.items() if name != "discriminator"]
+        for optimizer in generators:
             optimizer.zero_grad(set_to_none=True)
         g_loss.backward()
         if self.tune_gmm is not None:
             torch.nn.utils.clip_grad_norm_(self.gmm.parameters(), GMM_MAX_GRAD_NORM)
-        for optimizer in tuned:
+        for optimizer in generators:
             optimizer.step()
         terms["loss"] = g_loss
         return {name: value.item() for name, value in terms.items()}

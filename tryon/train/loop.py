@@ -30,7 +30,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from tryon.errors import InvalidInputError
-from tryon.models.precision import resolve_precision
+from tryon.models.precision import precision_name, resolve_precision
 
 if TYPE_CHECKING:
     from tryon.train.validation import Validator
@@ -246,7 +246,7 @@ def run_training(
         load_checkpoint(checkpoint, trainer, device) if checkpoint.exists() else (0, 0.0)
     )
     budget = None if config.max_minutes is None else 60.0 * config.max_minutes
-    precision_name = str(resolve_precision(config.precision, device)).removeprefix("torch.")
+    trained_in = precision_name(resolve_precision(config.precision, device))
     fixed = to_device(next(endless(dataset, config.batch, 0, config.seed + 1, 0)), device)
     log = CsvLog(out / "losses.csv")
     batches = endless(dataset, config.batch, config.workers, config.seed, start_step)
@@ -283,7 +283,7 @@ def run_training(
             validator(trainer, done, seconds, device)
             seconds = time.perf_counter() - started
         if done % config.checkpoint_every == 0 or last:
-            save_checkpoint(checkpoint, trainer, done, seconds, precision_name)
+            save_checkpoint(checkpoint, trainer, done, seconds, trained_in)
             trainer.save(out)
         if last:
             break
