@@ -210,6 +210,16 @@ def train(
             "saves out/gmm beside out/tom, and `tryon pack` takes both."
         ),
     ] = None,
+    parsed_by: Annotated[
+        Path | None,
+        typer.Option(
+            help="gmm and tom: build the person representation from this parser's prediction "
+            "on each photo (a parser folder, e.g. tryon/weights/synthetic/parser), as the "
+            "pipeline does in production, instead of from the dataset's parse and keypoints; "
+            "the targets stay the dataset's, so the networks learn to live with the parser's "
+            "mistakes. Validation then scores the same way."
+        ),
+    ] = None,
     refinement_stages: Annotated[
         int | None,
         typer.Option(
@@ -314,6 +324,8 @@ def train(
     if input_scale is not None and not 0 < input_scale <= 1:
         raise InvalidInputError(f"--input-scale {input_scale}: give a share in (0, 1]")
     _check_component_option("--grid-weight", grid_weight, component, "gmm")
+    if parsed_by is not None and component == "parser":
+        raise InvalidInputError("--parsed-by is a gmm and tom setting: use it with gmm or tom")
     if flow_stage and component != "gmm":
         raise InvalidInputError("--flow-stage is a gmm setting: use it with gmm")
     if val_data is None and (val_pairs, val_every, val_size) != (None, None, None):
@@ -354,6 +366,7 @@ def train(
         grid_weight,
         {"parser": input_scale, "gmm": refinement_stages, "tom": residual_blocks}[component],
         flow_stage,
+        parsed_by,
     )
     # A time-budgeted run usually ends long before --steps: show the time spent against
     # the budget rather than a remaining time computed from the steps.
@@ -458,19 +471,26 @@ def _build_trainer(
     grid_weight: float | None = None,
     architecture: float | None = None,
     flow_stage: bool = False,
+    parsed_by: Path | None = None,
 ):
     """The component's trainer; `architecture` is its architecture option: the parser's
     --input-scale, the GMM's --refinement-stages or the TOM's --residual-blocks; with
-    `flow_stage` the GMM gets a flow stage if it has none."""
+    `flow_stage` the GMM gets a flow stage if it has none; with `parsed_by` (a parser
+    folder) the GMM or TOM trains on that parser's representation of each photo."""
     from tryon.models import GeometricMatcher, resolve_precision
     from tryon.train.architecture import gmm_to_train, parser_to_train, tom_to_train
-    from tryon.train.components import GmmTrainer, ParserTrainer, TomTrainer
+    from tryon.train.components import GmmTrainer, ParserTrainer, PersonAnalyst, TomTrainer
 
     resumed_run = config.out if config.resume else None
     precision = resolve_precision(config.precision, device)
     if component == "parser":
         parser = parser_to_train(architecture, init, resumed_run)
         return ParserTrainer(config.lr, device, parser, label_weights, precision)
+    analyst = (
+        PersonAnalyst(device)
+        if parsed_by is None
+        else PersonAnalyst.from_folder(parsed_by, device, precision)
+    )
     if component == "gmm":
         return GmmTrainer(
             config.lr,
@@ -478,6 +498,7 @@ def _build_trainer(
             gmm_to_train(architecture, flow_stage, init, resumed_run),
             **({} if grid_weight is None else {"grid_weight": grid_weight}),
             precision=precision,
+            analyst=analyst,
         )
     if gmm_dir is None:
         raise InvalidInputError(
@@ -491,6 +512,7 @@ def _build_trainer(
         tom_to_train(architecture, init, resumed_run),
         **(tom_losses or {}),
         precision=precision,
+        analyst=analyst,
     )
 
 

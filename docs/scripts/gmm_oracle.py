@@ -44,7 +44,7 @@ def main() -> None:
         predicted = gmm(rep.gmm_input(), batch["cloth"], batch["cloth_mask"])
     start_iou = mask_iou(predicted.warped_mask, rep.garment_region).nanmean()
     print(f"GMM {args.gmm}: warp_iou {start_iou:.3f}")
-    target, target_mask = gmm_targets(batch, rep.garment_region)
+    target, target_mask = gmm_targets(batch)
     garment = torch.cat((batch["cloth"] * batch["cloth_mask"], batch["cloth_mask"]), 1)
     for grid_weight in args.grid_weights:
         points = predicted.source_points.clone().requires_grad_(True)

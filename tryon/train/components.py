@@ -2,7 +2,10 @@
 
 Each trainer builds its networks and optimisers, takes one step on a batch from
 `VitonDataset` and draws a grid of what it currently makes of a fixed batch. Person
-representations come from the dataset's own parse and keypoints, as in CP-VTON.
+representations come from the dataset's own parse and keypoints, as in CP-VTON, or, with
+a frozen `parsed_by` parser (`tryon train --parsed-by`), from that parser's prediction on
+the photo, as `TryOnPipeline` builds them in production; the losses' targets (the worn
+garment, the photo) come from the dataset either way.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import torch.nn.functional as F
 
 from tryon.compositing import paste_into_region
 from tryon.eval import metrics as M
-from tryon.labels import NUM_PARSE_LABELS
+from tryon.labels import NUM_PARSE_LABELS, UPPER_CLOTHES_LABELS
 from tryon.models import (
     GeometricMatcher,
     GmmOutput,
@@ -35,7 +38,13 @@ from tryon.models import (
     parser_loss,
 )
 from tryon.models.gmm import GRID_WEIGHT
-from tryon.representation import GMM_PERSON_CHANNELS, TOM_PERSON_CHANNELS, build_representation
+from tryon.representation import (
+    GMM_PERSON_CHANNELS,
+    TOM_PERSON_CHANNELS,
+    PersonRepresentation,
+    build_representation,
+    label_mask,
+)
 from tryon.train.grids import image_grid, parse_to_rgb, skeleton_overlay
 
 Batch = dict[str, torch.Tensor]
@@ -59,6 +68,59 @@ def colour_jitter(images: torch.Tensor, generator: torch.Generator | None = None
     mean = images.mean(dim=(1, 2, 3), keepdim=True)
     out = (images - mean) * gain.to(images) * balance.to(images) + mean + shift.to(images)
     return out.clamp(-1, 1)
+
+
+class PersonAnalyst:
+    """The person representation the GMM and TOM train on: from the dataset's parse and
+    keypoints, or from a frozen parser's prediction on the photo (`parser`).
+
+    Training on the parser's representation teaches the networks the parses they get in
+    production (`TryOnPipeline` runs the parser on the shopper's photo), parse errors
+    included, instead of the dataset's perfect ones.
+    """
+
+    def __init__(
+        self,
+        device: torch.device,
+        parser: HumanParser | None = None,
+        precision: torch.dtype = torch.float32,
+        source: str | None = None,
+    ) -> None:
+        self.parser = parser
+        self._predict = None
+        if parser is not None:
+            parser.to(device).eval().requires_grad_(False)
+            self._predict = in_precision(parser, precision, device.type)
+        # Where the parser came from (`--parsed-by`), recorded so a resumed run keeps it.
+        self.source = source
+
+    @classmethod
+    def from_folder(
+        cls, folder: Path, device: torch.device, precision: torch.dtype = torch.float32
+    ) -> PersonAnalyst:
+        """The analyst with the saved parser in `folder` (config.json + model.safetensors)."""
+        return cls(device, HumanParser.from_pretrained(folder), precision, source=str(folder))
+
+    @property
+    def parsed(self) -> bool:
+        """Whether the representation comes from the parser (not the dataset's parse)."""
+        return self.parser is not None
+
+    def __call__(self, batch: Batch) -> PersonRepresentation:
+        """The representation of `batch["person"]` `(B, 3, H, W)` the networks see."""
+        if self.parser is None:
+            return build_representation(batch["person"], batch["parse"], batch["keypoints"])
+        with torch.no_grad():
+            parse_logits, heatmap_logits = self._predict(batch["person"])
+        return build_representation(
+            batch["person"], decode_parse(parse_logits), decode_keypoints(heatmap_logits)
+        )
+
+
+def worn_garment_region(batch: Batch) -> torch.Tensor:
+    """Where the person truly wears the upper garment, from the dataset's parse:
+    `(B, 1, H, W)` float in {0, 1}, the target of the warped garment's placement."""
+    return label_mask(batch["parse"], UPPER_CLOTHES_LABELS).float()
 
 
 class ParserTrainer:
@@ -126,22 +188,20 @@ def soft_dice_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return (1 - 2 * inter / total.clamp_min(1e-6)).mean()
 
 
-def gmm_targets(batch: Batch, garment_region: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def gmm_targets(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """What the warped garment should look like: the true warp (`warp-gt/`) where the
-    dataset has it, else the garment region of the photo (CP-VTON), 0 outside."""
+    dataset has it, else the worn garment's region of the photo (CP-VTON), 0 outside."""
     if "warp_gt" in batch:
         mask = batch["warp_gt_mask"]
         return batch["warp_gt"] * mask, mask
-    return batch["person"] * garment_region, garment_region
+    region = worn_garment_region(batch)
+    return batch["person"] * region, region
 
 
-def gmm_training_loss(
-    output: GmmOutput, batch: Batch, garment_region: torch.Tensor, grid_weight: float
-) -> torch.Tensor:
+def gmm_training_loss(output: GmmOutput, batch: Batch, grid_weight: float) -> torch.Tensor:
     """The GMM's training loss (scalar): `gmm_loss` to `gmm_targets`, the Dice overlap of
-    the masks, and both again at the coarser `PYRAMID` scales; `garment_region` is the
-    worn garment's `(B, 1, H, W)` region."""
-    target, target_mask = gmm_targets(batch, garment_region)
+    the masks, and both again at the coarser `PYRAMID` scales."""
+    target, target_mask = gmm_targets(batch)
     loss = gmm_loss(output, target, target_mask, grid_weight=grid_weight)
     # The same L1s on coarser copies: a misplaced garment overlaps its target there,
     # so the loss pulls it towards the body from far away, not only at the edges.
@@ -159,10 +219,10 @@ def gmm_training_loss(
 
 
 class GmmTrainer:
-    """The geometric matching module: L1 to the worn garment plus grid regularisation."""
+    """The geometric matching module: L1 to the worn garment plus grid regularisation,
+    on the representation `analyst` gives (the dataset's parse by default)."""
 
     name = "gmm"
-    validation_metric = "warp_iou"
 
     def __init__(
         self,
@@ -171,24 +231,27 @@ class GmmTrainer:
         gmm: GeometricMatcher | None = None,
         grid_weight: float = GRID_WEIGHT,
         precision: torch.dtype = torch.float32,
+        analyst: PersonAnalyst | None = None,
     ) -> None:
         self.gmm = (gmm or GeometricMatcher(person_channels=GMM_PERSON_CHANNELS)).to(device)
         self.warp = in_precision(self.gmm, precision, device.type)
+        self.analyst = analyst or PersonAnalyst(device)
         self.networks = {"gmm": self.gmm}
         self.optimizers = {"gmm": _adam(self.gmm, lr)}
         self.grid_weight = grid_weight
+        self.validation_metric = "warp_iou_parsed" if self.analyst.parsed else "warp_iou"
 
     @property
-    def loss_settings(self) -> dict[str, float]:
-        return {"grid_weight": self.grid_weight}
+    def loss_settings(self) -> dict[str, float | str | None]:
+        return {"grid_weight": self.grid_weight, "parsed_by": self.analyst.source}
 
     def _warp(self, batch: Batch):
-        rep = build_representation(batch["person"], batch["parse"], batch["keypoints"])
+        rep = self.analyst(batch)
         return rep, self.warp(rep.gmm_input(), batch["cloth"], batch["cloth_mask"])
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
-        rep, output = self._warp(batch)
-        loss = gmm_training_loss(output, batch, rep.garment_region, self.grid_weight)
+        _, output = self._warp(batch)
+        loss = gmm_training_loss(output, batch, self.grid_weight)
         self.optimizers["gmm"].zero_grad(set_to_none=True)
         loss.backward()
         # A warp that lands off the garment samples zeros and gets no gradient back: clip
@@ -201,13 +264,13 @@ class GmmTrainer:
         """Mean IoU of the warped garment's mask with the worn garment's region."""
         scores = []
         for batch in batches:
-            rep, output = self._warp(batch)
-            scores.append(M.mask_iou(output.warped_mask, rep.garment_region))
+            _, output = self._warp(batch)
+            scores.append(M.mask_iou(output.warped_mask, worn_garment_region(batch)))
         return float(torch.cat(scores).nanmean())
 
     def sample_grid(self, batch: Batch) -> np.ndarray:
         rep, output = self._warp(batch)
-        target, _ = gmm_targets(batch, rep.garment_region)
+        target, _ = gmm_targets(batch)
         overlay = paste_into_region(output.warped_garment, rep.agnostic, output.warped_mask)
         return image_grid([batch["person"], batch["cloth"], output.warped_garment, target, overlay])
 
@@ -235,10 +298,12 @@ class TomTrainer:
     the warp (where the garment's texture lands, judged by the final image), and
     `tune_gmm` times its own training loss (`gmm_training_loss`) keeps it on the worn
     garment. Both networks are saved then (out/tom, out/gmm), to be packed together.
+
+    Both see the representation `analyst` gives (the dataset's parse by default); the TOM
+    paints, and its losses score, the try-on region of that representation.
     """
 
     name = "tom"
-    validation_metric = "region_ssim_gt_parse"
 
     def __init__(
         self,
@@ -251,8 +316,13 @@ class TomTrainer:
         ssim_weight: float = 1.0,
         precision: torch.dtype = torch.float32,
         tune_gmm: float | None = None,
+        analyst: PersonAnalyst | None = None,
     ) -> None:
         self.tune_gmm = tune_gmm
+        self.analyst = analyst or PersonAnalyst(device)
+        self.validation_metric = (
+            "region_ssim_parsed" if self.analyst.parsed else "region_ssim_gt_parse"
+        )
         self.gmm = gmm.to(device)
         if tune_gmm is None:
             self.gmm.eval().requires_grad_(False)
@@ -282,6 +352,7 @@ class TomTrainer:
             "feature_weight": self.feature_weight,
             "ssim_weight": self.ssim_weight,
             "tune_gmm": self.tune_gmm,
+            "parsed_by": self.analyst.source,
         }
 
     @property
@@ -289,7 +360,7 @@ class TomTrainer:
         return self.adversarial_weight > 0 or self.feature_weight > 0
 
     def _generate(self, batch: Batch):
-        rep = build_representation(batch["person"], batch["parse"], batch["keypoints"])
+        rep = self.analyst(batch)
         with contextlib.nullcontext() if self.tune_gmm is not None else torch.no_grad():
             warp = self.warp(rep.gmm_input(), batch["cloth"], batch["cloth_mask"])
         condition = torch.cat((rep.tom_input(), warp.warped_garment, warp.warped_mask), 1)
@@ -306,12 +377,12 @@ class TomTrainer:
         # by the region's share of the image).
         l1 = ((final - real).abs() * region).sum() / (3 * region.sum()).clamp_min(1)
         ssim = region_ssim_loss(final, real, region)
-        visible_garment = warp.warped_mask * rep.garment_region
+        visible_garment = warp.warped_mask * worn_garment_region(batch)
         mask_l1 = F.l1_loss(output.composition_mask, visible_garment)
         g_loss = l1 + self.ssim_weight * ssim + mask_l1
         terms = {"l1": l1, "ssim": ssim, "mask": mask_l1}
         if self.tune_gmm is not None:
-            warp_loss = gmm_training_loss(warp, batch, rep.garment_region, GRID_WEIGHT)
+            warp_loss = gmm_training_loss(warp, batch, GRID_WEIGHT)
             g_loss = g_loss + self.tune_gmm * warp_loss
             terms["warp"] = warp_loss
         if self.uses_discriminator:
@@ -355,7 +426,8 @@ class TomTrainer:
 
     def validate(self, batches: Iterable[Batch]) -> float:
         """Mean SSIM of the try-on against the photo inside the scored try-on region (upper
-        clothes and arms, dilated), at model resolution, on the dataset's own parse."""
+        clothes and arms of the dataset's parse, dilated), at model resolution, on the
+        representation the TOM trains on (the dataset's parse, or the parser's)."""
         scores = []
         for batch in batches:
             final = self._generate(batch)[-1]

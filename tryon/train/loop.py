@@ -69,7 +69,7 @@ class ComponentTrainer(Protocol):
     validation_metric: str
     # Loss settings a resumed run must keep (`--grid-weight`, `--balance-labels`, ...),
     # keyed by option name with underscores: {"grid_weight": 0.1, "balance_labels": False}.
-    loss_settings: dict[str, float | bool]
+    loss_settings: dict[str, float | bool | str | None]
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]: ...
 
@@ -151,12 +151,15 @@ def save_checkpoint(
     os.replace(tmp, path)
 
 
-def _as_option(setting: str, value: float | bool | None) -> str:
-    """How `tryon train` spells a loss setting: `--grid-weight 0.1`, `--no-balance-labels`."""
+def _as_option(setting: str, value: float | bool | str | None) -> str:
+    """How `tryon train` spells a loss setting: `--grid-weight 0.1`, `--no-balance-labels`,
+    `--parsed-by runs/parser/parser`."""
     name = setting.replace("_", "-")
+    if value is None:
+        return f"no --{name}"
     if isinstance(value, bool):
         return f"--{name}" if value else f"--no-{name}"
-    return f"--{name} {value:g}" if value is not None else f"no --{name}"
+    return f"--{name} {value}" if isinstance(value, str) else f"--{name} {value:g}"
 
 
 def checkpoint_precision(checkpoint: Path) -> str | None:

@@ -1,0 +1,121 @@
+"""`tryon train gmm|tom --parsed-by PARSER`: the networks train on the representation a
+parser makes of each photo (as in production), while their targets stay the dataset's."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+from tiny_trainers import tiny_gmm, tiny_tom_trainer
+from typer.testing import CliRunner
+
+from tryon.cli import app
+from tryon.data.synth.writer import write_dataset
+from tryon.data.viton import VitonDataset
+from tryon.errors import InvalidInputError, WeightsError
+from tryon.models import GeometricMatcher, HumanParser, decode_keypoints
+from tryon.representation import GMM_PERSON_CHANNELS, build_representation
+from tryon.train.components import PersonAnalyst, gmm_targets
+from tryon.train.loop import collate_tensors
+
+SIZE = (128, 96)
+
+
+@pytest.fixture(scope="module")
+def train(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    write_dataset(root, n=4, seed=43)
+    return root
+
+
+@pytest.fixture(scope="module")
+def batch(train):
+    data = VitonDataset(train, size=SIZE)
+    return collate_tensors([data[i] for i in range(2)])
+
+
+@pytest.fixture(scope="module")
+def parser_folder(tmp_path_factory):
+    """An untrained parser: its parse is nothing like the dataset's."""
+    torch.manual_seed(5)
+    return HumanParser(input_scale=1.0).save_pretrained(tmp_path_factory.mktemp("p") / "parser")
+
+
+def test_the_analyst_gives_the_parsers_representation_and_the_targets_stay_the_datasets(
+    batch, parser_folder
+):
+    analyst = PersonAnalyst.from_folder(parser_folder, torch.device("cpu"))
+    with torch.no_grad():
+        parse_logits, heatmaps = HumanParser.from_pretrained(parser_folder)(batch["person"])
+    expected = build_representation(
+        batch["person"], parse_logits.argmax(1), decode_keypoints(heatmaps)
+    )
+    seen = analyst(batch)
+    truth = PersonAnalyst(torch.device("cpu"))(batch)
+    assert torch.equal(seen.agnostic, expected.agnostic)
+    assert torch.equal(seen.heatmaps, expected.heatmaps)
+    assert not torch.equal(seen.tryon_region, truth.tryon_region)
+    # Without warp-gt/ (real photos) the warped garment's target is where the person truly
+    # wears it, whatever the parser says.
+    real_photos = {key: value for key, value in batch.items() if not key.startswith("warp_gt")}
+    _, target_mask = gmm_targets(real_photos)
+    assert torch.equal(target_mask, truth.garment_region)
+    assert not torch.equal(target_mask, seen.garment_region)
+
+
+def test_a_tom_trained_on_the_parsers_representation_paints_its_try_on_region(batch, parser_folder):
+    analyst = PersonAnalyst.from_folder(parser_folder, torch.device("cpu"))
+    weights = {"adversarial_weight": 0, "feature_weight": 0}
+    trainer = tiny_tom_trainer(lr=1e-3, analyst=analyst, **weights)
+    rep, _, _, _, final = trainer._generate(batch)
+    outside = rep.tryon_region == 0
+    assert torch.equal(final * outside, batch["person"] * outside)
+    assert trainer.validation_metric == "region_ssim_parsed"
+    assert trainer.loss_settings["parsed_by"] == str(parser_folder)
+    assert tiny_tom_trainer(lr=1e-3).validation_metric == "region_ssim_gt_parse"
+
+
+def _tom_run(tmp_path, train) -> list[str]:
+    gmm = tiny_gmm().save_pretrained(tmp_path / "gmm")
+    run = ["train", "tom", "--data", str(train), "--out", str(tmp_path / "run"), "--size", "128x96"]
+    run += ["--batch", "2", "--workers", "0", "--checkpoint-every", "1", "--gmm", str(gmm)]
+    return run + ["--adversarial-weight", "0", "--feature-weight", "0"]
+
+
+def _refusal(arguments: list[str]) -> str:
+    result = CliRunner().invoke(app, arguments)
+    assert isinstance(result.exception, InvalidInputError | WeightsError), result.output
+    return str(result.exception)
+
+
+def test_a_parsed_by_run_validates_end_to_end_and_resumes_only_with_its_parser(
+    tmp_path, train, parser_folder
+):
+    # Two pairs train, the other two are held out.
+    lines = (train / "pairs.txt").read_text().splitlines()
+    (tmp_path / "train_pairs.txt").write_text("\n".join(lines[:2]) + "\n")
+    (tmp_path / "held_out.txt").write_text("\n".join(lines[2:]) + "\n")
+    run = [*_tom_run(tmp_path, train), "--pairs", str(tmp_path / "train_pairs.txt")]
+    run += ["--val-data", str(train), "--val-pairs", str(tmp_path / "held_out.txt")]
+    run += ["--val-every", "1", "--val-size", "2"]
+    parsed = ["--parsed-by", str(parser_folder)]
+    result = CliRunner().invoke(app, [*run, "--steps", "1", *parsed])
+    assert result.exit_code == 0, result.output
+    with open(tmp_path / "run" / "validation.csv") as log:
+        assert "region_ssim_parsed" in next(csv.reader(log))
+
+    resumed = [*run, "--resume", "--steps", "2"]
+    assert f"resume it with --parsed-by {parser_folder}" in _refusal(resumed)
+    result = CliRunner().invoke(app, [*resumed, *parsed])
+    assert result.exit_code == 0, result.output
+
+
+def test_parsed_by_is_refused_for_the_parser_and_for_a_folder_without_a_parser(
+    tmp_path, train, parser_folder
+):
+    parser_run = ["train", "parser", "--data", str(train), "--out", str(tmp_path / "p")]
+    assert "use it with gmm or tom" in _refusal([*parser_run, "--parsed-by", str(parser_folder)])
+    gmm = GeometricMatcher(person_channels=GMM_PERSON_CHANNELS).save_pretrained(tmp_path / "g")
+    message = _refusal([*_tom_run(tmp_path, train), "--steps", "1", "--parsed-by", str(gmm)])
+    assert "not a 'HumanParser'" in message
