@@ -7,7 +7,7 @@ import csv
 
 import pytest
 import torch
-from tiny_trainers import tiny_gmm, tiny_tom_trainer
+from tiny_trainers import tiny_gmm, tiny_gmm_trainer, tiny_tom_trainer
 from typer.testing import CliRunner
 
 from tryon.cli import app
@@ -119,3 +119,15 @@ def test_parsed_by_is_refused_for_the_parser_and_for_a_folder_without_a_parser(
     gmm = GeometricMatcher(person_channels=GMM_PERSON_CHANNELS).save_pretrained(tmp_path / "g")
     message = _refusal([*_tom_run(tmp_path, train), "--steps", "1", "--parsed-by", str(gmm)])
     assert "not a 'HumanParser'" in message
+
+
+def test_a_gmm_trained_on_the_parsers_representation_scores_the_worn_garment(batch, parser_folder):
+    analyst = PersonAnalyst.from_folder(parser_folder, torch.device("cpu"))
+    trainer = tiny_gmm_trainer(lr=1e-3, analyst=analyst)
+    assert trainer.validation_metric == "warp_iou_parsed"
+    assert trainer.loss_settings["parsed_by"] == str(parser_folder)
+    before = [p.clone() for p in trainer.gmm.parameters()]
+    assert torch.isfinite(torch.tensor(trainer.train_step(batch, 0)["loss"]))
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.gmm.parameters(), strict=True))
+    assert 0 <= trainer.validate([batch]) <= 1
+    assert tiny_gmm_trainer(lr=1e-3).validation_metric == "warp_iou"
