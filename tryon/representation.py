@@ -96,7 +96,7 @@ def build_representation(
         head=head_image(person, parse),
         agnostic=agnostic_image(person, region),
         tryon_region=region,
-        garment_region=label_mask(parse, UPPER_CLOTHES_LABELS).float(),
+        garment_region=upper_garment_region(parse),
     )
 
 
@@ -175,6 +175,11 @@ def neck_region(parse: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
     )
     present = _per_image(neck[:, 2]) > 0
     return band & rows & ~head & present
+
+
+def upper_garment_region(parse: torch.Tensor) -> torch.Tensor:
+    """Where `parse` `(B, H, W)` shows the upper garment: `(B, 1, H, W)` float in {0, 1}."""
+    return label_mask(parse, UPPER_CLOTHES_LABELS).float()
 
 
 def label_mask(parse: torch.Tensor, labels: tuple[int, ...]) -> torch.Tensor:

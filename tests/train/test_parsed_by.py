@@ -11,7 +11,6 @@ from tiny_trainers import tiny_gmm, tiny_gmm_trainer, tiny_tom_trainer
 from typer.testing import CliRunner
 
 from tryon.cli import app
-from tryon.data.synth.writer import write_dataset
 from tryon.data.viton import VitonDataset
 from tryon.errors import InvalidInputError, WeightsError
 from tryon.models import GeometricMatcher, HumanParser, decode_keypoints
@@ -20,13 +19,6 @@ from tryon.train.components import PersonAnalyst, gmm_targets
 from tryon.train.loop import collate_tensors
 
 SIZE = (128, 96)
-
-
-@pytest.fixture(scope="module")
-def train(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train")
-    write_dataset(root, n=4, seed=43)
-    return root
 
 
 @pytest.fixture(scope="module")

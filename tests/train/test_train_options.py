@@ -11,7 +11,6 @@ from tiny_trainers import tiny_gmm_trainer, tiny_tom_trainer
 from typer.testing import CliRunner
 
 from tryon.cli import app
-from tryon.data.synth.writer import write_dataset
 from tryon.data.viton import VitonDataset
 from tryon.errors import InvalidInputError
 from tryon.models import GeometricMatcher, HumanParser, TryOnGenerator
@@ -21,13 +20,6 @@ from tryon.train.components import region_ssim_loss
 from tryon.train.loop import collate_tensors
 
 SIZE = (128, 96)
-
-
-@pytest.fixture(scope="module")
-def train(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train")
-    write_dataset(root, n=4, seed=41)
-    return root
 
 
 def _record_trainer(monkeypatch, attribute: str) -> dict:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from tryon.compositing import paste_into_region
 from tryon.eval import metrics as M
-from tryon.labels import NUM_PARSE_LABELS, UPPER_CLOTHES_LABELS
+from tryon.labels import NUM_PARSE_LABELS
 from tryon.models import (
     GeometricMatcher,
     GmmOutput,
@@ -43,7 +43,7 @@ from tryon.representation import (
     TOM_PERSON_CHANNELS,
     PersonRepresentation,
     build_representation,
-    label_mask,
+    upper_garment_region,
 )
 from tryon.train.grids import image_grid, parse_to_rgb, skeleton_overlay
 
@@ -120,7 +120,7 @@ class PersonAnalyst:
 def worn_garment_region(batch: Batch) -> torch.Tensor:
     """Where the person truly wears the upper garment, from the dataset's parse:
     `(B, 1, H, W)` float in {0, 1}, the target of the warped garment's placement."""
-    return label_mask(batch["parse"], UPPER_CLOTHES_LABELS).float()
+    return upper_garment_region(batch["parse"])
 
 
 class ParserTrainer:
