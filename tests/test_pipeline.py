@@ -191,3 +191,19 @@ class RecordedOps(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
         self.ops.append(str(func))
         return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_the_pipeline_parses_with_the_parsers_refiner(precision):
+    torch.manual_seed(0)
+    parser = HumanParser(decoder_channels=(16, 16, 8, 8, 8), refiner_channels=8)
+    parser.refiner.correction.bias.data[13] = 1e3  # a refiner that sees faces everywhere
+    pipeline = TryOnPipeline(
+        parser,
+        GeometricMatcher(feature_channels=(8, 8, 16, 16), regressor_width=16),
+        TryOnGenerator(base_channels=8, depth=4, max_channels=32),
+        PipelineMeta(name="tiny", licence="test", training_data="none"),
+        precision=precision,
+    )
+    analysis = pipeline.analyse_person(generate_sample(0, 1).person)
+    assert (analysis.parse == 13).all()

@@ -185,6 +185,14 @@ def train(
             "about its square in time."
         ),
     ] = None,
+    parse_refiner: Annotated[
+        bool,
+        typer.Option(
+            help="parser only: end the parser with a refiner that corrects its parse at the "
+            "photo's full resolution from the photo (parts 2-3 pixels thick: shoes, the edges "
+            "of arms); added untrained to --init's parser, parsing as it does."
+        ),
+    ] = False,
     adversarial_weight: Annotated[
         float | None,
         typer.Option(help="tom only: weight of the GAN loss against L1 + SSIM (default 0.1)."),
@@ -328,6 +336,8 @@ def train(
         raise InvalidInputError("--parsed-by is a gmm and tom setting: use it with gmm or tom")
     if flow_stage and component != "gmm":
         raise InvalidInputError("--flow-stage is a gmm setting: use it with gmm")
+    if parse_refiner and component != "parser":
+        raise InvalidInputError("--parse-refiner is a parser setting: use it with parser")
     if val_data is None and (val_pairs, val_every, val_size) != (None, None, None):
         raise InvalidInputError(
             "--val-pairs, --val-every and --val-size set up validation: add --val-data DIR"
@@ -367,6 +377,7 @@ def train(
         {"parser": input_scale, "gmm": refinement_stages, "tom": residual_blocks}[component],
         flow_stage,
         parsed_by,
+        parse_refiner,
     )
     # A time-budgeted run usually ends long before --steps: show the time spent against
     # the budget rather than a remaining time computed from the steps.
@@ -472,11 +483,13 @@ def _build_trainer(
     architecture: float | None = None,
     flow_stage: bool = False,
     parsed_by: Path | None = None,
+    parse_refiner: bool = False,
 ):
     """The component's trainer; `architecture` is its architecture option: the parser's
     --input-scale, the GMM's --refinement-stages or the TOM's --residual-blocks; with
-    `flow_stage` the GMM gets a flow stage if it has none; with `parsed_by` (a parser
-    folder) the GMM or TOM trains on that parser's representation of each photo."""
+    `flow_stage` the GMM gets a flow stage if it has none, with `parse_refiner` the parser
+    a refiner; with `parsed_by` (a parser folder) the GMM or TOM trains on that parser's
+    representation of each photo."""
     from tryon.models import GeometricMatcher, resolve_precision
     from tryon.train.architecture import gmm_to_train, parser_to_train, tom_to_train
     from tryon.train.components import GmmTrainer, ParserTrainer, PersonAnalyst, TomTrainer
@@ -484,7 +497,7 @@ def _build_trainer(
     resumed_run = config.out if config.resume else None
     precision = resolve_precision(config.precision, device)
     if component == "parser":
-        parser = parser_to_train(architecture, init, resumed_run)
+        parser = parser_to_train(architecture, parse_refiner, init, resumed_run)
         return ParserTrainer(config.lr, device, parser, label_weights, precision)
     analyst = (
         PersonAnalyst(device)

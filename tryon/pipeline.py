@@ -192,6 +192,7 @@ class TryOnPipeline:
         self.warp = in_precision(self.gmm, self.precision, device_type)
         self.synthesize = in_precision(self.tom, self.precision, device_type)
         self._network_logits = in_precision(self.parser.network_logits, self.precision, device_type)
+        self._parser_outputs = in_precision(self.parser.split_outputs, self.precision, device_type)
         self.meta = meta
         self.folded = folded
         self.size = tuple(meta.resolution)
@@ -262,7 +263,7 @@ class TryOnPipeline:
                 logits = self._network_logits(crop)
             else:
                 box = frame
-            parse_logits, heatmaps = self.parser.split_outputs(logits, self.size)
+            parse_logits, heatmaps = self._parser_outputs(logits, crop)
             labels = parse_logits.argmax(1)
             keypoints = decode_keypoints(heatmaps)
             representation = build_representation(crop, labels, keypoints)

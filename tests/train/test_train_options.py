@@ -1,7 +1,7 @@
-"""`tryon train` options of one network: `--input-scale` and `--balance-labels` (parser),
-`--grid-weight`, `--refinement-stages` and `--flow-stage` (GMM), `--adversarial-weight`,
-`--feature-weight`, `--ssim-weight`, `--residual-blocks` and `--tune-gmm` (TOM); each reaches its
-network and only it, and changes what training does."""
+"""`tryon train` options of one network: `--input-scale`, `--parse-refiner` and
+`--balance-labels` (parser), `--grid-weight`, `--refinement-stages` and `--flow-stage` (GMM),
+`--adversarial-weight`, `--feature-weight`, `--ssim-weight`, `--residual-blocks` and
+`--tune-gmm` (TOM); each reaches its network and only it, and changes what training does."""
 
 from __future__ import annotations
 
@@ -335,3 +335,29 @@ def test_a_resumed_parser_run_keeps_its_label_balance(tmp_path, train):
     _assert_refused(resumed, "not --no-balance-labels: resume it with --balance-labels")
     result = CliRunner().invoke(app, [*resumed, "--balance-labels"])
     assert result.exit_code == 0, result.output
+
+
+def test_parse_refiner_grows_the_init_parser_and_a_resumed_run_keeps_it(tmp_path, train):
+    torch.manual_seed(0)
+    HumanParser(input_scale=1.0).save_pretrained(tmp_path / "trained")
+    out = tmp_path / "run"
+    run = ["train", "parser", "--data", str(train), "--out", str(out), "--size", "128x96"]
+    run += ["--batch", "2", "--workers", "0", "--checkpoint-every", "1"]
+    started = [*run, "--init", str(tmp_path / "trained"), "--parse-refiner"]
+    result = CliRunner().invoke(app, [*started, "--steps", "1"])
+    assert result.exit_code == 0, result.output
+    assert HumanParser.from_pretrained(out / "parser").refiner is not None
+
+    result = CliRunner().invoke(app, [*run, "--resume", "--steps", "2"])
+    assert result.exit_code == 0, result.output
+    assert HumanParser.from_pretrained(out / "parser").refiner is not None
+
+    plain = tmp_path / "plain"
+    run = ["train", "parser", "--data", str(train), "--out", str(plain), "--size", "128x96"]
+    run += ["--batch", "2", "--workers", "0", "--checkpoint-every", "1"]
+    assert CliRunner().invoke(app, [*run, "--steps", "1"]).exit_code == 0
+    _assert_refused(
+        [*run, "--resume", "--steps", "2", "--parse-refiner"], "without --parse-refiner"
+    )
+    run[1] = "gmm"
+    _assert_refused([*run, "--parse-refiner"], "use it with parser")

@@ -1,7 +1,7 @@
 """The network a `tryon train` run starts from: fresh, `--init`'s, or grown from it.
 
 Architecture options change `--init`'s network before training: the parser's
-`--input-scale`, the GMM's `--refinement-stages` and `--flow-stage`, the TOM's
+`--input-scale` and `--parse-refiner`, the GMM's `--refinement-stages` and `--flow-stage`, the TOM's
 `--residual-blocks`. Added parts start as no-ops, so a grown network begins where `--init`
 ended. A resumed run keeps the architecture it started with (read from its own component
 folder; the weights come from its checkpoint) and refuses options that would change it.
@@ -18,15 +18,17 @@ from tryon.errors import InvalidInputError
 from tryon.models import GeometricMatcher, HumanParser, TryOnGenerator
 from tryon.models.checkpoint import grown_copy
 from tryon.models.gmm import add_flow_stage, add_refinement_stages
+from tryon.models.parser import REFINER_CHANNELS, add_parse_refiner
 from tryon.models.tom import add_residual_blocks
 from tryon.representation import GMM_PERSON_CHANNELS, TOM_PERSON_CHANNELS
 
 
 def parser_to_train(
-    input_scale: float | None, init: Path | None, resumed_run: Path | None
+    input_scale: float | None, refiner: bool, init: Path | None, resumed_run: Path | None
 ) -> HumanParser:
     """The parser `tryon train` starts from: `--init`'s (or a fresh one) at `input_scale`,
-    or at the scale it has; when resuming, the run's own scale (the weights come from the
+    or at the scale it has, with a `ParseRefiner` added if `refiner` asks for one it
+    lacks; when resuming, the run's own scale and refiner (the weights come from the
     checkpoint)."""
     saved = None if resumed_run is None else resumed_run / "parser"
     if saved is not None and (saved / "config.json").exists():
@@ -36,13 +38,20 @@ def parser_to_train(
                 f"this run trains a parser at --input-scale {parser.input_scale:g}: resume it "
                 "with that scale or without the option"
             )
+        if refiner and parser.refiner is None:
+            raise InvalidInputError(
+                "this run trains a parser without a refiner: resume it without --parse-refiner"
+            )
         return parser
     if init is None:
-        return HumanParser() if input_scale is None else HumanParser(input_scale=input_scale)
+        scale = {} if input_scale is None else {"input_scale": input_scale}
+        return HumanParser(**scale, refiner_channels=REFINER_CHANNELS if refiner else 0)
     parser = HumanParser.from_pretrained(init)
-    if input_scale is None or input_scale == parser.input_scale:
-        return parser
-    return grown_copy(parser, (), input_scale=input_scale)
+    if input_scale is not None and input_scale != parser.input_scale:
+        parser = grown_copy(parser, (), input_scale=input_scale)
+    if refiner and parser.refiner is None:
+        parser = add_parse_refiner(parser, REFINER_CHANNELS)
+    return parser
 
 
 @dataclass(frozen=True)
