@@ -185,6 +185,14 @@ def train(
             "about its square in time."
         ),
     ] = None,
+    dice_weight: Annotated[
+        float | None,
+        typer.Option(
+            help="parser only: add this weight times a per-label Dice loss to the "
+            "cross-entropy (default 0); it counts every label alike, as the mean IoU does, so "
+            "small parts (shoes) weigh as much as large ones."
+        ),
+    ] = None,
     parse_refiner: Annotated[
         bool,
         typer.Option(
@@ -332,6 +340,7 @@ def train(
     if input_scale is not None and not 0 < input_scale <= 1:
         raise InvalidInputError(f"--input-scale {input_scale}: give a share in (0, 1]")
     _check_component_option("--grid-weight", grid_weight, component, "gmm")
+    _check_component_option("--dice-weight", dice_weight, component, "parser")
     if parsed_by is not None and component == "parser":
         raise InvalidInputError("--parsed-by is a gmm and tom setting: use it with gmm or tom")
     if flow_stage and component != "gmm":
@@ -378,6 +387,7 @@ def train(
         flow_stage,
         parsed_by,
         parse_refiner,
+        dice_weight,
     )
     # A time-budgeted run usually ends long before --steps: show the time spent against
     # the budget rather than a remaining time computed from the steps.
@@ -484,12 +494,13 @@ def _build_trainer(
     flow_stage: bool = False,
     parsed_by: Path | None = None,
     parse_refiner: bool = False,
+    dice_weight: float | None = None,
 ):
     """The component's trainer; `architecture` is its architecture option: the parser's
     --input-scale, the GMM's --refinement-stages or the TOM's --residual-blocks; with
     `flow_stage` the GMM gets a flow stage if it has none, with `parse_refiner` the parser
-    a refiner; with `parsed_by` (a parser folder) the GMM or TOM trains on that parser's
-    representation of each photo."""
+    a refiner, and `dice_weight` weighs the parser's Dice loss; with `parsed_by` (a parser
+    folder) the GMM or TOM trains on that parser's representation of each photo."""
     from tryon.models import GeometricMatcher, resolve_precision
     from tryon.train.architecture import gmm_to_train, parser_to_train, tom_to_train
     from tryon.train.components import GmmTrainer, ParserTrainer, PersonAnalyst, TomTrainer
@@ -498,7 +509,9 @@ def _build_trainer(
     precision = resolve_precision(config.precision, device)
     if component == "parser":
         parser = parser_to_train(architecture, parse_refiner, init, resumed_run)
-        return ParserTrainer(config.lr, device, parser, label_weights, precision)
+        return ParserTrainer(
+            config.lr, device, parser, label_weights, precision, dice_weight=dice_weight or 0.0
+        )
     analyst = (
         PersonAnalyst(device)
         if parsed_by is None

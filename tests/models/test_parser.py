@@ -7,7 +7,7 @@ from tiny_models import fit, image
 
 from tryon.labels import NUM_KEYPOINTS, NUM_PARSE_LABELS
 from tryon.models import HumanParser, decode_keypoints, decode_parse, keypoint_heatmaps, parser_loss
-from tryon.models.parser import add_parse_refiner
+from tryon.models.parser import add_parse_refiner, parse_dice_loss
 
 
 @pytest.mark.parametrize("size", [(256, 192), (128, 96)])
@@ -130,3 +130,36 @@ def test_an_added_refiner_starts_as_a_no_op_and_is_saved(
         assert torch.allclose(loaded(photo)[0], grown(photo)[0])
     with pytest.raises(ValueError, match="has a refiner already"):
         add_parse_refiner(grown, 8)
+
+
+def _confident(labels: torch.Tensor) -> torch.Tensor:
+    """Logits `(B, L, H, W)` that predict `labels` `(B, H, W)` with certainty."""
+    return F.one_hot(labels, NUM_PARSE_LABELS).permute(0, 3, 1, 2).float() * 50
+
+
+def test_dice_loss_counts_a_missed_small_part_like_a_missed_large_one() -> None:
+    truth = torch.zeros(1, 32, 32, dtype=torch.long)
+    truth[:, :16] = 5  # half the image: upper clothes
+    truth[:, 30:, :2] = 18  # four pixels: a shoe
+    assert parse_dice_loss(_confident(truth), truth).item() == pytest.approx(0.0, abs=1e-6)
+
+    no_shoe, no_shirt = truth.clone(), truth.clone()
+    no_shoe[truth == 18] = 0
+    no_shirt[truth == 5] = 0
+    shoe_missed = parse_dice_loss(_confident(no_shoe), truth).item()
+    shirt_missed = parse_dice_loss(_confident(no_shirt), truth).item()
+    # Cross-entropy would charge the shirt 128 times the shoe; Dice charges each the
+    # label it loses (a third of the three labels), and the background little.
+    assert shoe_missed > 0.3 and shirt_missed < 0.5
+    assert shoe_missed == pytest.approx(shirt_missed, abs=0.2)
+
+
+def test_the_dice_weight_adds_the_dice_term_to_the_parser_loss() -> None:
+    truth = torch.randint(0, NUM_PARSE_LABELS, (2, 16, 16))
+    logits = torch.randn(2, NUM_PARSE_LABELS, 16, 16)
+    heatmaps, target = torch.zeros(2, NUM_KEYPOINTS, 16, 16), torch.zeros(2, NUM_KEYPOINTS, 16, 16)
+    plain = parser_loss(logits, heatmaps, truth, target)
+    with_dice = parser_loss(logits, heatmaps, truth, target, dice_weight=2.0)
+    assert with_dice.item() == pytest.approx(
+        plain.item() + 2.0 * parse_dice_loss(logits, truth).item(), rel=1e-5
+    )

@@ -1,5 +1,5 @@
-"""`tryon train` options of one network: `--input-scale`, `--parse-refiner` and
-`--balance-labels` (parser), `--grid-weight`, `--refinement-stages` and `--flow-stage` (GMM),
+"""`tryon train` options of one network: `--input-scale`, `--parse-refiner`, `--dice-weight`
+and `--balance-labels` (parser), `--grid-weight`, `--refinement-stages` and `--flow-stage` (GMM),
 `--adversarial-weight`, `--feature-weight`, `--ssim-weight`, `--residual-blocks` and
 `--tune-gmm` (TOM); each reaches its network and only it, and changes what training does."""
 
@@ -361,3 +361,20 @@ def test_parse_refiner_grows_the_init_parser_and_a_resumed_run_keeps_it(tmp_path
     )
     run[1] = "gmm"
     _assert_refused([*run, "--parse-refiner"], "use it with parser")
+
+
+def test_dice_weight_reaches_the_parsers_loss_and_a_resumed_run_keeps_it(tmp_path, train):
+    out = tmp_path / "run"
+    run = ["train", "parser", "--data", str(train), "--out", str(out), "--size", "128x96"]
+    run += ["--batch", "2", "--workers", "0", "--checkpoint-every", "1"]
+    result = CliRunner().invoke(app, [*run, "--steps", "1", "--dice-weight", "0.5"])
+    assert result.exit_code == 0, result.output
+
+    resumed = [*run, "--resume", "--steps", "2"]
+    _assert_refused(resumed, "resume it with --dice-weight 0.5")
+    result = CliRunner().invoke(app, [*resumed, "--dice-weight", "0.5"])
+    assert result.exit_code == 0, result.output
+    run[1] = "tom"
+    _assert_refused([*run, "--dice-weight", "1"], "use it with parser")
+    run[1] = "parser"
+    _assert_refused([*run, "--dice-weight", "-1"], "give 0 or more")

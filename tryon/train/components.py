@@ -124,7 +124,8 @@ def worn_garment_region(batch: Batch) -> torch.Tensor:
 
 
 class ParserTrainer:
-    """Parse maps (cross-entropy) and keypoint heatmaps (weighted BCE) from the photo."""
+    """Parse maps (cross-entropy, optionally plus per-label Dice) and keypoint heatmaps
+    (weighted BCE) from the photo."""
 
     name = "parser"
     validation_metric = "parse_miou"
@@ -136,13 +137,18 @@ class ParserTrainer:
         parser: HumanParser | None = None,
         label_weights: torch.Tensor | None = None,
         precision: torch.dtype = torch.float32,
+        dice_weight: float = 0.0,
     ) -> None:
         self.parser = (parser or HumanParser()).to(device)
         self.predict = in_precision(self.parser, precision, device.type)
         self.networks = {"parser": self.parser}
         self.optimizers = {"parser": _adam(self.parser, lr)}
         self.label_weights = None if label_weights is None else label_weights.to(device)
-        self.loss_settings: dict[str, float | bool] = {"balance_labels": label_weights is not None}
+        self.dice_weight = dice_weight
+        self.loss_settings: dict[str, float | bool] = {
+            "balance_labels": label_weights is not None,
+            "dice_weight": dice_weight,
+        }
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
         person = colour_jitter(batch["person"])
@@ -150,7 +156,12 @@ class ParserTrainer:
         height, width = person.shape[-2:]
         target = keypoint_heatmaps(batch["keypoints"], height, width)
         loss = parser_loss(
-            parse_logits, heatmap_logits, batch["parse"], target, label_weights=self.label_weights
+            parse_logits,
+            heatmap_logits,
+            batch["parse"],
+            target,
+            label_weights=self.label_weights,
+            dice_weight=self.dice_weight,
         )
         self.optimizers["parser"].zero_grad(set_to_none=True)
         loss.backward()
