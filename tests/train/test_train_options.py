@@ -5,6 +5,8 @@ and `--balance-labels` (parser), `--grid-weight`, `--refinement-stages` and `--f
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from tiny_trainers import tiny_gmm_trainer, tiny_tom_trainer
@@ -32,6 +34,14 @@ def _record_trainer(monkeypatch, attribute: str) -> dict:
 
     monkeypatch.setattr("tryon.train.loop.run_training", record)
     return seen
+
+
+def _tiny_run(component: str, train: Path, out: Path) -> list[str]:
+    """`tryon train COMPONENT` arguments for a tiny run into `out` that checkpoints every step."""
+    return [
+        *("train", component, "--data", str(train), "--out", str(out), "--size", "128x96"),
+        *("--batch", "2", "--workers", "0", "--checkpoint-every", "1"),
+    ]
 
 
 def _assert_refused(arguments: list[str], message: str) -> None:
@@ -242,8 +252,7 @@ def test_flow_stage_grows_the_init_gmm_and_a_resumed_run_keeps_it(tmp_path, trai
     torch.manual_seed(0)
     GeometricMatcher(person_channels=GMM_PERSON_CHANNELS).save_pretrained(tmp_path / "trained")
     out = tmp_path / "run"
-    run = ["train", "gmm", "--data", str(train), "--out", str(out), "--size", "128x96"]
-    run += ["--batch", "2", "--workers", "0", "--checkpoint-every", "1"]
+    run = _tiny_run("gmm", train, out)
     started = [*run, "--init", str(tmp_path / "trained"), "--flow-stage"]
     result = CliRunner().invoke(app, [*started, "--steps", "1"])
     assert result.exit_code == 0, result.output
@@ -253,9 +262,7 @@ def test_flow_stage_grows_the_init_gmm_and_a_resumed_run_keeps_it(tmp_path, trai
     assert result.exit_code == 0, result.output
     assert GeometricMatcher.from_pretrained(out / "gmm").config["flow_stage"] is True
 
-    plain = tmp_path / "plain"
-    run = ["train", "gmm", "--data", str(train), "--out", str(plain), "--size", "128x96"]
-    run += ["--batch", "2", "--workers", "0", "--checkpoint-every", "1"]
+    run = _tiny_run("gmm", train, tmp_path / "plain")
     assert CliRunner().invoke(app, [*run, "--steps", "1"]).exit_code == 0
     _assert_refused([*run, "--resume", "--steps", "2", "--flow-stage"], "without --flow-stage")
     run[1] = "tom"
@@ -341,8 +348,7 @@ def test_parse_refiner_grows_the_init_parser_and_a_resumed_run_keeps_it(tmp_path
     torch.manual_seed(0)
     HumanParser(input_scale=1.0).save_pretrained(tmp_path / "trained")
     out = tmp_path / "run"
-    run = ["train", "parser", "--data", str(train), "--out", str(out), "--size", "128x96"]
-    run += ["--batch", "2", "--workers", "0", "--checkpoint-every", "1"]
+    run = _tiny_run("parser", train, out)
     started = [*run, "--init", str(tmp_path / "trained"), "--parse-refiner"]
     result = CliRunner().invoke(app, [*started, "--steps", "1"])
     assert result.exit_code == 0, result.output
@@ -352,9 +358,7 @@ def test_parse_refiner_grows_the_init_parser_and_a_resumed_run_keeps_it(tmp_path
     assert result.exit_code == 0, result.output
     assert HumanParser.from_pretrained(out / "parser").refiner is not None
 
-    plain = tmp_path / "plain"
-    run = ["train", "parser", "--data", str(train), "--out", str(plain), "--size", "128x96"]
-    run += ["--batch", "2", "--workers", "0", "--checkpoint-every", "1"]
+    run = _tiny_run("parser", train, tmp_path / "plain")
     assert CliRunner().invoke(app, [*run, "--steps", "1"]).exit_code == 0
     _assert_refused(
         [*run, "--resume", "--steps", "2", "--parse-refiner"], "without --parse-refiner"
@@ -364,9 +368,7 @@ def test_parse_refiner_grows_the_init_parser_and_a_resumed_run_keeps_it(tmp_path
 
 
 def test_dice_weight_reaches_the_parsers_loss_and_a_resumed_run_keeps_it(tmp_path, train):
-    out = tmp_path / "run"
-    run = ["train", "parser", "--data", str(train), "--out", str(out), "--size", "128x96"]
-    run += ["--batch", "2", "--workers", "0", "--checkpoint-every", "1"]
+    run = _tiny_run("parser", train, tmp_path / "run")
     result = CliRunner().invoke(app, [*run, "--steps", "1", "--dice-weight", "0.5"])
     assert result.exit_code == 0, result.output
 
