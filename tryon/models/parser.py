@@ -21,6 +21,7 @@ from torch import nn
 
 from tryon.labels import NUM_KEYPOINTS, NUM_PARSE_LABELS
 from tryon.models.checkpoint import PretrainedMixin, grown_copy
+from tryon.models.losses import soft_dice_loss
 
 ARCHITECTURES = ("unet", "fpn")
 REFINER_CHANNELS = 16  # width of the refiner `tryon train parser --parse-refiner` adds
@@ -312,10 +313,8 @@ def parse_dice_loss(parse_logits: torch.Tensor, parse_target: torch.Tensor) -> t
     Returns:
         Scalar loss in [0, 1].
     """
-    probabilities = parse_logits.float().softmax(dim=1)
-    truth = F.one_hot(parse_target, parse_logits.shape[1]).permute(0, 3, 1, 2).float()
-    overlap = (probabilities * truth).sum(dim=(0, 2, 3))
-    truth_size = truth.sum(dim=(0, 2, 3))
-    total = probabilities.sum(dim=(0, 2, 3)) + truth_size
-    dice = 2 * overlap / total.clamp_min(1e-6)
-    return 1 - dice[truth_size > 0].mean()
+    # Labels first: one pair of masks per label, each over the whole batch.
+    probabilities = parse_logits.float().softmax(dim=1).transpose(0, 1)
+    truth = F.one_hot(parse_target, parse_logits.shape[1]).permute(3, 0, 1, 2).float()
+    present = truth.flatten(1).sum(dim=1) > 0
+    return soft_dice_loss(probabilities[present], truth[present])

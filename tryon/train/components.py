@@ -38,6 +38,7 @@ from tryon.models import (
     parser_loss,
 )
 from tryon.models.gmm import GRID_WEIGHT
+from tryon.models.losses import soft_dice_loss
 from tryon.representation import (
     GMM_PERSON_CHANNELS,
     TOM_PERSON_CHANNELS,
@@ -190,13 +191,6 @@ class ParserTrainer:
 
     def save(self, out: Path) -> None:
         self.parser.save_pretrained(out / self.name)
-
-
-def soft_dice_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """1 - Dice overlap of two `(B, 1, H, W)` soft masks in [0, 1], averaged over the batch."""
-    inter = (prediction * target).sum(dim=(1, 2, 3))
-    total = prediction.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3))
-    return (1 - 2 * inter / total.clamp_min(1e-6)).mean()
 
 
 def gmm_targets(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
