@@ -6,11 +6,16 @@
 protoc writes `from tryon.v1 import tryon_pb2`, which would resolve to this project's own
 `tryon` package; the one import line is rewritten to the stubs' real place, and the
 descriptors keep their canonical file name `tryon/v1/tryon.proto` (what reflection shows).
+
+The check ignores the generator's own version stamps (the grpcio and protobuf versions
+protoc writes into the stubs), so a newer grpcio-tools release does not mark unchanged
+protos stale; the committed stamps are the oldest runtime versions the stubs accept.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -67,20 +72,36 @@ def _relocate(code: str, protos: list[Path]) -> str:
     return code
 
 
+GENERATOR_VERSION_STAMPS = (
+    re.compile(r"GRPC_GENERATED_VERSION = '[^']*'"),
+    re.compile(r"# Protobuf Python Version: \S*"),
+    re.compile(r"(ValidateProtobufRuntimeVersion\(\s*\S+,)\s*\d+,\s*\d+,\s*\d+,"),
+)
+
+
+def without_version_stamps(code: str) -> str:
+    """`code` with the grpcio/protobuf versions that protoc stamps into stubs blanked out."""
+    for stamp in GENERATOR_VERSION_STAMPS:
+        code = stamp.sub(lambda match: (match.groups() or ("",))[0] + "<version>", code)
+    return code
+
+
 def stale_files(stubs: Path = STUBS, root: Path = PROTO_ROOT) -> list[str]:
-    """The generated files that differ from, or are missing in, `stubs`."""
+    """The generated files that differ from, or are missing in, `stubs` (version stamps
+    aside)."""
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp)
         generate(fresh, root)
-        return sorted(
-            str(path.relative_to(fresh))
-            for path in fresh.rglob("*")
-            if path.is_file()
-            and (
-                not (stubs / path.relative_to(fresh)).exists()
-                or (stubs / path.relative_to(fresh)).read_bytes() != path.read_bytes()
-            )
-        )
+        stale = []
+        for path in fresh.rglob("*"):
+            if not path.is_file():
+                continue
+            committed = stubs / path.relative_to(fresh)
+            if not committed.exists() or without_version_stamps(
+                committed.read_text()
+            ) != without_version_stamps(path.read_text()):
+                stale.append(str(path.relative_to(fresh)))
+        return sorted(stale)
 
 
 def main(argv: list[str] | None = None) -> int:
