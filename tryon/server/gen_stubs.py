@@ -72,17 +72,22 @@ def _relocate(code: str, protos: list[Path]) -> str:
     return code
 
 
+# What protoc stamps into the stubs about the tools that made them, and what the check
+# compares in its place.
 GENERATOR_VERSION_STAMPS = (
-    re.compile(r"GRPC_GENERATED_VERSION = '[^']*'"),
-    re.compile(r"# Protobuf Python Version: \S*"),
-    re.compile(r"(ValidateProtobufRuntimeVersion\(\s*\S+,)\s*\d+,\s*\d+,\s*\d+,"),
+    (re.compile(r"GRPC_GENERATED_VERSION = '[^']*'"), "GRPC_GENERATED_VERSION = <version>"),
+    (re.compile(r"# Protobuf Python Version: \S*"), "# Protobuf Python Version: <version>"),
+    (
+        re.compile(r"(ValidateProtobufRuntimeVersion\(\s*\S+,)\s*\d+,\s*\d+,\s*\d+,"),
+        r"\1 <version>,",
+    ),
 )
 
 
 def without_version_stamps(code: str) -> str:
     """`code` with the grpcio/protobuf versions that protoc stamps into stubs blanked out."""
-    for stamp in GENERATOR_VERSION_STAMPS:
-        code = stamp.sub(lambda match: (match.groups() or ("",))[0] + "<version>", code)
+    for stamp, blank in GENERATOR_VERSION_STAMPS:
+        code = stamp.sub(blank, code)
     return code
 
 
