@@ -97,16 +97,19 @@ def stale_files(stubs: Path = STUBS, root: Path = PROTO_ROOT) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp)
         generate(fresh, root)
-        stale = []
-        for path in fresh.rglob("*"):
-            if not path.is_file():
-                continue
-            committed = stubs / path.relative_to(fresh)
-            if not committed.exists() or without_version_stamps(
-                committed.read_text()
-            ) != without_version_stamps(path.read_text()):
-                stale.append(str(path.relative_to(fresh)))
-        return sorted(stale)
+        generated = (path.relative_to(fresh) for path in fresh.rglob("*") if path.is_file())
+        return sorted(
+            str(relative)
+            for relative in generated
+            if not _same_code(stubs / relative, fresh / relative)
+        )
+
+
+def _same_code(committed: Path, fresh: Path) -> bool:
+    """Whether `committed` exists and holds `fresh`'s code, version stamps aside."""
+    return committed.exists() and without_version_stamps(
+        committed.read_text()
+    ) == without_version_stamps(fresh.read_text())
 
 
 def main(argv: list[str] | None = None) -> int:
