@@ -257,6 +257,14 @@ def train(
             "warp locally (sleeves); added untrained to --init's GMM, warping as it does."
         ),
     ] = False,
+    flow_corrections: Annotated[
+        int | None,
+        typer.Option(
+            help="gmm only: flow stages after the flow stage, each correcting the flow so far "
+            "from the garment as warped by it (default 0, or what --init has); corrections "
+            "--init lacks start at zero flow, warping as it does. Needs a flow stage."
+        ),
+    ] = None,
     grid_weight: Annotated[
         float | None,
         typer.Option(
@@ -339,6 +347,7 @@ def train(
     _check_component_option("--input-scale", input_scale, component, "parser")
     if input_scale is not None and not 0 < input_scale <= 1:
         raise InvalidInputError(f"--input-scale {input_scale}: give a share in (0, 1]")
+    _check_component_option("--flow-corrections", flow_corrections, component, "gmm")
     _check_component_option("--grid-weight", grid_weight, component, "gmm")
     _check_component_option("--dice-weight", dice_weight, component, "parser")
     if parsed_by is not None and component == "parser":
@@ -384,7 +393,7 @@ def train(
         {name: value for name, value in tom_losses.items() if value is not None},
         grid_weight,
         {"parser": input_scale, "gmm": refinement_stages, "tom": residual_blocks}[component],
-        flow_stage,
+        (flow_stage, flow_corrections),
         parsed_by,
         parse_refiner,
         dice_weight,
@@ -491,14 +500,15 @@ def _build_trainer(
     tom_losses: dict[str, float] | None = None,
     grid_weight: float | None = None,
     architecture: float | None = None,
-    flow_stage: bool = False,
+    flow: tuple[bool, int | None] = (False, None),
     parsed_by: Path | None = None,
     parse_refiner: bool = False,
     dice_weight: float | None = None,
 ):
     """The component's trainer; `architecture` is its architecture option: the parser's
     --input-scale, the GMM's --refinement-stages or the TOM's --residual-blocks; with
-    `flow_stage` the GMM gets a flow stage if it has none, with `parse_refiner` the parser
+    `flow` (--flow-stage, --flow-corrections) the GMM gets a flow stage if it has none
+    and that many flow corrections (`gmm_to_train`), with `parse_refiner` the parser
     a refiner, and `dice_weight` weighs the parser's Dice loss; with `parsed_by` (a parser
     folder) the GMM or TOM trains on that parser's representation of each photo."""
     from tryon.models import GeometricMatcher, resolve_precision
@@ -521,7 +531,7 @@ def _build_trainer(
         return GmmTrainer(
             config.lr,
             device,
-            gmm_to_train(architecture, flow_stage, init, resumed_run),
+            gmm_to_train(architecture, *flow, init, resumed_run),
             **({} if grid_weight is None else {"grid_weight": grid_weight}),
             precision=precision,
             analyst=analyst,

@@ -5,7 +5,12 @@ import torch
 from tiny_models import fit, image
 
 from tryon.models import GeometricMatcher, gmm_loss, grid_regularisation, regular_grid, warp_tps
-from tryon.models.gmm import add_flow_stage, add_refinement_stages, flow_smoothness
+from tryon.models.gmm import (
+    add_flow_corrections,
+    add_flow_stage,
+    add_refinement_stages,
+    flow_smoothness,
+)
 
 
 @pytest.mark.parametrize("size", [(256, 192), (128, 96)])
@@ -156,6 +161,46 @@ def test_adding_a_flow_stage_keeps_a_trained_warp_until_it_learns(tmp_path) -> N
     reloaded = GeometricMatcher.from_pretrained(tmp_path / "gmm").eval()
     assert reloaded.config["flow_stage"] is True
     assert torch.equal(reloaded(person, garment, mask).warped_garment, after.warped_garment)
+
+
+def test_a_flow_correction_keeps_a_trained_warp_until_it_learns_and_adds_to_the_flow(
+    tmp_path,
+) -> None:
+    torch.manual_seed(0)
+    trained = add_flow_stage(_refined_gmm(0))
+    with torch.no_grad():  # a flow stage that moves the garment
+        trained.flow.unet.head.bias.fill_(0.05)
+    person, garment, mask = image(1, 22, 64, 48, low=0.0), image(1, 3, 64, 48), image(1, 1, 64, 48)
+    grown = add_flow_corrections(trained.eval(), 1).eval()
+    before, after = trained(person, garment, mask), grown(person, garment, mask)
+    assert torch.allclose(before.warped_garment, after.warped_garment, atol=1e-6)
+
+    with torch.no_grad():  # as if the correction had trained: its flow adds to the stage's
+        grown.flow_corrections[0].unet.head.bias.fill_(0.05)
+    after = grown(person, garment, mask)
+    assert torch.allclose(after.flow, 2 * before.flow, atol=1e-5)
+    assert not torch.allclose(after.warped_garment, before.warped_garment, atol=1e-3)
+    grown.save_pretrained(tmp_path / "gmm")
+    reloaded = GeometricMatcher.from_pretrained(tmp_path / "gmm").eval()
+    assert reloaded.config["flow_corrections"] == 1
+    assert torch.equal(reloaded(person, garment, mask).warped_garment, after.warped_garment)
+
+    with pytest.raises(ValueError, match="cannot drop to 0"):
+        add_flow_corrections(grown, 0)
+    with pytest.raises(ValueError, match="add the flow stage first"):
+        add_flow_corrections(_refined_gmm(0), 1)
+    with pytest.raises(ValueError, match="needs a flow stage"):
+        GeometricMatcher(flow_corrections=1)
+
+
+def test_a_flow_correction_learns_what_the_flow_stage_left(tmp_path) -> None:
+    """Gradients reach a correction and, through the flow they add to, the flow stage."""
+    torch.manual_seed(0)
+    gmm = add_flow_corrections(add_flow_stage(_refined_gmm(0)), 1)
+    garment, mask = image(2, 3, 64, 48), image(2, 1, 64, 48, low=0.0)
+    gmm_loss(gmm(image(2, 22, 64, 48, low=0.0), garment, mask), garment, mask).backward()
+    assert gmm.flow_corrections[0].unet.head.weight.grad.abs().sum() > 0
+    assert gmm.flow.unet.head.weight.grad.abs().sum() > 0
 
 
 def test_flow_smoothness_charges_noise_not_a_smooth_shift() -> None:

@@ -269,6 +269,35 @@ def test_flow_stage_grows_the_init_gmm_and_a_resumed_run_keeps_it(tmp_path, trai
     _assert_refused([*run, "--flow-stage"], "use it with gmm")
 
 
+def test_flow_corrections_grow_the_init_gmm_and_a_resumed_run_keeps_them(tmp_path, train):
+    torch.manual_seed(0)
+    GeometricMatcher(person_channels=GMM_PERSON_CHANNELS).save_pretrained(tmp_path / "trained")
+    init = ["--init", str(tmp_path / "trained")]
+    _assert_refused(
+        [*_tiny_run("gmm", train, tmp_path / "r0"), *init, "--flow-corrections", "1"],
+        "add --flow-stage",
+    )
+    out = tmp_path / "run"
+    run = _tiny_run("gmm", train, out)
+    started = [*run, *init, "--flow-stage", "--flow-corrections", "1"]
+    result = CliRunner().invoke(app, [*started, "--steps", "1"])
+    assert result.exit_code == 0, result.output
+    assert GeometricMatcher.from_pretrained(out / "gmm").config["flow_corrections"] == 1
+
+    _assert_refused(
+        [*run, "--resume", "--steps", "2", "--flow-corrections", "2"],
+        "resume it with --flow-corrections 1",
+    )
+    result = CliRunner().invoke(app, [*run, "--resume", "--steps", "2"])
+    assert result.exit_code == 0, result.output
+    assert GeometricMatcher.from_pretrained(out / "gmm").config["flow_corrections"] == 1
+
+    grown = [*_tiny_run("gmm", train, tmp_path / "r2"), "--init", str(out / "gmm")]
+    _assert_refused([*grown, "--flow-corrections", "0"], "give --flow-corrections 1 or more")
+    run[1] = "tom"
+    _assert_refused([*run, "--flow-corrections", "1"], "use it with gmm")
+
+
 def test_a_resumed_gmm_run_keeps_its_stages_and_refuses_another_grid_weight(tmp_path, train):
     GeometricMatcher(person_channels=GMM_PERSON_CHANNELS).save_pretrained(tmp_path / "trained")
     out = tmp_path / "run"

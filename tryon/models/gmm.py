@@ -13,7 +13,10 @@ photo is resampled once whatever the number of stages.
 
 An optional flow stage last adds a dense, smooth correction to the spline's sampling grid
 (`FlowRefiner`): a spline with 5x5 control points bends the garment as one sheet, and a
-sleeve that follows its arm away from the body needs a warp of its own.
+sleeve that follows its arm away from the body needs a warp of its own. Optional flow
+corrections after it are more flow stages, each reading the garment as warped by the
+flows before it and adding to their flow, so that what one stage left misaligned by a
+few pixels (stripes, prints) the next sees beside the body and can move.
 """
 
 from __future__ import annotations
@@ -180,8 +183,9 @@ class GmmOutput(NamedTuple):
         warped_mask: `(B, 1, H, W)` in [0, 1].
         source_points: `(B, rows, cols, 2)` normalised (x, y): where each regular control
             point of the output samples the garment (`tryon.models.tps.warp_tps`).
-        flow: `(B, 2, H, W)` normalised (x, y), the flow stage's correction to the
-            spline's sampling grid; None without a flow stage.
+        flow: `(B, 2, H, W)` normalised (x, y), the flow stages' correction to the
+            spline's sampling grid (the flow corrections' included); None without a flow
+            stage.
     """
 
     warped_garment: torch.Tensor
@@ -206,6 +210,9 @@ class GeometricMatcher(PretrainedMixin, nn.Module):
             CP-VTON's single regression).
         flow_stage: end with a `FlowRefiner` (`add_flow_stage` grows one onto a trained
             GMM).
+        flow_corrections: further `FlowRefiner`s after the flow stage, each correcting the
+            flow so far (`add_flow_corrections` grows them onto a trained GMM); needs
+            `flow_stage`.
     """
 
     def __init__(
@@ -218,10 +225,16 @@ class GeometricMatcher(PretrainedMixin, nn.Module):
         grid_size: Sequence[int] = (5, 5),
         refinement_stages: int = 0,
         flow_stage: bool = False,
+        flow_corrections: int = 0,
     ) -> None:
         super().__init__()
         if refinement_stages < 0:
             raise ValueError(f"refinement_stages must be 0 or more, got {refinement_stages}")
+        if flow_corrections < 0 or (flow_corrections and not flow_stage):
+            raise ValueError(
+                f"flow_corrections must be 0 or more and needs a flow stage, got "
+                f"{flow_corrections} with flow_stage={flow_stage}"
+            )
         self.use_garment_mask = use_garment_mask
         self.correlation_size = (int(correlation_size[0]), int(correlation_size[1]))
         self.grid_size = (int(grid_size[0]), int(grid_size[1]))
@@ -235,6 +248,9 @@ class GeometricMatcher(PretrainedMixin, nn.Module):
             for _ in range(refinement_stages)
         )
         self.flow = FlowRefiner(person_channels + 4) if flow_stage else None
+        self.flow_corrections = nn.ModuleList(
+            FlowRefiner(person_channels + 4) for _ in range(flow_corrections)
+        )
         self.register_buffer("base_grid", regular_grid(self.grid_size), persistent=False)
 
     def forward(
@@ -279,6 +295,9 @@ class GeometricMatcher(PretrainedMixin, nn.Module):
             # its correction moves the spline's own sampling grid
             flow = self.flow(torch.cat((person, warped.detach()), 1))
             warped = sample_at(source, grid + flow.permute(0, 2, 3, 1))
+            for correction in self.flow_corrections:
+                flow = flow + correction(torch.cat((person, warped.detach()), 1))
+                warped = sample_at(source, grid + flow.permute(0, 2, 3, 1))
         return GmmOutput(warped[:, :3], warped[:, 3:], source_points, flow)
 
     def _control_points(self, offsets: torch.Tensor) -> torch.Tensor:
@@ -306,6 +325,22 @@ def add_flow_stage(gmm: GeometricMatcher) -> GeometricMatcher:
     exactly as `gmm` does until the stage learns. In training mode, on `gmm`'s device and
     dtype; a GMM that has one already is copied as it is."""
     return grown_copy(gmm, ("flow.",), flow_stage=True)
+
+
+def add_flow_corrections(gmm: GeometricMatcher, corrections: int) -> GeometricMatcher:
+    """A copy of a trained GMM with a flow stage and `corrections` flow corrections in all;
+    the corrections it lacks start at zero flow, so the copy warps exactly as `gmm` does
+    until they learn. In training mode, on `gmm`'s device and dtype. Refuses a GMM without
+    a flow stage, and to remove trained corrections."""
+    if gmm.flow is None:
+        raise ValueError("flow corrections follow a flow stage: add the flow stage first")
+    have = len(gmm.flow_corrections)
+    if corrections < have:
+        raise ValueError(
+            f"this GMM has {have} trained flow corrections; cannot drop to {corrections}"
+        )
+    added = tuple(f"flow_corrections.{stage}." for stage in range(have, corrections))
+    return grown_copy(gmm, added, flow_corrections=corrections)
 
 
 def flow_smoothness(flow: torch.Tensor) -> torch.Tensor:

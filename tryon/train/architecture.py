@@ -1,10 +1,11 @@
 """The network a `tryon train` run starts from: fresh, `--init`'s, or grown from it.
 
 Architecture options change `--init`'s network before training: the parser's
-`--input-scale` and `--parse-refiner`, the GMM's `--refinement-stages` and `--flow-stage`, the TOM's
-`--residual-blocks`. Added parts start as no-ops, so a grown network begins where `--init`
-ended. A resumed run keeps the architecture it started with (read from its own component
-folder; the weights come from its checkpoint) and refuses options that would change it.
+`--input-scale` and `--parse-refiner`, the GMM's `--refinement-stages`, `--flow-stage` and
+`--flow-corrections`, the TOM's `--residual-blocks`. Added parts start as no-ops, so a
+grown network begins where `--init` ended. A resumed run keeps the architecture it
+started with (read from its own component folder; the weights come from its checkpoint)
+and refuses options that would change it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from tryon.errors import InvalidInputError
 from tryon.models import GeometricMatcher, HumanParser, TryOnGenerator
 from tryon.models.checkpoint import grown_copy
-from tryon.models.gmm import add_flow_stage, add_refinement_stages
+from tryon.models.gmm import add_flow_corrections, add_flow_stage, add_refinement_stages
 from tryon.models.parser import REFINER_CHANNELS, add_parse_refiner
 from tryon.models.tom import add_residual_blocks
 from tryon.representation import GMM_PERSON_CHANNELS, TOM_PERSON_CHANNELS
@@ -127,19 +128,41 @@ def _network_to_train(
 
 
 def gmm_to_train(
-    refinement_stages: int | None, flow_stage: bool, init: Path | None, resumed_run: Path | None
+    refinement_stages: int | None,
+    flow_stage: bool,
+    flow_corrections: int | None,
+    init: Path | None,
+    resumed_run: Path | None,
 ) -> GeometricMatcher:
     """The GMM a run trains: `_network_to_train` for its refinement stages, then a flow
-    stage added if `flow_stage` asks for one it lacks (refused when resuming a run
-    without one)."""
+    stage added if `flow_stage` asks for one it lacks, then flow corrections grown to
+    `flow_corrections` (None: as it has). A resumed run keeps its flow stages: asking it
+    for others is refused."""
     gmm = _network_to_train(_GMM_STAGES, refinement_stages, init, resumed_run)
-    if not flow_stage or gmm.flow is not None:
+    if flow_stage and gmm.flow is None:
+        if resumed_run is not None:
+            raise InvalidInputError(
+                "this run trains a GMM without a flow stage: resume it without --flow-stage"
+            )
+        gmm = add_flow_stage(gmm)
+    have = len(gmm.flow_corrections)
+    if flow_corrections is None or flow_corrections == have:
         return gmm
     if resumed_run is not None:
         raise InvalidInputError(
-            "this run trains a GMM without a flow stage: resume it without --flow-stage"
+            f"this run trains a GMM with {have} flow corrections: resume it with "
+            f"--flow-corrections {have} or without the option"
         )
-    return add_flow_stage(gmm)
+    if gmm.flow is None:
+        raise InvalidInputError(
+            "--flow-corrections correct a flow stage, and this GMM has none: add --flow-stage"
+        )
+    if flow_corrections < have:
+        raise InvalidInputError(
+            f"--init {init} has {have} trained flow corrections: give --flow-corrections "
+            f"{have} or more, or leave it out"
+        )
+    return add_flow_corrections(gmm, flow_corrections)
 
 
 def tom_to_train(
