@@ -156,9 +156,10 @@ class FlowRefiner(nn.Module):
     """Person representation and the spline-warped garment -> a dense correction of the
     sampling grid, `(B, 2, H, W)` normalised (x, y) within +-MAX_FLOW, zero until trained.
 
-    A small U-Net at half resolution (input average-pooled by 2, flow upsampled
-    bilinearly); H and W even. Input `(B, in_channels, H, W)`, the warped garment's RGB and
-    mask last.
+    A small U-Net at half resolution: it reads the person representation average-pooled
+    by 2 (`(B, person_channels, H/2, W/2)`, pooled once by the GMM for all its flow
+    stages) beside the warped garment pooled the same way (`(B, 4, H, W)`, RGB and mask),
+    and its flow is upsampled bilinearly to H x W; H and W even.
     """
 
     def __init__(self, in_channels: int, base_channels: int = 16, depth: int = 3) -> None:
@@ -167,11 +168,10 @@ class FlowRefiner(nn.Module):
         nn.init.zeros_(self.unet.head.weight)
         nn.init.zeros_(self.unet.head.bias)
 
-    def forward(self, person_and_warp: torch.Tensor) -> torch.Tensor:
-        flow = self.unet(F.avg_pool2d(person_and_warp, 2))
+    def forward(self, half_person: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
+        flow = self.unet(torch.cat((half_person, F.avg_pool2d(warped, 2)), 1))
         flow = MAX_FLOW * torch.tanh(flow / MAX_FLOW)
-        size = person_and_warp.shape[-2:]
-        return F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+        return F.interpolate(flow, size=warped.shape[-2:], mode="bilinear", align_corners=False)
 
 
 class GmmOutput(NamedTuple):
@@ -293,10 +293,11 @@ class GeometricMatcher(PretrainedMixin, nn.Module):
         flow = None
         if self.flow is not None:  # reads the spline's warp as data, like the stages;
             # its correction moves the spline's own sampling grid
-            flow = self.flow(torch.cat((person, warped.detach()), 1))
+            half_person = F.avg_pool2d(person, 2)
+            flow = self.flow(half_person, warped.detach())
             warped = sample_at(source, grid + flow.permute(0, 2, 3, 1))
             for correction in self.flow_corrections:
-                flow = flow + correction(torch.cat((person, warped.detach()), 1))
+                flow = flow + correction(half_person, warped.detach())
                 warped = sample_at(source, grid + flow.permute(0, 2, 3, 1))
         return GmmOutput(warped[:, :3], warped[:, 3:], source_points, flow)
 
