@@ -1,0 +1,86 @@
+"""Where the whole-image try-on SSIM is lost, and what a perfect warp would give.
+
+On paired samples with the dataset's own parse and keypoints (as `tryon_ssim_gt_parse`
+scores them), two kinds of oracle:
+- label oracles: the final image with the ground truth pasted over one group of pixels
+  (the worn garment, the arms, the background inside the try-on region); what each
+  raises the whole-image SSIM to is what that group costs;
+- the warp oracle (synthetic data only, it needs `warp-gt/`): the TOM given the garment
+  as it really lies on the body instead of the GMM's warp; the SSIM it reaches bounds what
+  a better GMM can bring with this TOM.
+Prints the means over the samples (docs/training.md, round 14).
+
+    python docs/scripts/ssim_budget.py --data data/test --weights synthetic --n 96
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from tryon.compositing import paste_into_region
+from tryon.data.viton import VitonDataset, sample_to_tensors
+from tryon.eval import metrics as M
+from tryon.labels import ARM_LABELS, UPPER_CLOTHES_LABELS
+from tryon.pipeline import TryOnPipeline
+from tryon.representation import build_representation, label_mask
+from tryon.train.loop import collate_tensors
+
+
+def main() -> None:
+    arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    arguments.add_argument("--data", required=True, help="paired dataset, VITON layout")
+    arguments.add_argument("--weights", default="synthetic", help="bundled name or folder")
+    arguments.add_argument("--n", type=int, default=96, help="pairs to score (the first n)")
+    arguments.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"))
+    args = arguments.parse_args()
+
+    pipeline = TryOnPipeline.from_pretrained(args.weights, precision=args.precision)
+    dataset = VitonDataset(args.data, size=pipeline.size)
+    count = min(args.n, len(dataset))
+    scores: dict[str, list[float]] = {}
+    with torch.inference_mode():
+        for start in range(0, count, 8):
+            indices = range(start, min(start + 8, count))
+            batch = collate_tensors(
+                [sample_to_tensors(dataset.read_sample(i), pipeline.size) for i in indices]
+            )
+            for name, values in score_batch(pipeline, batch).items():
+                scores.setdefault(name, []).extend(values.float().tolist())
+    print(f"{count} pairs of {args.data}, weights {pipeline.meta.name}, {pipeline.precision_name}")
+    for name, values in scores.items():
+        print(f"{name:44s} {sum(values) / len(values):.4f}")
+
+
+def score_batch(pipeline: TryOnPipeline, batch: dict) -> dict[str, torch.Tensor]:
+    """Whole-image SSIM `(B,)` of the try-on and of each oracle, plus each group's share
+    of the image."""
+    person, parse = batch["person"], batch["parse"]
+    truth = build_representation(person, parse, batch["keypoints"])
+    warp = pipeline.warp(truth.gmm_input(), batch["cloth"], batch["cloth_mask"])
+    final = _final(pipeline, truth, warp.warped_garment, warp.warped_mask)
+    region = truth.tryon_region
+    groups = {
+        "worn garment": label_mask(parse, UPPER_CLOTHES_LABELS).float(),
+        "arms": label_mask(parse, ARM_LABELS).float(),
+        "background inside the try-on region": region * (parse == 0).unsqueeze(1).float(),
+    }
+    scores = {"try-on (GMM warp)": M.ssim(final, person)}
+    for name, pixels in groups.items():
+        scores[f"  share of the image: {name}"] = pixels.mean(dim=(1, 2, 3))
+        oracle = final * (1 - pixels) + person * pixels
+        scores[f"  with the true {name}"] = M.ssim(oracle, person)
+    if "warp_gt" in batch:
+        oracle = _final(pipeline, truth, batch["warp_gt"], batch["warp_gt_mask"])
+        scores["try-on (true warp: warp-gt/)"] = M.ssim(oracle, person)
+    return scores
+
+
+def _final(pipeline, truth, warped_garment, warped_mask) -> torch.Tensor:
+    output = pipeline.synthesize(truth.tom_input(), warped_garment, warped_mask)
+    return paste_into_region(output.composite, truth.agnostic, truth.tryon_region)
+
+
+if __name__ == "__main__":
+    main()
