@@ -158,8 +158,9 @@ class FlowRefiner(nn.Module):
 
     A small U-Net at half resolution: it reads the person representation average-pooled
     by 2 (`(B, person_channels, H/2, W/2)`, pooled once by the GMM for all its flow
-    stages) beside the warped garment pooled the same way (`(B, 4, H, W)`, RGB and mask),
-    and its flow is upsampled bilinearly to H x W; H and W even.
+    stages) beside the warped garment `(B, 4, H, W)` (RGB and mask), which it pools the
+    same way; its flow is upsampled bilinearly to H x W; H and W even. `in_channels` is
+    person_channels + 4.
     """
 
     def __init__(self, in_channels: int, base_channels: int = 16, depth: int = 3) -> None:
