@@ -84,6 +84,12 @@ def _refined_gmm(stages: int) -> GeometricMatcher:
     )
 
 
+def _saved_and_reloaded(gmm: GeometricMatcher, tmp_path) -> GeometricMatcher:
+    """`gmm` written as a component folder and read back, in eval mode."""
+    gmm.save_pretrained(tmp_path / "gmm")
+    return GeometricMatcher.from_pretrained(tmp_path / "gmm").eval()
+
+
 @pytest.mark.parametrize("size", [(256, 192), (128, 96)])
 def test_refinement_stages_learn_and_keep_the_output_shapes(size: tuple[int, int]) -> None:
     torch.manual_seed(0)
@@ -117,8 +123,7 @@ def test_adding_refinement_stages_keeps_a_trained_warp_until_they_learn(tmp_path
             refiner.regressor.linear.weight.normal_(0, 0.01)
     after = grown(person, garment, mask)
     assert not torch.allclose(after.source_points, before.source_points)
-    grown.save_pretrained(tmp_path / "gmm")
-    reloaded = GeometricMatcher.from_pretrained(tmp_path / "gmm").eval()
+    reloaded = _saved_and_reloaded(grown, tmp_path)
     assert reloaded.config["refinement_stages"] == 2
     assert torch.equal(reloaded(person, garment, mask).source_points, after.source_points)
     with pytest.raises(ValueError, match="cannot drop"):
@@ -157,8 +162,7 @@ def test_adding_a_flow_stage_keeps_a_trained_warp_until_it_learns(tmp_path) -> N
         grown.flow.unet.head.bias.fill_(0.05)
     after = grown(person, garment, mask)
     assert not torch.allclose(after.warped_garment, before.warped_garment, atol=1e-3)
-    grown.save_pretrained(tmp_path / "gmm")
-    reloaded = GeometricMatcher.from_pretrained(tmp_path / "gmm").eval()
+    reloaded = _saved_and_reloaded(grown, tmp_path)
     assert reloaded.config["flow_stage"] is True
     assert torch.equal(reloaded(person, garment, mask).warped_garment, after.warped_garment)
 
@@ -180,8 +184,7 @@ def test_a_flow_correction_keeps_a_trained_warp_until_it_learns_and_adds_to_the_
     after = grown(person, garment, mask)
     assert torch.allclose(after.flow, 2 * before.flow, atol=1e-5)
     assert not torch.allclose(after.warped_garment, before.warped_garment, atol=1e-3)
-    grown.save_pretrained(tmp_path / "gmm")
-    reloaded = GeometricMatcher.from_pretrained(tmp_path / "gmm").eval()
+    reloaded = _saved_and_reloaded(grown, tmp_path)
     assert reloaded.config["flow_corrections"] == 1
     assert torch.equal(reloaded(person, garment, mask).warped_garment, after.warped_garment)
 
@@ -193,8 +196,8 @@ def test_a_flow_correction_keeps_a_trained_warp_until_it_learns_and_adds_to_the_
         GeometricMatcher(flow_corrections=1)
 
 
-def test_a_flow_correction_learns_what_the_flow_stage_left(tmp_path) -> None:
-    """Gradients reach a correction and, through the flow they add to, the flow stage."""
+def test_gradients_reach_a_flow_correction_and_the_flow_stage_before_it() -> None:
+    """The correction trains, and the flow stage still does through the flow they share."""
     torch.manual_seed(0)
     gmm = add_flow_corrections(add_flow_stage(_refined_gmm(0)), 1)
     garment, mask = image(2, 3, 64, 48), image(2, 1, 64, 48, low=0.0)
