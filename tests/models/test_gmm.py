@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from tiny_models import fit, image
 
 from tryon.models import GeometricMatcher, gmm_loss, grid_regularisation, regular_grid, warp_tps
@@ -10,6 +11,7 @@ from tryon.models.gmm import (
     add_flow_stage,
     add_refinement_stages,
     flow_smoothness,
+    half_resolution,
 )
 
 
@@ -240,3 +242,9 @@ def test_a_flow_stage_fits_a_sleeve_the_spline_cannot() -> None:
 
     spline_only, with_flow = _refined_gmm(0), add_flow_stage(_refined_gmm(0))
     assert final_loss(with_flow) < 0.8 * final_loss(spline_only)
+
+
+@pytest.mark.parametrize("size", [(256, 192), (64, 48)])
+def test_half_resolution_is_the_mean_of_each_two_by_two_block(size) -> None:
+    x = torch.randn(2, 22, *size)
+    assert torch.allclose(half_resolution(x), F.avg_pool2d(x, 2), atol=1e-6)
