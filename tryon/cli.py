@@ -22,6 +22,7 @@ from rich.progress import (
 from tryon.errors import InvalidInputError, TryOnError
 
 if TYPE_CHECKING:
+    from tryon.train.architecture import ArchitectureOptions
     from tryon.train.loop import TrainConfig
     from tryon.train.validation import Validator
 
@@ -308,6 +309,7 @@ def train(
     (out/gmm of the gmm run), as in CP-VTON.
     """
     from tryon.data.viton import VitonDataset
+    from tryon.train.architecture import ArchitectureOptions
     from tryon.train.loop import TrainConfig, resolve_device, run_training
 
     if component not in COMPONENTS:
@@ -392,10 +394,15 @@ def train(
         label_weights,
         {name: value for name, value in tom_losses.items() if value is not None},
         grid_weight,
-        {"parser": input_scale, "gmm": refinement_stages, "tom": residual_blocks}[component],
-        (flow_stage, flow_corrections),
+        ArchitectureOptions(
+            input_scale,
+            parse_refiner,
+            refinement_stages,
+            flow_stage,
+            flow_corrections,
+            residual_blocks,
+        ),
         parsed_by,
-        parse_refiner,
         dice_weight,
     )
     # A time-budgeted run usually ends long before --steps: show the time spent against
@@ -499,28 +506,28 @@ def _build_trainer(
     label_weights=None,
     tom_losses: dict[str, float] | None = None,
     grid_weight: float | None = None,
-    architecture: float | None = None,
-    flow: tuple[bool, int | None] = (False, None),
+    architecture: ArchitectureOptions | None = None,
     parsed_by: Path | None = None,
-    parse_refiner: bool = False,
     dice_weight: float | None = None,
 ):
-    """The component's trainer; `architecture` is its architecture option: the parser's
-    --input-scale, the GMM's --refinement-stages or the TOM's --residual-blocks; with
-    `flow` (--flow-stage, --flow-corrections) the GMM gets a flow stage if it has none
-    and that many flow corrections (`gmm_to_train`), with `parse_refiner` the parser
-    a refiner, and `dice_weight` weighs the parser's Dice loss; with `parsed_by` (a parser
-    folder) the GMM or TOM trains on that parser's representation of each photo."""
+    """The component's trainer, its network grown as `architecture` asks
+    (`network_to_train`); `dice_weight` weighs the parser's Dice loss; with `parsed_by` (a
+    parser folder) the GMM or TOM trains on that parser's representation of each photo."""
     from tryon.models import GeometricMatcher, resolve_precision
-    from tryon.train.architecture import gmm_to_train, parser_to_train, tom_to_train
+    from tryon.train.architecture import ArchitectureOptions, network_to_train
     from tryon.train.components import GmmTrainer, ParserTrainer, PersonAnalyst, TomTrainer
 
+    if component == "tom" and gmm_dir is None:
+        raise InvalidInputError(
+            "training tom needs the trained GMM: pass --gmm RUN/gmm "
+            "(the folder `tryon train gmm` wrote)"
+        )
     resumed_run = config.out if config.resume else None
     precision = resolve_precision(config.precision, device)
+    network = network_to_train(component, architecture or ArchitectureOptions(), init, resumed_run)
     if component == "parser":
-        parser = parser_to_train(architecture, parse_refiner, init, resumed_run)
         return ParserTrainer(
-            config.lr, device, parser, label_weights, precision, dice_weight=dice_weight or 0.0
+            config.lr, device, network, label_weights, precision, dice_weight=dice_weight or 0.0
         )
     analyst = (
         PersonAnalyst(device)
@@ -531,21 +538,16 @@ def _build_trainer(
         return GmmTrainer(
             config.lr,
             device,
-            gmm_to_train(architecture, *flow, init, resumed_run),
+            network,
             **({} if grid_weight is None else {"grid_weight": grid_weight}),
             precision=precision,
             analyst=analyst,
-        )
-    if gmm_dir is None:
-        raise InvalidInputError(
-            "training tom needs the trained GMM: pass --gmm RUN/gmm "
-            "(the folder `tryon train gmm` wrote)"
         )
     return TomTrainer(
         config.lr,
         device,
         GeometricMatcher.from_pretrained(gmm_dir),
-        tom_to_train(architecture, init, resumed_run),
+        network,
         **(tom_losses or {}),
         precision=precision,
         analyst=analyst,

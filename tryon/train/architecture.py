@@ -24,6 +24,37 @@ from tryon.models.tom import add_residual_blocks
 from tryon.representation import GMM_PERSON_CHANNELS, TOM_PERSON_CHANNELS
 
 
+@dataclass(frozen=True)
+class ArchitectureOptions:
+    """The architecture options of `tryon train`; None and False leave the network as
+    `--init` has it (or the defaults, without --init)."""
+
+    input_scale: float | None = None  # parser
+    parse_refiner: bool = False  # parser
+    refinement_stages: int | None = None  # gmm
+    flow_stage: bool = False  # gmm
+    flow_corrections: int | None = None  # gmm
+    residual_blocks: int | None = None  # tom
+
+
+def network_to_train(
+    component: str, options: ArchitectureOptions, init: Path | None, resumed_run: Path | None
+) -> HumanParser | GeometricMatcher | TryOnGenerator:
+    """The network a `tryon train parser|gmm|tom` run trains, with the options that
+    concern it (`parser_to_train`, `gmm_to_train`, `tom_to_train`)."""
+    if component == "parser":
+        return parser_to_train(options.input_scale, options.parse_refiner, init, resumed_run)
+    if component == "gmm":
+        return gmm_to_train(
+            options.refinement_stages,
+            options.flow_stage,
+            options.flow_corrections,
+            init,
+            resumed_run,
+        )
+    return tom_to_train(options.residual_blocks, init, resumed_run)
+
+
 def parser_to_train(
     input_scale: float | None, refiner: bool, init: Path | None, resumed_run: Path | None
 ) -> HumanParser:
