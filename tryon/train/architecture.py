@@ -24,10 +24,10 @@ from tryon.models.tom import add_residual_blocks
 from tryon.representation import GMM_PERSON_CHANNELS, TOM_PERSON_CHANNELS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ArchitectureOptions:
-    """The architecture options of `tryon train`; None and False leave the network as
-    `--init` has it (or the defaults, without --init)."""
+    """The architecture options of `tryon train`, by name; None and False leave the
+    network as `--init` has it (or the defaults, without --init)."""
 
     input_scale: float | None = None  # parser
     parse_refiner: bool = False  # parser
