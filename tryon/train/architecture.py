@@ -88,68 +88,97 @@ def parser_to_train(
 
 @dataclass(frozen=True)
 class _Growable:
-    """A network `tryon train` can grow: an --init network gets untrained blocks added
-    (counted by `count`, added by `grow`) up to the number `option` asks for; without
-    --init, `fresh(blocks)` builds a new one."""
+    """A part of a network `tryon train` can grow: untrained blocks (counted by `count`,
+    added by `grow`) up to the number `option` asks for."""
 
     component: str
     option: str
     blocks: str
-    load: Callable[[Path], Any]
     count: Callable[[Any], int]
     grow: Callable[[Any, int], Any]
+
+
+@dataclass(frozen=True)
+class _GrowableNetwork(_Growable):
+    """A network whose growable part `_network_to_train` sets: `load` reads it from a
+    component folder, `fresh(blocks)` builds a new one (no --init)."""
+
+    load: Callable[[Path], Any]
     fresh: Callable[[int], Any]
 
 
-_GMM_STAGES = _Growable(
+_GMM_STAGES = _GrowableNetwork(
     component="gmm",
     option="--refinement-stages",
     blocks="refinement stage(s)",
-    load=GeometricMatcher.from_pretrained,
     count=lambda gmm: len(gmm.refiners),
     grow=add_refinement_stages,
+    load=GeometricMatcher.from_pretrained,
     fresh=lambda stages: GeometricMatcher(
         person_channels=GMM_PERSON_CHANNELS, refinement_stages=stages
     ),
 )
 
 
-_TOM_BLOCKS = _Growable(
+_TOM_BLOCKS = _GrowableNetwork(
     component="tom",
     option="--residual-blocks",
     blocks="residual block(s)",
-    load=TryOnGenerator.from_pretrained,
     count=lambda tom: len(tom.unet.bottleneck),
     grow=add_residual_blocks,
+    load=TryOnGenerator.from_pretrained,
     fresh=lambda blocks: TryOnGenerator(
         person_channels=TOM_PERSON_CHANNELS, residual_blocks=blocks
     ),
 )
 
 
+def _grow_flow_corrections(gmm: GeometricMatcher, corrections: int) -> GeometricMatcher:
+    if gmm.flow is None:
+        raise InvalidInputError(
+            "--flow-corrections correct a flow stage, and this GMM has none: add --flow-stage"
+        )
+    return add_flow_corrections(gmm, corrections)
+
+
+_FLOW_CORRECTIONS = _Growable(
+    component="gmm",
+    option="--flow-corrections",
+    blocks="flow correction(s)",
+    count=lambda gmm: len(gmm.flow_corrections),
+    grow=_grow_flow_corrections,
+)
+
+
 def _network_to_train(
-    growable: _Growable, wanted: int | None, init: Path | None, resumed_run: Path | None
+    growable: _GrowableNetwork, wanted: int | None, init: Path | None, resumed_run: Path | None
 ):
     """The network `tryon train` starts from: `--init`'s, grown to `wanted` blocks, or a
     fresh one; when resuming, the run's own architecture (its weights come from the
     checkpoint)."""
-    option, blocks = growable.option, growable.blocks
     saved = None if resumed_run is None else resumed_run / growable.component
     if saved is not None and (saved / "config.json").exists():
-        network = growable.load(saved)
-        have = growable.count(network)
-        if wanted is not None and wanted != have:
-            raise InvalidInputError(
-                f"this run trains a {growable.component} with {have} {blocks}: resume it "
-                f"with {option} {have} or without the option"
-            )
-        return network
+        return _grown_to(growable, growable.load(saved), wanted, init, resuming=True)
     if init is None:
         return growable.fresh(wanted or 0)
-    network = growable.load(init)
+    return _grown_to(growable, growable.load(init), wanted, init, resuming=False)
+
+
+def _grown_to(
+    growable: _Growable, network, wanted: int | None, init: Path | None, *, resuming: bool
+):
+    """`network` with `wanted` blocks of `growable` (None: as it has). A resumed run
+    keeps the blocks it has, and trained blocks are never removed: asking for either is
+    refused, naming the option to give."""
+    option, blocks = growable.option, growable.blocks
     have = growable.count(network)
     if wanted is None or wanted == have:
         return network
+    if resuming:
+        raise InvalidInputError(
+            f"this run trains a {growable.component} with {have} {blocks}: resume it "
+            f"with {option} {have} or without the option"
+        )
     if wanted < have:
         raise InvalidInputError(
             f"--init {init} has {have} trained {blocks}: give {option} {have} or more, "
@@ -176,24 +205,9 @@ def gmm_to_train(
                 "this run trains a GMM without a flow stage: resume it without --flow-stage"
             )
         gmm = add_flow_stage(gmm)
-    have = len(gmm.flow_corrections)
-    if flow_corrections is None or flow_corrections == have:
-        return gmm
-    if resumed_run is not None:
-        raise InvalidInputError(
-            f"this run trains a GMM with {have} flow corrections: resume it with "
-            f"--flow-corrections {have} or without the option"
-        )
-    if gmm.flow is None:
-        raise InvalidInputError(
-            "--flow-corrections correct a flow stage, and this GMM has none: add --flow-stage"
-        )
-    if flow_corrections < have:
-        raise InvalidInputError(
-            f"--init {init} has {have} trained flow corrections: give --flow-corrections "
-            f"{have} or more, or leave it out"
-        )
-    return add_flow_corrections(gmm, flow_corrections)
+    return _grown_to(
+        _FLOW_CORRECTIONS, gmm, flow_corrections, init, resuming=resumed_run is not None
+    )
 
 
 def tom_to_train(
