@@ -171,8 +171,8 @@ class FlowRefiner(nn.Module):
     A small U-Net at half resolution: it reads the person representation averaged over
     2x2 blocks (`half_resolution`, `(B, person_channels, H/2, W/2)`, once for all the
     GMM's flow stages) beside the warped garment `(B, 4, H, W)` (RGB and mask), which it
-    averages the same way; its flow is upsampled bilinearly to H x W; H and W even. `in_channels` is
-    person_channels + 4.
+    averages the same way; its flow is upsampled bilinearly to H x W; H and W even.
+    `in_channels` is person_channels + 4.
     """
 
     def __init__(self, in_channels: int, base_channels: int = 16, depth: int = 3) -> None:
