@@ -194,6 +194,14 @@ def train(
             "small parts (shoes) weigh as much as large ones."
         ),
     ] = None,
+    keypoint_weight: Annotated[
+        float | None,
+        typer.Option(
+            help="parser only: weight of the keypoint heatmap loss against the parse's "
+            "(default 1); raise it to place keypoints more precisely, which the GMM and TOM "
+            "read the pose from."
+        ),
+    ] = None,
     parse_refiner: Annotated[
         bool,
         typer.Option(
@@ -342,8 +350,10 @@ def train(
         "ssim_weight": ssim_weight,
         "tune_gmm": tune_gmm,
     }
-    for setting, value in tom_losses.items():
-        _check_component_option("--" + setting.replace("_", "-"), value, component, "tom")
+    parser_losses = {"dice_weight": dice_weight, "keypoint_weight": keypoint_weight}
+    for losses, owner in ((tom_losses, "tom"), (parser_losses, "parser")):
+        for setting, value in losses.items():
+            _check_component_option("--" + setting.replace("_", "-"), value, component, owner)
     _check_component_option("--refinement-stages", refinement_stages, component, "gmm")
     _check_component_option("--residual-blocks", residual_blocks, component, "tom")
     _check_component_option("--input-scale", input_scale, component, "parser")
@@ -351,7 +361,10 @@ def train(
         raise InvalidInputError(f"--input-scale {input_scale}: give a share in (0, 1]")
     _check_component_option("--flow-corrections", flow_corrections, component, "gmm")
     _check_component_option("--grid-weight", grid_weight, component, "gmm")
-    _check_component_option("--dice-weight", dice_weight, component, "parser")
+    if keypoint_weight is not None and keypoint_weight <= 0:
+        raise InvalidInputError(
+            f"--keypoint-weight {keypoint_weight}: give a positive weight (1 is the default)"
+        )
     if parsed_by is not None and component == "parser":
         raise InvalidInputError("--parsed-by is a gmm and tom setting: use it with gmm or tom")
     if flow_stage and component != "gmm":
@@ -392,7 +405,11 @@ def train(
         gmm,
         init,
         label_weights,
-        {name: value for name, value in tom_losses.items() if value is not None},
+        {
+            name: value
+            for name, value in {**tom_losses, **parser_losses}.items()
+            if value is not None
+        },
         grid_weight,
         ArchitectureOptions(
             input_scale=input_scale,
@@ -403,7 +420,6 @@ def train(
             residual_blocks=residual_blocks,
         ),
         parsed_by,
-        dice_weight,
     )
     # A time-budgeted run usually ends long before --steps: show the time spent against
     # the budget rather than a remaining time computed from the steps.
@@ -504,15 +520,16 @@ def _build_trainer(
     gmm_dir: Path | None,
     init: Path | None,
     label_weights=None,
-    tom_losses: dict[str, float] | None = None,
+    losses: dict[str, float] | None = None,
     grid_weight: float | None = None,
     architecture: ArchitectureOptions | None = None,
     parsed_by: Path | None = None,
-    dice_weight: float | None = None,
 ):
     """The component's trainer, its network grown as `architecture` asks
-    (`network_to_train`); `dice_weight` weighs the parser's Dice loss; with `parsed_by` (a
-    parser folder) the GMM or TOM trains on that parser's representation of each photo."""
+    (`network_to_train`); `losses` are the component's loss weights, by keyword (the
+    parser's `dice_weight` and `keypoint_weight`, the TOM's `ssim_weight` and others); with
+    `parsed_by` (a parser folder) the GMM or TOM trains on that parser's representation of
+    each photo."""
     from tryon.models import GeometricMatcher, resolve_precision
     from tryon.train.architecture import ArchitectureOptions, network_to_train
     from tryon.train.components import GmmTrainer, ParserTrainer, PersonAnalyst, TomTrainer
@@ -526,9 +543,7 @@ def _build_trainer(
     precision = resolve_precision(config.precision, device)
     network = network_to_train(component, architecture or ArchitectureOptions(), init, resumed_run)
     if component == "parser":
-        return ParserTrainer(
-            config.lr, device, network, label_weights, precision, dice_weight=dice_weight or 0.0
-        )
+        return ParserTrainer(config.lr, device, network, label_weights, precision, **(losses or {}))
     analyst = (
         PersonAnalyst(device)
         if parsed_by is None
@@ -548,7 +563,7 @@ def _build_trainer(
         device,
         GeometricMatcher.from_pretrained(gmm_dir),
         network,
-        **(tom_losses or {}),
+        **(losses or {}),
         precision=precision,
         analyst=analyst,
     )

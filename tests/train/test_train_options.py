@@ -409,3 +409,19 @@ def test_dice_weight_reaches_the_parsers_loss_and_a_resumed_run_keeps_it(tmp_pat
     _assert_refused([*run, "--dice-weight", "1"], "use it with parser")
     run[1] = "parser"
     _assert_refused([*run, "--dice-weight", "-1"], "give 0 or more")
+
+
+def test_keypoint_weight_reaches_the_parsers_loss_and_a_resumed_run_keeps_it(tmp_path, train):
+    run = _tiny_run("parser", train, tmp_path / "run")
+    result = CliRunner().invoke(app, [*run, "--steps", "1", "--keypoint-weight", "3"])
+    assert result.exit_code == 0, result.output
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert state["loss_settings"]["keypoint_weight"] == 3.0
+
+    resumed = [*run, "--resume", "--steps", "2"]
+    _assert_refused(resumed, "resume it with --keypoint-weight 3")
+    result = CliRunner().invoke(app, [*resumed, "--keypoint-weight", "3"])
+    assert result.exit_code == 0, result.output
+    _assert_refused([*run, "--keypoint-weight", "0"], "give a positive weight")
+    run[1] = "gmm"
+    _assert_refused([*run, "--keypoint-weight", "3"], "use it with parser")

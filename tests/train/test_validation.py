@@ -14,6 +14,7 @@ from tryon.data.synth.writer import write_dataset
 from tryon.data.viton import VitonDataset
 from tryon.errors import InvalidInputError
 from tryon.models import GeometricMatcher, HumanParser, TryOnGenerator
+from tryon.models.parser import keypoint_heatmaps
 from tryon.representation import GMM_PERSON_CHANNELS, TOM_PERSON_CHANNELS
 from tryon.train.components import GmmTrainer, ParserTrainer, TomTrainer
 from tryon.train.loop import TrainConfig, read_losses, run_training
@@ -65,7 +66,9 @@ def test_the_best_step_is_kept_and_its_weights_score_what_was_logged(tmp_path, d
     )
     reloaded.gmm.eval()
     with torch.no_grad():
-        assert reloaded.validate(validator.batches) == pytest.approx(best["score"], abs=1e-4)
+        assert reloaded.validate(validator.batches)["warp_iou"] == pytest.approx(
+            best["score"], abs=1e-4
+        )
 
 
 def test_a_resumed_run_keeps_its_best_and_replaces_it_only_with_a_better_one(
@@ -76,7 +79,7 @@ def test_a_resumed_run_keeps_its_best_and_replaces_it_only_with_a_better_one(
     trainer = _gmm_trainer()
     first = _validator(held_out, out)
     first.start(0)
-    monkeypatch.setattr(trainer, "validate", lambda batches: 0.5)
+    monkeypatch.setattr(trainer, "validate", lambda batches: {"warp_iou": 0.5})
     first(trainer, 10, 1.0, CPU)
     saved = (out / "best" / "gmm" / "model.safetensors").read_bytes()
 
@@ -90,12 +93,12 @@ def test_a_resumed_run_keeps_its_best_and_replaces_it_only_with_a_better_one(
     }
     with torch.no_grad():  # different weights, a worse score: the best folder stays as it was
         next(trainer.gmm.parameters()).add_(1.0)
-    monkeypatch.setattr(trainer, "validate", lambda batches: 0.4)
+    monkeypatch.setattr(trainer, "validate", lambda batches: {"warp_iou": 0.4})
     resumed(trainer, 20, 2.0, CPU)
     assert resumed.best["step"] == 10
     assert (out / "best" / "gmm" / "model.safetensors").read_bytes() == saved
 
-    monkeypatch.setattr(trainer, "validate", lambda batches: 0.6)
+    monkeypatch.setattr(trainer, "validate", lambda batches: {"warp_iou": 0.6})
     resumed(trainer, 30, 3.0, CPU)
     assert json.loads((out / "best" / "score.json").read_text())["step"] == 30
     assert (out / "best" / "gmm" / "model.safetensors").read_bytes() != saved
@@ -109,7 +112,7 @@ def test_a_run_is_resumed_only_on_the_held_out_pairs_it_chose_its_best_on(
     _, held_out = datasets
     out = tmp_path / "run"
     trainer = _gmm_trainer()
-    monkeypatch.setattr(trainer, "validate", lambda batches: 0.5)
+    monkeypatch.setattr(trainer, "validate", lambda batches: {"warp_iou": 0.5})
     first = _validator(held_out, out)
     first.start(0)
     first(trainer, 10, 1.0, CPU)
@@ -151,10 +154,10 @@ def test_a_step_with_nothing_to_score_never_becomes_the_best(tmp_path, datasets,
     _, held_out = datasets
     validator = _validator(held_out, tmp_path / "run")
     trainer = _gmm_trainer()
-    monkeypatch.setattr(trainer, "validate", lambda batches: float("nan"))
+    monkeypatch.setattr(trainer, "validate", lambda batches: {"warp_iou": float("nan")})
     validator(trainer, 0, 0.0, CPU)
     assert validator.best is None and not (tmp_path / "run" / "best").exists()
-    monkeypatch.setattr(trainer, "validate", lambda batches: 0.3)
+    monkeypatch.setattr(trainer, "validate", lambda batches: {"warp_iou": 0.3})
     validator(trainer, 2, 1.0, CPU)
     assert validator.best["step"] == 2
 
@@ -184,8 +187,8 @@ def test_parser_and_tom_score_between_zero_and_one(datasets, tmp_path, component
     for net in trainer.networks.values():
         net.eval()
     with torch.no_grad():
-        score = trainer.validate(_validator(held_out, tmp_path).batches)
-    assert 0.0 < score < 1.0
+        scores = trainer.validate(_validator(held_out, tmp_path).batches)
+    assert 0.0 < scores[trainer.validation_metric] < 1.0
 
 
 def test_validating_on_the_training_pairs_is_refused(tmp_path, datasets):
@@ -255,3 +258,32 @@ def test_the_held_out_score_is_drawn_on_its_own_axis(tmp_path):
     assert len(right) == 1 and right[0].get_ylabel() == "held-out warp_iou"
     assert list(right[0].lines[0].get_ydata()) == [0.5, 0.6]
     plt.close(figure)
+
+
+def test_the_parsers_validation_logs_how_far_its_keypoints_are_from_the_true_ones(
+    tmp_path, datasets
+):
+    """`keypoint_error` is the mean distance in pixels over the visible true keypoints: 0
+    for heatmaps peaked on them, 3 for heatmaps peaked 3 pixels to the right."""
+    _, held_out = datasets
+    validator = _validator(held_out, tmp_path / "run")
+    trainer = ParserTrainer(lr=1e-3, device=CPU, parser=HumanParser(input_scale=1.0))
+
+    def predict_shifted(shift: float):
+        def predict(person):
+            batch = next(b for b in validator.batches if b["person"] is person)
+            points = batch["keypoints"].clone()
+            points[..., 0] += shift
+            heatmaps = keypoint_heatmaps(points, *SIZE).clamp(1e-4, 1 - 1e-4)
+            parse = torch.nn.functional.one_hot(batch["parse"], 20).permute(0, 3, 1, 2)
+            return parse.float(), torch.logit(heatmaps)
+
+        return predict
+
+    trainer.predict = predict_shifted(0.0)
+    validator(trainer, 0, 0.0, CPU)
+    trainer.predict = predict_shifted(3.0)
+    validator(trainer, 1, 0.0, CPU)
+    logged = read_losses(tmp_path / "run" / "validation.csv")
+    assert logged["parse_miou"] == pytest.approx([1.0, 1.0])
+    assert logged["keypoint_error"] == pytest.approx([0.0, 3.0], abs=0.05)

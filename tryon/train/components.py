@@ -139,6 +139,7 @@ class ParserTrainer:
         label_weights: torch.Tensor | None = None,
         precision: torch.dtype = torch.float32,
         dice_weight: float = 0.0,
+        keypoint_weight: float = 1.0,
     ) -> None:
         self.parser = (parser or HumanParser()).to(device)
         self.predict = in_precision(self.parser, precision, device.type)
@@ -146,9 +147,11 @@ class ParserTrainer:
         self.optimizers = {"parser": _adam(self.parser, lr)}
         self.label_weights = None if label_weights is None else label_weights.to(device)
         self.dice_weight = dice_weight
+        self.keypoint_weight = keypoint_weight
         self.loss_settings: dict[str, float | bool] = {
             "balance_labels": label_weights is not None,
             "dice_weight": dice_weight,
+            "keypoint_weight": keypoint_weight,
         }
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
@@ -161,6 +164,7 @@ class ParserTrainer:
             heatmap_logits,
             batch["parse"],
             target,
+            heatmap_weight=self.keypoint_weight,
             label_weights=self.label_weights,
             dice_weight=self.dice_weight,
         )
@@ -169,13 +173,23 @@ class ParserTrainer:
         self.optimizers["parser"].step()
         return {"loss": loss.item()}
 
-    def validate(self, batches: Iterable[Batch]) -> float:
-        """Mean IoU over the parse labels present in the held-out batches."""
+    def validate(self, batches: Iterable[Batch]) -> dict[str, float]:
+        """Mean IoU over the parse labels present in the held-out batches (`parse_miou`),
+        and the keypoints' mean distance from the true ones in pixels (`keypoint_error`,
+        over the keypoints the dataset marks visible)."""
         counts = torch.zeros((NUM_PARSE_LABELS, NUM_PARSE_LABELS), dtype=torch.long)
+        distances = []
         for batch in batches:
-            predicted = self.predict(batch["person"])[0].argmax(1)
-            counts += M.confusion(predicted, batch["parse"]).cpu()
-        return M.mean_iou(counts)
+            parse_logits, heatmap_logits = self.predict(batch["person"])
+            counts += M.confusion(parse_logits.argmax(1), batch["parse"]).cpu()
+            truth = batch["keypoints"]
+            predicted = decode_keypoints(heatmap_logits).float()
+            distance = (predicted[..., :2] - truth[..., :2]).norm(dim=-1)
+            distances.append(distance[truth[..., 2] > 0].cpu())
+        return {
+            "parse_miou": M.mean_iou(counts),
+            "keypoint_error": float(torch.cat(distances).mean()),
+        }
 
     def sample_grid(self, batch: Batch) -> np.ndarray:
         parse_logits, heatmap_logits = self.predict(batch["person"])
@@ -265,13 +279,13 @@ class GmmTrainer:
         self.optimizers["gmm"].step()
         return {"loss": loss.item()}
 
-    def validate(self, batches: Iterable[Batch]) -> float:
+    def validate(self, batches: Iterable[Batch]) -> dict[str, float]:
         """Mean IoU of the warped garment's mask with the worn garment's region."""
         scores = []
         for batch in batches:
             _, output = self._warp(batch)
             scores.append(M.mask_iou(output.warped_mask, worn_garment_region(batch)))
-        return float(torch.cat(scores).nanmean())
+        return {self.validation_metric: float(torch.cat(scores).nanmean())}
 
     def sample_grid(self, batch: Batch) -> np.ndarray:
         rep, output = self._warp(batch)
@@ -429,7 +443,7 @@ class TomTrainer:
             "d": d_loss.detach(),
         }
 
-    def validate(self, batches: Iterable[Batch]) -> float:
+    def validate(self, batches: Iterable[Batch]) -> dict[str, float]:
         """Mean SSIM of the try-on against the photo inside the scored try-on region (upper
         clothes and arms of the dataset's parse, dilated), at model resolution, on the
         representation the TOM trains on (the dataset's parse, or the parser's)."""
@@ -438,7 +452,7 @@ class TomTrainer:
             final = self._generate(batch)[-1]
             region = M.scoring_region(batch["parse"])
             scores.append(M.region_ssim(final, batch["person"], region))
-        return float(torch.cat(scores).nanmean())
+        return {self.validation_metric: float(torch.cat(scores).nanmean())}
 
     def sample_grid(self, batch: Batch) -> np.ndarray:
         rep, warp, _, output, final = self._generate(batch)

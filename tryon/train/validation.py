@@ -94,11 +94,12 @@ class Validator:
             net.eval()
         try:
             with torch.no_grad():
-                score = trainer.validate(to_device(batch, device) for batch in self.batches)
+                scores = trainer.validate(to_device(batch, device) for batch in self.batches)
         finally:
             for name, net in trainer.networks.items():
                 net.train(modes[name])
-        CsvLog(self.log_path).write(step, seconds, {trainer.validation_metric: score})
+        CsvLog(self.log_path).write(step, seconds, scores)
+        score = scores[trainer.validation_metric]
         if not math.isnan(score) and (self.best is None or score > self.best["score"]):
             record = {"step": step, "metric": trainer.validation_metric, "score": score}
             self._save_best(trainer, {**record, "held_out": self.held_out})
