@@ -7,8 +7,11 @@ scores them), two kinds of oracle:
   raises the whole-image SSIM to is what that group costs;
 - the warp oracle (synthetic data only, it needs `warp-gt/`): the TOM given the garment
   as it really lies on the body instead of the GMM's warp; the SSIM it reaches bounds what
-  a better GMM can bring with this TOM.
-Prints the means over the samples (docs/training.md, round 14).
+  a better GMM can bring with this TOM;
+- the parser's share of the end-to-end loss (`tryon_ssim`): the try-on on the parser's
+  parse and keypoints, on its parse with the true keypoints, and on the true parse with
+  its keypoints.
+Prints the means over the samples (docs/training.md, rounds 14 and 15).
 
     python docs/scripts/ssim_budget.py --data data/test --weights synthetic --n 96
 """
@@ -23,6 +26,7 @@ from tryon.compositing import paste_into_region
 from tryon.data.viton import VitonDataset, sample_to_tensors
 from tryon.eval import metrics as M
 from tryon.labels import ARM_LABELS, UPPER_CLOTHES_LABELS
+from tryon.models import decode_keypoints
 from tryon.pipeline import TryOnPipeline
 from tryon.representation import build_representation, label_mask
 from tryon.train.loop import collate_tensors
@@ -50,7 +54,7 @@ def main() -> None:
                 scores.setdefault(name, []).extend(values.float().tolist())
     print(f"{count} pairs of {args.data}, weights {pipeline.meta.name}, {pipeline.precision_name}")
     for name, values in scores.items():
-        print(f"{name:44s} {sum(values) / len(values):.4f}")
+        print(f"{name:48s} {sum(values) / len(values):.4f}")
 
 
 def score_batch(pipeline: TryOnPipeline, batch: dict) -> dict[str, torch.Tensor]:
@@ -74,6 +78,16 @@ def score_batch(pipeline: TryOnPipeline, batch: dict) -> dict[str, torch.Tensor]
     if "warp_gt" in batch:
         oracle = _final(pipeline, truth, batch["warp_gt"], batch["warp_gt_mask"])
         scores["try-on (true warp: warp-gt/)"] = M.ssim(oracle, person)
+    parse_logits, heatmaps = pipeline.parse(person)
+    seen_parse, seen_keypoints = parse_logits.argmax(1), decode_keypoints(heatmaps)
+    for name, analysis in {
+        "end to end (the parser's parse and keypoints)": (seen_parse, seen_keypoints),
+        "  the parser's parse, the true keypoints": (seen_parse, batch["keypoints"]),
+        "  the true parse, the parser's keypoints": (parse, seen_keypoints),
+    }.items():
+        seen = build_representation(person, *analysis)
+        warp = pipeline.warp(seen.gmm_input(), batch["cloth"], batch["cloth_mask"])
+        scores[name] = M.ssim(_final(pipeline, seen, warp.warped_garment, warp.warped_mask), person)
     return scores
 
 
