@@ -260,6 +260,26 @@ def test_the_held_out_score_is_drawn_on_its_own_axis(tmp_path):
     plt.close(figure)
 
 
+def test_each_held_out_score_a_parser_logs_gets_an_axis_of_its_own(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tryon.train.curves import _plot_validation
+
+    (tmp_path / "validation.csv").write_text(
+        "step,seconds,keypoint_error,parse_miou\n0,0.0,4.3,0.90\n2,0.2,3.5,0.91\n"
+    )
+    figure, axis = plt.subplots()
+    _plot_validation(axis, tmp_path / "validation.csv")
+    right = {a.get_ylabel(): a for a in figure.axes if a is not axis}
+    assert set(right) == {"held-out keypoint_error", "held-out parse_miou"}
+    assert list(right["held-out keypoint_error"].lines[0].get_ydata()) == [4.3, 3.5]
+    assert list(right["held-out parse_miou"].lines[0].get_ydata()) == [0.90, 0.91]
+    plt.close(figure)
+
+
 def test_the_parsers_validation_logs_how_far_its_keypoints_are_from_the_true_ones(
     tmp_path, datasets
 ):

@@ -16,7 +16,7 @@ def plot_runs(runs: list[Path], out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(runs), figsize=(4.5 * len(runs), 3.4), squeeze=False)
+    figure, axes = plt.subplots(1, len(runs), figsize=(5.2 * len(runs), 3.4), squeeze=False)
     for axis, run in zip(axes[0], runs, strict=True):
         steps, columns = _series(run / "losses.csv")
         for name, values in sorted(columns.items()):
@@ -36,13 +36,24 @@ def plot_runs(runs: list[Path], out: Path) -> Path:
 
 
 def _plot_validation(axis, path: Path) -> None:
-    """The held-out score (higher is better) against steps, on a linear right-hand axis."""
+    """Each held-out score against steps, on a linear right-hand axis of its own (a parser
+    logs `keypoint_error` in pixels beside its `parse_miou`)."""
     steps, columns = _series(path)
-    ((metric, values),) = columns.items()
-    right = axis.twinx()
-    right.plot(steps, values, color="black", linestyle="--", marker=".", label=f"held-out {metric}")
-    right.set_ylabel(f"held-out {metric}")
-    right.legend(fontsize=7, loc="upper right")
+    for number, (metric, values) in enumerate(sorted(columns.items())):
+        right = axis.twinx()
+        if number:
+            right.spines["right"].set_position(("axes", 1.0 + 0.3 * number))
+        style = ("--", ".") if number == 0 else (":", "x")
+        right.plot(
+            steps,
+            values,
+            color="black",
+            linestyle=style[0],
+            marker=style[1],
+            label=f"held-out {metric}",
+        )
+        right.set_ylabel(f"held-out {metric}")
+        right.legend(fontsize=7, loc=("upper right", "lower right")[number % 2])
 
 
 def _series(path: Path) -> tuple[list[float], dict[str, list[float]]]:
