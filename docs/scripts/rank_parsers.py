@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from tryon.compositing import paste_into_region
 from tryon.data.viton import VitonDataset, sample_to_tensors
 from tryon.eval import metrics as M
+from tryon.eval.runner import try_on_at_model_resolution
 from tryon.models import HumanParser, decode_keypoints
 from tryon.models.checkpoint import load_pipeline_components
 from tryon.models.folding import fold_batch_norms
@@ -73,15 +73,12 @@ def score(pipeline: TryOnPipeline, batches: list[dict]) -> dict[str, float]:
     """Mean end-to-end scores of `pipeline` over `batches` (model resolution)."""
     whole, region, distances = [], [], []
     for batch in batches:
-        person, truth = batch["person"], batch["keypoints"]
+        person = batch["person"]
         parse_logits, heatmaps = pipeline.parse(person)
         keypoints = decode_keypoints(heatmaps)
-        distance = (keypoints[..., :2] - truth[..., :2]).norm(dim=-1)
-        distances.append(distance[truth[..., 2] > 0])
+        distances.append(M.visible_keypoint_distances(keypoints, batch["keypoints"]))
         seen = build_representation(person, parse_logits.argmax(1), keypoints)
-        warp = pipeline.warp(seen.gmm_input(), batch["cloth"], batch["cloth_mask"])
-        output = pipeline.synthesize(seen.tom_input(), warp.warped_garment, warp.warped_mask)
-        final = paste_into_region(output.composite, seen.agnostic, seen.tryon_region)
+        _, final = try_on_at_model_resolution(pipeline, seen, batch["cloth"], batch["cloth_mask"])
         whole.append(M.ssim(final, person))
         region.append(M.region_ssim(final, person, M.scoring_region(batch["parse"])))
     return {

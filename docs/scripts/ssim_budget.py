@@ -25,6 +25,7 @@ import torch
 from tryon.compositing import paste_into_region
 from tryon.data.viton import VitonDataset, sample_to_tensors
 from tryon.eval import metrics as M
+from tryon.eval.runner import try_on_at_model_resolution
 from tryon.labels import ARM_LABELS, UPPER_CLOTHES_LABELS
 from tryon.models import decode_keypoints
 from tryon.pipeline import TryOnPipeline
@@ -62,8 +63,7 @@ def score_batch(pipeline: TryOnPipeline, batch: dict) -> dict[str, torch.Tensor]
     of the image."""
     person, parse = batch["person"], batch["parse"]
     truth = build_representation(person, parse, batch["keypoints"])
-    warp = pipeline.warp(truth.gmm_input(), batch["cloth"], batch["cloth_mask"])
-    final = _final(pipeline, truth, warp.warped_garment, warp.warped_mask)
+    _, final = try_on_at_model_resolution(pipeline, truth, batch["cloth"], batch["cloth_mask"])
     region = truth.tryon_region
     groups = {
         "worn garment": label_mask(parse, UPPER_CLOTHES_LABELS).float(),
@@ -86,8 +86,10 @@ def score_batch(pipeline: TryOnPipeline, batch: dict) -> dict[str, torch.Tensor]
         "  the true parse, the parser's keypoints": (parse, seen_keypoints),
     }.items():
         seen = build_representation(person, *analysis)
-        warp = pipeline.warp(seen.gmm_input(), batch["cloth"], batch["cloth_mask"])
-        scores[name] = M.ssim(_final(pipeline, seen, warp.warped_garment, warp.warped_mask), person)
+        _, seen_final = try_on_at_model_resolution(
+            pipeline, seen, batch["cloth"], batch["cloth_mask"]
+        )
+        scores[name] = M.ssim(seen_final, person)
     return scores
 
 

@@ -99,6 +99,13 @@ def person_heights(parse: torch.Tensor) -> torch.Tensor:
     return (bottom - top + 1).clamp_min(1).float()
 
 
+def visible_keypoint_distances(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Distances in pixels `(N,)` from each ground-truth keypoint marked visible
+    (confidence > 0) to its prediction; keypoints `(B, K, 3)` (x, y, confidence)."""
+    distance = (predicted[..., :2].float() - target[..., :2].float()).norm(dim=-1)
+    return distance[target[..., 2] > 0]
+
+
 def pck_hits(
     predicted: torch.Tensor, target: torch.Tensor, heights: torch.Tensor, threshold: float = 0.1
 ) -> tuple[int, int]:

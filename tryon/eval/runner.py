@@ -31,8 +31,9 @@ from tryon.eval.baselines import affine_baseline
 from tryon.imaging import image_to_tensor, resize_image
 from tryon.labels import PARSE_LABELS
 from tryon.models import decode_keypoints
+from tryon.models.gmm import GmmOutput
 from tryon.pipeline import TryOnPipeline
-from tryon.representation import build_representation
+from tryon.representation import PersonRepresentation, build_representation
 from tryon.train.loop import collate_tensors
 
 
@@ -90,23 +91,17 @@ def evaluate(
 
         # GMM and TOM on the dataset's own analysis.
         truth = build_representation(person, parse, keypoints)
-        warp = pipeline.warp(truth.gmm_input(), b["cloth"], b["cloth_mask"])
+        warp, final_gt = try_on_at_model_resolution(pipeline, truth, b["cloth"], b["cloth_mask"])
         scores.add("warp_iou", M.mask_iou(warp.warped_mask, truth.garment_region))
         if "warp_gt" in b:
             scores.add(
                 "warp_ssim", M.region_ssim(warp.warped_garment, b["warp_gt"], b["warp_gt_mask"])
             )
-        output = pipeline.synthesize(truth.tom_input(), warp.warped_garment, warp.warped_mask)
-        final_gt = paste_into_region(output.composite, truth.agnostic, truth.tryon_region)
         scores.add("tryon_ssim_gt_parse", M.ssim(final_gt, person))
 
         # End to end at model resolution.
         seen = build_representation(person, predicted_parse, predicted_keypoints)
-        warp_e2e = pipeline.warp(seen.gmm_input(), b["cloth"], b["cloth_mask"])
-        out_e2e = pipeline.synthesize(
-            seen.tom_input(), warp_e2e.warped_garment, warp_e2e.warped_mask
-        )
-        final = paste_into_region(out_e2e.composite, seen.agnostic, seen.tryon_region)
+        _, final = try_on_at_model_resolution(pipeline, seen, b["cloth"], b["cloth_mask"])
         scores.add("tryon_ssim", M.ssim(final, person))
         scores.add("tryon_psnr", M.psnr(final, person))
 
@@ -160,6 +155,20 @@ def evaluate(
     result["n_samples"] = count
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
+
+
+def try_on_at_model_resolution(
+    pipeline: TryOnPipeline,
+    person: PersonRepresentation,
+    cloth: torch.Tensor,
+    cloth_mask: torch.Tensor,
+) -> tuple[GmmOutput, torch.Tensor]:
+    """The GMM's warp of `cloth` `(B, 3, H, W)` and `cloth_mask` `(B, 1, H, W)` onto `person`,
+    and the try-on `(B, 3, H, W)` in [-1, 1]: the TOM's composite inside the try-on region,
+    the clothing-agnostic photo outside it (what `tryon_ssim` scores, before paste-back)."""
+    warp = pipeline.warp(person.gmm_input(), cloth, cloth_mask)
+    output = pipeline.synthesize(person.tom_input(), warp.warped_garment, warp.warped_mask)
+    return warp, paste_into_region(output.composite, person.agnostic, person.tryon_region)
 
 
 def _score_full_pipeline(pipeline: TryOnPipeline, sample, scores: _Scores) -> None:

@@ -182,10 +182,8 @@ class ParserTrainer:
         for batch in batches:
             parse_logits, heatmap_logits = self.predict(batch["person"])
             counts += M.confusion(parse_logits.argmax(1), batch["parse"]).cpu()
-            truth = batch["keypoints"]
-            predicted = decode_keypoints(heatmap_logits).float()
-            distance = (predicted[..., :2] - truth[..., :2]).norm(dim=-1)
-            distances.append(distance[truth[..., 2] > 0].cpu())
+            predicted = decode_keypoints(heatmap_logits)
+            distances.append(M.visible_keypoint_distances(predicted, batch["keypoints"]).cpu())
         return {
             "parse_miou": M.mean_iou(counts),
             "keypoint_error": float(torch.cat(distances).mean()),
