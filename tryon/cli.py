@@ -259,6 +259,14 @@ def train(
             "--init has); blocks --init lacks start as identities, rendering as it does."
         ),
     ] = None,
+    shading: Annotated[
+        bool,
+        typer.Option(
+            help="tom only: give the TOM a head that shades the warped garment (multiplies it "
+            "by a predicted light map: the body's shadows, folds' roundness, the light's "
+            "direction); added untrained to --init's TOM, rendering as it does."
+        ),
+    ] = False,
     flow_stage: Annotated[
         bool,
         typer.Option(
@@ -371,6 +379,8 @@ def train(
         raise InvalidInputError("--flow-stage is a gmm setting: use it with gmm")
     if parse_refiner and component != "parser":
         raise InvalidInputError("--parse-refiner is a parser setting: use it with parser")
+    if shading and component != "tom":
+        raise InvalidInputError("--shading is a tom setting: use it with tom")
     if val_data is None and (val_pairs, val_every, val_size) != (None, None, None):
         raise InvalidInputError(
             "--val-pairs, --val-every and --val-size set up validation: add --val-data DIR"
@@ -418,6 +428,7 @@ def train(
             flow_stage=flow_stage,
             flow_corrections=flow_corrections,
             residual_blocks=residual_blocks,
+            shading=shading,
         ),
         parsed_by,
     )

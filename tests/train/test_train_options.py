@@ -198,6 +198,28 @@ def test_residual_blocks_grow_the_init_tom_and_only_the_tom(tmp_path, train, mon
     _assert_refused([*arguments, "--residual-blocks", "1"], "use it with tom")
 
 
+def test_shading_grows_the_init_tom_and_a_resumed_run_keeps_what_it_has(tmp_path, train):
+    torch.manual_seed(0)
+    GeometricMatcher(person_channels=GMM_PERSON_CHANNELS).save_pretrained(tmp_path / "gmm")
+    TryOnGenerator(person_channels=TOM_PERSON_CHANNELS).save_pretrained(tmp_path / "trained")
+    out = tmp_path / "run"
+    run = [*_tiny_run("tom", train, out), "--gmm", str(tmp_path / "gmm")]
+    started = [*run, "--init", str(tmp_path / "trained"), "--shading"]
+    result = CliRunner().invoke(app, [*started, "--steps", "1"])
+    assert result.exit_code == 0, result.output
+    assert TryOnGenerator.from_pretrained(out / "tom").config["shading"] is True
+    result = CliRunner().invoke(app, [*run, "--resume", "--steps", "2"])
+    assert result.exit_code == 0, result.output
+    assert TryOnGenerator.from_pretrained(out / "tom").shading_head is not None
+
+    plain = tmp_path / "plain"
+    run = [*_tiny_run("tom", train, plain), "--gmm", str(tmp_path / "gmm")]
+    result = CliRunner().invoke(app, [*run, "--steps", "1"])
+    assert result.exit_code == 0, result.output
+    _assert_refused([*run, "--resume", "--steps", "2", "--shading"], "resume it without --shading")
+    _assert_refused([*_tiny_run("gmm", train, tmp_path / "g"), "--shading"], "use it with tom")
+
+
 def test_tune_gmm_trains_the_gmm_through_the_final_image_and_saves_it_beside_the_tom(train):
     data = VitonDataset(train, size=SIZE)
     batch = collate_tensors([data[i] for i in range(2)])

@@ -2,6 +2,9 @@
 
 The final image keeps the warped garment's texture where the composition mask is high and
 uses the rendered person elsewhere: final = warped garment x mask + rendered x (1 - mask).
+With a shading head (`add_shading`) the warped garment is first multiplied by a predicted
+shading map, as light falls on cloth: the flat catalog garment gets the body's shadows,
+roundness and the light's direction without the blend washing out its print.
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ class TomOutput(NamedTuple):
         rendered: `(B, 3, H, W)` in [-1, 1], the person as the U-Net draws them.
         composition_mask: `(B, 1, H, W)` in [0, 1], where to use the warped garment.
         composite: `(B, 3, H, W)` in [-1, 1], the try-on result (`compose`).
+        shading: `(B, 1, H, W)` in (0, 2), what the warped garment was multiplied by
+            (`shade`); None for a generator without a shading head.
     """
 
     rendered: torch.Tensor
     composition_mask: torch.Tensor
     composite: torch.Tensor
+    shading: torch.Tensor | None = None
 
 
 def compose(
@@ -34,6 +40,12 @@ def compose(
 ) -> torch.Tensor:
     """final = warped garment x mask + rendered x (1 - mask); images in [-1, 1], mask in [0, 1]."""
     return warped_garment * composition_mask + rendered * (1.0 - composition_mask)
+
+
+def shade(warped_garment: torch.Tensor, shading: torch.Tensor) -> torch.Tensor:
+    """The garment `(B, 3, H, W)` in [-1, 1] lit by `shading` `(B, 1, H, W)` (1: as it is):
+    intensities in [0, 1] are multiplied, as light multiplies a surface's colour."""
+    return ((warped_garment + 1.0) * shading - 1.0).clamp(-1.0, 1.0)
 
 
 class TryOnGenerator(PretrainedMixin, nn.Module):
@@ -47,6 +59,8 @@ class TryOnGenerator(PretrainedMixin, nn.Module):
         max_channels: cap on the U-Net's widths.
         residual_blocks: residual blocks at the U-Net's coarsest level (`add_residual_blocks`
             grows them onto a trained generator).
+        shading: a head that predicts the shading of the warped garment from the U-Net's
+            last features (`add_shading` grows it onto a trained generator).
     """
 
     def __init__(
@@ -56,6 +70,7 @@ class TryOnGenerator(PretrainedMixin, nn.Module):
         depth: int = 4,
         max_channels: int = 128,
         residual_blocks: int = 0,
+        shading: bool = False,
     ) -> None:
         super().__init__()
         if residual_blocks < 0:
@@ -63,6 +78,12 @@ class TryOnGenerator(PretrainedMixin, nn.Module):
         self.unet = UNet(
             person_channels + 4, 4, base_channels, depth, max_channels, residual_blocks
         )
+        self.shading_head = None
+        if shading:
+            # Zero weights and bias: a shading of exactly 1 until the head learns.
+            self.shading_head = nn.Conv2d(self.unet.head.in_channels, 1, 3, padding=1)
+            nn.init.zeros_(self.shading_head.weight)
+            nn.init.zeros_(self.shading_head.bias)
 
     def forward(
         self, person: torch.Tensor, warped_garment: torch.Tensor, warped_mask: torch.Tensor
@@ -74,11 +95,19 @@ class TryOnGenerator(PretrainedMixin, nn.Module):
             warped_garment: `(B, 3, H, W)` in [-1, 1], from the GMM.
             warped_mask: `(B, 1, H, W)` in [0, 1], from the GMM.
         """
-        out = self.unet(torch.cat((person, warped_garment, warped_mask), 1))
+        features = self.unet.features(torch.cat((person, warped_garment, warped_mask), 1))
+        out = self.unet.head(features)
         rendered = torch.tanh(out[:, :3])
         composition_mask = torch.sigmoid(out[:, 3:])
+        shading = None
+        if self.shading_head is not None:
+            shading = 2.0 * torch.sigmoid(self.shading_head(features))
+            warped_garment = shade(warped_garment, shading)
         return TomOutput(
-            rendered, composition_mask, compose(warped_garment, rendered, composition_mask)
+            rendered,
+            composition_mask,
+            compose(warped_garment, rendered, composition_mask),
+            shading,
         )
 
 
@@ -93,3 +122,13 @@ def add_residual_blocks(tom: TryOnGenerator, blocks: int) -> TryOnGenerator:
         raise ValueError(f"this TOM has {have} trained residual blocks; cannot drop to {blocks}")
     added = tuple(f"unet.bottleneck.{block}." for block in range(have, blocks))
     return grown_copy(tom, added, residual_blocks=blocks)
+
+
+def add_shading(tom: TryOnGenerator) -> TryOnGenerator:
+    """A copy of a trained generator with a shading head that starts at a shading of 1, so
+    the copy renders exactly as `tom` does until the head learns. In training mode, on
+    `tom`'s device and dtype. Refuses a generator whose batch norms are folded.
+    """
+    if tom.shading_head is not None:
+        raise ValueError("this TOM already has a shading head")
+    return grown_copy(tom, ("shading_head.",), shading=True)

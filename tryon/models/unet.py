@@ -102,10 +102,15 @@ class UNet(nn.Module):
         self.head = nn.Conv2d(widths[0], out_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last decoder level's features, `(B, base_channels, H, W)`, which `head`
+        turns into the output; other heads may read them too."""
         skips = [self.stem(x)]
         for block in self.down:
             skips.append(block(skips[-1]))
         x = self.bottleneck(skips.pop())
         for block in self.up:
             x = block(x, skips.pop())
-        return self.head(x)
+        return x

@@ -454,16 +454,17 @@ class TomTrainer:
 
     def sample_grid(self, batch: Batch) -> np.ndarray:
         rep, warp, _, output, final = self._generate(batch)
-        return image_grid(
-            [
-                batch["person"],
-                batch["cloth"],
-                warp.warped_garment,
-                rep.agnostic,
-                output.composition_mask * 2 - 1,
-                final,
-            ]
-        )
+        columns = [
+            batch["person"],
+            batch["cloth"],
+            warp.warped_garment,
+            rep.agnostic,
+            output.composition_mask * 2 - 1,
+            final,
+        ]
+        if output.shading is not None:  # light in (0, 2): mid-grey is 1, unshaded
+            columns.insert(-1, (output.shading - 1).clamp(-1, 1))
+        return image_grid(columns)
 
     def save(self, out: Path) -> None:
         self.tom.save_pretrained(out / self.name)
