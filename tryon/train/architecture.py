@@ -2,8 +2,8 @@
 
 Architecture options change `--init`'s network before training: the parser's
 `--input-scale` and `--parse-refiner`, the GMM's `--refinement-stages`, `--flow-stage` and
-`--flow-corrections`, the TOM's `--residual-blocks` and `--shading`. Added parts start as no-ops, so a
-grown network begins where `--init` ended. A resumed run keeps the architecture it
+`--flow-corrections`, the TOM's `--residual-blocks` and `--shading`. Added parts start as
+no-ops, so a grown network begins where `--init` ended. A resumed run keeps the architecture it
 started with (read from its own component folder; the weights come from its checkpoint)
 and refuses options that would change it.
 """
