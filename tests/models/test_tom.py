@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from tiny_models import fit, image
 
 from tryon.models import TryOnGenerator, compose
-from tryon.models.tom import add_residual_blocks, add_shading, shade
+from tryon.models.tom import SHADING_HEAD_GAIN, add_residual_blocks, add_shading, shade
 
 
 @pytest.mark.parametrize("size", [(256, 192), (128, 96)])
@@ -105,7 +105,7 @@ def test_a_shading_head_grows_a_trained_tom_without_changing_it_until_it_learns(
     F.l1_loss(grown(person, garment, mask).composite, image(1, 3, 64, 48)).backward()
     assert grown.shading_head.weight.grad.abs().sum() > 0  # the head learns
     with torch.no_grad():  # as if it had learnt to halve the light everywhere
-        grown.shading_head.bias.fill_(math.log(1 / 3))
+        grown.shading_head.bias.fill_(math.log(1 / 3) / SHADING_HEAD_GAIN)
     grown.eval()
     output = grown(person, garment, mask)
     assert torch.allclose(output.shading, torch.full_like(output.shading, 0.5))
