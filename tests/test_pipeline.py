@@ -207,3 +207,27 @@ def test_the_pipeline_parses_with_the_parsers_refiner(precision):
     )
     analysis = pipeline.analyse_person(generate_sample(0, 1).person)
     assert (analysis.parse == 13).all()
+
+
+def test_a_tom_that_shows_the_background_gets_the_photo_s_background_fill(garment):
+    torch.manual_seed(0)
+    tom = TryOnGenerator(base_channels=8, depth=4, max_channels=32, background=True)
+    with torch.no_grad():
+        tom.background_head.bias.fill_(30.0)  # shows the background everywhere
+    pipeline = TryOnPipeline(
+        HumanParser(encoder_name="tu-regnetx_002", decoder_channels=(16, 16, 8, 8, 8)),
+        GeometricMatcher(feature_channels=(8, 8, 16, 16), regressor_width=16),
+        tom,
+        PipelineMeta(name="tiny", licence="test", training_data="none"),
+        precision="float32",
+    )
+    photo = generate_sample(2, 0, (512, 384)).person
+    analysis = pipeline.analyse_person(photo)
+    garments, masks = pipeline.prepare_garments([garment[0]], [garment[1]])
+    result = pipeline.try_on([analysis], garments, masks)[0]
+    rep = analysis.representation
+    region = rep.tryon_region[0, 0].bool()
+    assert region.any()
+    fill = rep.background_fill()[0]
+    model_image = torch.from_numpy(result.model_image).permute(2, 0, 1).float() / 127.5 - 1
+    assert torch.allclose(model_image[:, region], fill[:, region], atol=1 / 127.5 + 1e-6)

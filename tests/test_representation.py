@@ -29,7 +29,9 @@ from tryon.representation import (
     TOM_PERSON_CHANNELS,
     build_representation,
     keypoint_heatmaps,
+    push_pull_fill,
     scale_keypoints,
+    visible_background,
 )
 
 SIZES = [(256, 192), (128, 96)]
@@ -250,3 +252,49 @@ def test_gpu_gives_the_cpu_result():
     assert on_gpu.agnostic.is_cuda
     assert torch.allclose(on_gpu.tom_input().cpu(), on_cpu.tom_input(), atol=1e-5)
     assert torch.allclose(on_gpu.gmm_input().cpu(), on_cpu.gmm_input(), atol=1e-5)
+
+
+def test_push_pull_fill_keeps_known_pixels_and_fills_a_hole_from_around_it():
+    # A red wall on the left, a blue one on the right; a hole in each.
+    image = torch.zeros(1, 3, 64, 48)
+    image[:, 0, :, :24], image[:, 2, :, 24:] = 1.0, 1.0
+    known = torch.ones(1, 1, 64, 48)
+    known[..., 20:40, 4:16] = 0.0
+    known[..., 20:40, 32:44] = 0.0
+    damaged = image * known  # what is under a hole must not matter
+    filled = push_pull_fill(damaged, known)
+    keep = known.bool().expand_as(image)
+    assert torch.equal(filled[keep], image[keep])
+    # Each hole takes mostly the colour of the wall around it (a coarser level reaches a
+    # little of the other wall too).
+    left_hole, right_hole = filled[0, :, 30, 10], filled[0, :, 30, 38]
+    assert left_hole[0] > 0.75 and left_hole[2] < 0.25 and left_hole[1] == 0
+    assert right_hole[2] > 0.75 and right_hole[0] < 0.25 and right_hole[1] == 0
+
+
+def test_background_fill_continues_the_wall_under_the_try_on_region():
+    size = (128, 96)
+    person, parse, keypoints = scene(size)
+    wall = person[0, :, 0, 0].clone()  # the background's own colour
+    rep = build_representation(person, parse, keypoints)
+    fill = rep.background_fill()
+    ring = (rep.tryon_region[0, 0] > 0) & (parse[0] == BACKGROUND)
+    assert ring.any()
+    assert torch.allclose(fill[0][:, ring], wall[:, None].expand(3, int(ring.sum())), atol=1e-5)
+    # Only background pixels outside the region are spread: never the person's colours.
+    assert (
+        rep.background_pixels.sum() == ((parse == BACKGROUND) & (rep.tryon_region[:, 0] == 0)).sum()
+    )
+
+
+def test_visible_background_is_the_region_s_background_less_the_neck():
+    size = (128, 96)
+    person, parse, keypoints = scene(size)
+    rep = build_representation(person, parse, keypoints)
+    visible = visible_background(parse, keypoints, rep.tryon_region)[0, 0].bool()
+    assert visible.any()
+    assert not visible[parse[0] != BACKGROUND].any()
+    assert not visible[rep.tryon_region[0, 0] == 0].any()
+    neck_row, neck_column = at((0.25, 0.50), size)  # under the face: the neck, not background
+    assert rep.tryon_region[0, 0, neck_row, neck_column] == 1
+    assert not visible[neck_row, neck_column]

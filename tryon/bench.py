@@ -24,6 +24,7 @@ from torch import nn
 from tryon.models import (
     PRECISIONS,
     GeometricMatcher,
+    GmmOutput,
     HumanParser,
     PipelineMeta,
     TryOnGenerator,
@@ -31,6 +32,7 @@ from tryon.models import (
     load_pipeline_components,
 )
 from tryon.pipeline import TryOnPipeline
+from tryon.representation import push_pull_fill
 
 
 @dataclass(frozen=True)
@@ -118,18 +120,25 @@ def benchmark_networks(
     gmm_person = random_input(networks["gmm"].config["person_channels"], low=0.0)
     tom_person = random_input(networks["tom"].config["person_channels"])
     garment, garment_mask = random_input(3), random_input(1, low=0.0)
+    agnostic, background_pixels = random_input(3), (random_input(1, low=0.0) > 0.5).float()
     with torch.inference_mode():
         warp = run["gmm"](gmm_person, garment, garment_mask)
 
+    tom_shows_background = networks["tom"].shows_background
+
+    def render(warped: GmmOutput) -> None:
+        # A TOM that shows the background needs its fill, made for each call.
+        fill = push_pull_fill(agnostic, background_pixels) if tom_shows_background else None
+        run["tom"](tom_person, warped.warped_garment, warped.warped_mask, fill)
+
     def run_all() -> None:
         run["parser"](photo)
-        warped = run["gmm"](gmm_person, garment, garment_mask)
-        run["tom"](tom_person, warped.warped_garment, warped.warped_mask)
+        render(run["gmm"](gmm_person, garment, garment_mask))
 
     calls: dict[str, Callable[[], object]] = {
         "parser": lambda: run["parser"](photo),
         "gmm": lambda: run["gmm"](gmm_person, garment, garment_mask),
-        "tom": lambda: run["tom"](tom_person, warp.warped_garment, warp.warped_mask),
+        "tom": lambda: render(warp),
         "total": run_all,
     }
     results = []

@@ -267,6 +267,15 @@ def train(
             "direction); added untrained to --init's TOM, rendering as it does."
         ),
     ] = False,
+    show_background: Annotated[
+        bool,
+        typer.Option(
+            help="tom only: give the TOM a head that shows the photo's own background "
+            "(continued under the try-on region from the pixels around it) where the new "
+            "garment and the arms leave it visible, instead of painting it; trained on the "
+            "dataset's parse. Added to --init's TOM showing none of it."
+        ),
+    ] = False,
     flow_stage: Annotated[
         bool,
         typer.Option(
@@ -379,8 +388,9 @@ def train(
         raise InvalidInputError("--flow-stage is a gmm setting: use it with gmm")
     if parse_refiner and component != "parser":
         raise InvalidInputError("--parse-refiner is a parser setting: use it with parser")
-    if shading and component != "tom":
-        raise InvalidInputError("--shading is a tom setting: use it with tom")
+    for flag, name in ((shading, "--shading"), (show_background, "--show-background")):
+        if flag and component != "tom":
+            raise InvalidInputError(f"{name} is a tom setting: use it with tom")
     if val_data is None and (val_pairs, val_every, val_size) != (None, None, None):
         raise InvalidInputError(
             "--val-pairs, --val-every and --val-size set up validation: add --val-data DIR"
@@ -429,6 +439,7 @@ def train(
             flow_corrections=flow_corrections,
             residual_blocks=residual_blocks,
             shading=shading,
+            show_background=show_background,
         ),
         parsed_by,
     )

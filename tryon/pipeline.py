@@ -42,6 +42,7 @@ from tryon.models import (
     GeometricMatcher,
     HumanParser,
     PipelineMeta,
+    TomOutput,
     TryOnGenerator,
     decode_keypoints,
     fold_batch_norms,
@@ -103,7 +104,7 @@ class PersonAnalysis:
 
     def for_cache(self) -> PersonAnalysis:
         """A compact copy to keep between calls: ~0.2 MB at 256x192 instead of ~7. It
-        drops the photo (the caller keeps its encoded bytes) and the representation (27
+        drops the photo (the caller keeps its encoded bytes) and the representation (28
         float channels, rebuilt in a few milliseconds), and keeps the crop and the parse
         as uint8, which hold them exactly (the crop is made from uint8 pixels). `restore`
         makes it usable again."""
@@ -163,7 +164,8 @@ class TryOnPipeline:
         folded: the networks' batch norms are folded (`from_pretrained`); no saving then.
 
     `parse`, `warp` and `synthesize` call the parser, GMM and TOM in that precision with
-    float32 inputs and outputs; the evaluation runs the networks through them too.
+    float32 inputs and outputs (`render` calls `synthesize` with what it needs from a person
+    representation); the evaluation runs the networks through them too.
     """
 
     def __init__(
@@ -357,7 +359,7 @@ class TryOnPipeline:
         with timer.stage("warp"):
             warp = self.warp(rep.gmm_input(), garments, garment_masks)
         with timer.stage("synthesize"):
-            output = self.synthesize(rep.tom_input(), warp.warped_garment, warp.warped_mask)
+            output = self.render(rep, warp.warped_garment, warp.warped_mask)
             final = paste_into_region(output.composite, rep.agnostic, rep.tryon_region)
         results = []
         with timer.stage("paste_back"):
@@ -372,6 +374,14 @@ class TryOnPipeline:
             TryOnResult(image, model_image, analysis.confidence, {**analysis.timings, **share})
             for (image, model_image), analysis in zip(results, analyses, strict=True)
         ]
+
+    def render(
+        self, rep: PersonRepresentation, warped_garment: torch.Tensor, warped_mask: torch.Tensor
+    ) -> TomOutput:
+        """The TOM on `rep`'s people `(B, ...)` and their warped garments `(B, 3, H, W)`,
+        `(B, 1, H, W)`, given the background fill when the TOM shows it."""
+        background = rep.background_fill() if self.tom.shows_background else None
+        return self.synthesize(rep.tom_input(), warped_garment, warped_mask, background)
 
     def __call__(
         self, photo: np.ndarray, garment: np.ndarray, garment_mask: np.ndarray

@@ -94,7 +94,7 @@ def score_batch(pipeline: TryOnPipeline, batch: dict) -> dict[str, torch.Tensor]
 
 
 def _final(pipeline, truth, warped_garment, warped_mask) -> torch.Tensor:
-    output = pipeline.synthesize(truth.tom_input(), warped_garment, warped_mask)
+    output = pipeline.render(truth, warped_garment, warped_mask)
     return paste_into_region(output.composite, truth.agnostic, truth.tryon_region)
 
 

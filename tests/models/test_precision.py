@@ -10,7 +10,7 @@ from tiny_models import TINY_FACTORIES, image
 
 from tryon.models import PRECISIONS, in_precision, resolve_precision, store_weights_in
 from tryon.models.precision import cpu_multiplies_bfloat16
-from tryon.models.tom import add_shading
+from tryon.models.tom import add_background_head, add_shading
 
 
 def test_precision_names_resolve_to_dtypes_and_unknown_ones_name_the_choices():
@@ -32,11 +32,13 @@ def test_float32_leaves_the_network_as_it_is():
 
 def test_a_bfloat16_network_returns_float32_close_to_the_float32_network():
     torch.manual_seed(0)
-    tom = add_shading(TINY_FACTORIES["tom"]()).eval()  # every output field a tensor
+    # With both heads, every output field is a tensor.
+    tom = add_background_head(add_shading(TINY_FACTORIES["tom"]())).eval()
     person, garment, mask = image(2, 22, 64, 48), image(2, 3, 64, 48), image(2, 1, 64, 48, 0)
+    fill = image(2, 3, 64, 48)
     with torch.no_grad():
-        exact = tom(person, garment, mask)
-        lowered = in_precision(tom, torch.bfloat16)(person, garment, mask)
+        exact = tom(person, garment, mask, fill)
+        lowered = in_precision(tom, torch.bfloat16)(person, garment, mask, fill)
     for name, value in lowered._asdict().items():
         assert value.dtype == torch.float32, name
     # bfloat16 keeps 8 bits of mantissa: the rendering moves by parts in a thousand.

@@ -8,7 +8,13 @@ import torch.nn.functional as F
 from tiny_models import fit, image
 
 from tryon.models import TryOnGenerator, compose
-from tryon.models.tom import SHADING_HEAD_GAIN, add_residual_blocks, add_shading, shade
+from tryon.models.tom import (
+    SHADING_HEAD_GAIN,
+    add_background_head,
+    add_residual_blocks,
+    add_shading,
+    shade,
+)
 
 
 @pytest.mark.parametrize("size", [(256, 192), (128, 96)])
@@ -117,3 +123,30 @@ def test_a_shading_head_grows_a_trained_tom_without_changing_it_until_it_learns(
     assert torch.equal(reloaded(person, garment, mask).composite, output.composite)
     with pytest.raises(ValueError, match="already has a shading head"):
         add_shading(grown)
+
+
+def test_a_background_head_grows_a_trained_tom_and_shows_the_fill_where_it_opens(
+    tiny_tom: TryOnGenerator, tmp_path
+) -> None:
+    torch.manual_seed(0)
+    person, garment, mask = image(1, 22, 64, 48), image(1, 3, 64, 48), image(1, 1, 64, 48, low=0.0)
+    fill = image(1, 3, 64, 48)
+    trained = tiny_tom.eval()
+    grown = add_background_head(trained).eval()
+    assert grown.shows_background and not trained.shows_background
+    before = trained(person, garment, mask).composite
+    output = grown(person, garment, mask, fill)
+    assert torch.allclose(output.composite, before, atol=1e-3)  # almost closed at the start
+    assert output.background_mask.max() < 1e-4
+    with pytest.raises(ValueError, match="pass the background fill"):
+        grown(person, garment, mask)
+
+    with torch.no_grad():  # as if it had learnt that the background shows everywhere
+        grown.background_head.bias.fill_(30.0)
+    assert torch.allclose(grown(person, garment, mask, fill).composite, fill, atol=1e-6)
+    grown.save_pretrained(tmp_path / "tom")
+    reloaded = TryOnGenerator.from_pretrained(tmp_path / "tom")
+    assert reloaded.config["background"] is True
+    assert torch.equal(reloaded(person, garment, mask, fill).composite, fill)
+    with pytest.raises(ValueError, match="already has a background head"):
+        add_background_head(grown)

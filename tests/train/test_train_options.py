@@ -198,26 +198,46 @@ def test_residual_blocks_grow_the_init_tom_and_only_the_tom(tmp_path, train, mon
     _assert_refused([*arguments, "--residual-blocks", "1"], "use it with tom")
 
 
-def test_shading_grows_the_init_tom_and_a_resumed_run_keeps_what_it_has(tmp_path, train):
+@pytest.mark.parametrize(
+    ("option", "setting", "head"),
+    [
+        ("--shading", "shading", "shading_head"),
+        ("--show-background", "background", "background_head"),
+    ],
+)
+def test_a_tom_head_grows_the_init_tom_and_a_resumed_run_keeps_what_it_has(
+    tmp_path, train, option, setting, head
+):
     torch.manual_seed(0)
     GeometricMatcher(person_channels=GMM_PERSON_CHANNELS).save_pretrained(tmp_path / "gmm")
     TryOnGenerator(person_channels=TOM_PERSON_CHANNELS).save_pretrained(tmp_path / "trained")
     out = tmp_path / "run"
     run = [*_tiny_run("tom", train, out), "--gmm", str(tmp_path / "gmm")]
-    started = [*run, "--init", str(tmp_path / "trained"), "--shading"]
+    started = [*run, "--init", str(tmp_path / "trained"), option]
     result = CliRunner().invoke(app, [*started, "--steps", "1"])
     assert result.exit_code == 0, result.output
-    assert TryOnGenerator.from_pretrained(out / "tom").config["shading"] is True
+    assert TryOnGenerator.from_pretrained(out / "tom").config[setting] is True
     result = CliRunner().invoke(app, [*run, "--resume", "--steps", "2"])
     assert result.exit_code == 0, result.output
-    assert TryOnGenerator.from_pretrained(out / "tom").shading_head is not None
+    assert getattr(TryOnGenerator.from_pretrained(out / "tom"), head) is not None
 
     plain = tmp_path / "plain"
     run = [*_tiny_run("tom", train, plain), "--gmm", str(tmp_path / "gmm")]
     result = CliRunner().invoke(app, [*run, "--steps", "1"])
     assert result.exit_code == 0, result.output
-    _assert_refused([*run, "--resume", "--steps", "2", "--shading"], "resume it without --shading")
-    _assert_refused([*_tiny_run("gmm", train, tmp_path / "g"), "--shading"], "use it with tom")
+    _assert_refused([*run, "--resume", "--steps", "2", option], f"resume it without {option}")
+    _assert_refused([*_tiny_run("gmm", train, tmp_path / "g"), option], "use it with tom")
+
+
+def test_the_background_head_learns_where_the_dataset_shows_background(train):
+    data = VitonDataset(train, size=SIZE)
+    batch = collate_tensors([data[i] for i in range(2)])
+    trainer = tiny_tom_trainer(lr=1e-2, background=True, adversarial_weight=0, feature_weight=0)
+    bias = trainer.tom.background_head.bias
+    start = float(bias.detach())
+    losses = [trainer.train_step(batch, step)["background"] for step in range(3)]
+    assert float(bias.detach()) > start  # the dataset shows background in the region: it opens
+    assert losses[-1] < losses[0]
 
 
 def test_tune_gmm_trains_the_gmm_through_the_final_image_and_saves_it_beside_the_tom(train):

@@ -25,8 +25,11 @@ def tiny_gmm_trainer(lr: float, **settings) -> GmmTrainer:
     return GmmTrainer(lr=lr, device=torch.device("cpu"), gmm=tiny_gmm(), **settings)
 
 
-def tiny_tom_trainer(lr: float, **loss_weights: float) -> TomTrainer:
-    """A small TOM (widths 8-16) learning from `tiny_gmm`'s warps, in a CPU `TomTrainer`."""
+def tiny_tom_trainer(lr: float, *, background: bool = False, **loss_weights: float) -> TomTrainer:
+    """A small TOM (widths 8-16, with a background head if asked) learning from
+    `tiny_gmm`'s warps, in a CPU `TomTrainer`."""
     gmm = tiny_gmm()
-    tom = TryOnGenerator(person_channels=TOM_PERSON_CHANNELS, base_channels=8, max_channels=16)
+    tom = TryOnGenerator(
+        person_channels=TOM_PERSON_CHANNELS, base_channels=8, max_channels=16, background=background
+    )
     return TomTrainer(lr=lr, device=torch.device("cpu"), gmm=gmm, tom=tom, **loss_weights)

@@ -167,7 +167,7 @@ def try_on_at_model_resolution(
     and the try-on `(B, 3, H, W)` in [-1, 1]: the TOM's composite inside the try-on region,
     the clothing-agnostic photo outside it (what `tryon_ssim` scores, before paste-back)."""
     warp = pipeline.warp(person.gmm_input(), cloth, cloth_mask)
-    output = pipeline.synthesize(person.tom_input(), warp.warped_garment, warp.warped_mask)
+    output = pipeline.render(person, warp.warped_garment, warp.warped_mask)
     return warp, paste_into_region(output.composite, person.agnostic, person.tryon_region)
 
 

@@ -4,7 +4,10 @@ The final image keeps the warped garment's texture where the composition mask is
 uses the rendered person elsewhere: final = warped garment x mask + rendered x (1 - mask).
 With a shading head (`add_shading`) the warped garment is first multiplied by a predicted
 shading map, as light falls on cloth: the flat catalog garment gets the body's shadows,
-roundness and the light's direction without the blend washing out its print.
+roundness and the light's direction without the blend washing out its print. With a
+background head (`add_background_head`) a third source joins the blend: the photo's own
+background continued under the try-on region, shown where the new garment and the arms
+leave the background visible, instead of a painted halo.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ from torch import nn
 from tryon.models.checkpoint import PretrainedMixin, grown_copy
 from tryon.models.unet import UNet
 
-
 # The shading head's output is scaled up by this before the sigmoid: a zero-initialised head
 # trained at the rate that fine-tunes the rest of the TOM (1e-5-1e-4) would otherwise take
 # thousands of steps to move the light by a few percent. Under Adam this is the same as a
 # learning rate ten times the network's for the head alone.
 SHADING_HEAD_GAIN = 10.0
+# The background head's bias starts here: it shows 0.005% of the background fill, so a grown
+# TOM renders as before to a part in ten thousand. It learns from its own supervised loss
+# (binary cross-entropy on its logits), whose gradient does not vanish at a saturated start.
+BACKGROUND_HEAD_START = -10.0
 
 
 class TomOutput(NamedTuple):
@@ -34,12 +40,15 @@ class TomOutput(NamedTuple):
         composite: `(B, 3, H, W)` in [-1, 1], the try-on result (`compose`).
         shading: `(B, 1, H, W)` in (0, 2), what the warped garment was multiplied by
             (`shade`); None for a generator without a shading head.
+        background_mask: `(B, 1, H, W)` in [0, 1], where the composite shows the background
+            fill; None for a generator without a background head.
     """
 
     rendered: torch.Tensor
     composition_mask: torch.Tensor
     composite: torch.Tensor
     shading: torch.Tensor | None = None
+    background_mask: torch.Tensor | None = None
 
 
 def compose(
@@ -68,6 +77,9 @@ class TryOnGenerator(PretrainedMixin, nn.Module):
             grows them onto a trained generator).
         shading: a head that predicts the shading of the warped garment from the U-Net's
             last features (`add_shading` grows it onto a trained generator).
+        background: a head that predicts where the photo's background shows through
+            (`add_background_head` grows it onto a trained generator); `forward` then needs
+            the background fill.
     """
 
     def __init__(
@@ -78,6 +90,7 @@ class TryOnGenerator(PretrainedMixin, nn.Module):
         max_channels: int = 128,
         residual_blocks: int = 0,
         shading: bool = False,
+        background: bool = False,
     ) -> None:
         super().__init__()
         if residual_blocks < 0:
@@ -91,9 +104,23 @@ class TryOnGenerator(PretrainedMixin, nn.Module):
             self.shading_head = nn.Conv2d(self.unet.head.in_channels, 1, 3, padding=1)
             nn.init.zeros_(self.shading_head.weight)
             nn.init.zeros_(self.shading_head.bias)
+        self.background_head = None
+        if background:
+            self.background_head = nn.Conv2d(self.unet.head.in_channels, 1, 3, padding=1)
+            nn.init.zeros_(self.background_head.weight)
+            nn.init.constant_(self.background_head.bias, BACKGROUND_HEAD_START)
+
+    @property
+    def shows_background(self) -> bool:
+        """Whether `forward` blends in the background fill (and so needs it)."""
+        return self.background_head is not None
 
     def forward(
-        self, person: torch.Tensor, warped_garment: torch.Tensor, warped_mask: torch.Tensor
+        self,
+        person: torch.Tensor,
+        warped_garment: torch.Tensor,
+        warped_mask: torch.Tensor,
+        background: torch.Tensor | None = None,
     ) -> TomOutput:
         """Render and compose.
 
@@ -101,6 +128,9 @@ class TryOnGenerator(PretrainedMixin, nn.Module):
             person: `(B, person_channels, H, W)`, the TOM person representation.
             warped_garment: `(B, 3, H, W)` in [-1, 1], from the GMM.
             warped_mask: `(B, 1, H, W)` in [0, 1], from the GMM.
+            background: `(B, 3, H, W)` in [-1, 1], the photo's background continued under
+                the try-on region (`PersonRepresentation.background_fill`); needed when
+                `shows_background`, ignored otherwise.
         """
         features = self.unet.features(torch.cat((person, warped_garment, warped_mask), 1))
         out = self.unet.head(features)
@@ -110,12 +140,17 @@ class TryOnGenerator(PretrainedMixin, nn.Module):
         if self.shading_head is not None:
             shading = 2.0 * torch.sigmoid(SHADING_HEAD_GAIN * self.shading_head(features))
             warped_garment = shade(warped_garment, shading)
-        return TomOutput(
-            rendered,
-            composition_mask,
-            compose(warped_garment, rendered, composition_mask),
-            shading,
-        )
+        composite = compose(warped_garment, rendered, composition_mask)
+        background_mask = None
+        if self.background_head is not None:
+            if background is None:
+                raise ValueError(
+                    "this TOM shows the photo's background: pass the background fill "
+                    "(PersonRepresentation.background_fill())"
+                )
+            background_mask = torch.sigmoid(self.background_head(features))
+            composite = composite * (1.0 - background_mask) + background * background_mask
+        return TomOutput(rendered, composition_mask, composite, shading, background_mask)
 
 
 def add_residual_blocks(tom: TryOnGenerator, blocks: int) -> TryOnGenerator:
@@ -139,3 +174,14 @@ def add_shading(tom: TryOnGenerator) -> TryOnGenerator:
     if tom.shading_head is not None:
         raise ValueError("this TOM already has a shading head")
     return grown_copy(tom, ("shading_head.",), shading=True)
+
+
+def add_background_head(tom: TryOnGenerator) -> TryOnGenerator:
+    """A copy of a trained generator with a background head that starts almost closed
+    (`BACKGROUND_HEAD_START`), so the copy renders as `tom` does to a part in ten thousand
+    until the head learns. In training mode, on `tom`'s device and dtype. Refuses a
+    generator whose batch norms are folded.
+    """
+    if tom.background_head is not None:
+        raise ValueError("this TOM already has a background head")
+    return grown_copy(tom, ("background_head.",), background=True)

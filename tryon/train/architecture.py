@@ -2,10 +2,10 @@
 
 Architecture options change `--init`'s network before training: the parser's
 `--input-scale` and `--parse-refiner`, the GMM's `--refinement-stages`, `--flow-stage` and
-`--flow-corrections`, the TOM's `--residual-blocks` and `--shading`. Added parts start as
-no-ops, so a grown network begins where `--init` ended. A resumed run keeps the architecture it
-started with (read from its own component folder; the weights come from its checkpoint)
-and refuses options that would change it.
+`--flow-corrections`, the TOM's `--residual-blocks`, `--shading` and `--show-background`.
+Added parts start as no-ops, so a grown network begins where `--init` ended. A resumed run
+keeps the architecture it started with (read from its own component folder; the weights
+come from its checkpoint) and refuses options that would change it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tryon.models import GeometricMatcher, HumanParser, TryOnGenerator
 from tryon.models.checkpoint import grown_copy
 from tryon.models.gmm import add_flow_corrections, add_flow_stage, add_refinement_stages
 from tryon.models.parser import REFINER_CHANNELS, add_parse_refiner
-from tryon.models.tom import add_residual_blocks, add_shading
+from tryon.models.tom import add_background_head, add_residual_blocks, add_shading
 from tryon.representation import GMM_PERSON_CHANNELS, TOM_PERSON_CHANNELS
 
 
@@ -36,6 +36,7 @@ class ArchitectureOptions:
     flow_corrections: int | None = None  # gmm
     residual_blocks: int | None = None  # tom
     shading: bool = False  # tom
+    show_background: bool = False  # tom
 
 
 def network_to_train(
@@ -53,7 +54,9 @@ def network_to_train(
             init,
             resumed_run,
         )
-    return tom_to_train(options.residual_blocks, options.shading, init, resumed_run)
+    return tom_to_train(
+        options.residual_blocks, options.shading, options.show_background, init, resumed_run
+    )
 
 
 def parser_to_train(
@@ -212,16 +215,31 @@ def gmm_to_train(
 
 
 def tom_to_train(
-    residual_blocks: int | None, shading: bool, init: Path | None, resumed_run: Path | None
+    residual_blocks: int | None,
+    shading: bool,
+    show_background: bool,
+    init: Path | None,
+    resumed_run: Path | None,
 ) -> TryOnGenerator:
     """The TOM a run trains: `_network_to_train` for its residual blocks, then a shading
-    head added if `shading` asks for one it lacks. A resumed run keeps the head it has (or
-    lacks): asking it for one is refused."""
+    head and a background head added if `shading` and `show_background` ask for ones it
+    lacks. A resumed run keeps the heads it has (or lacks): asking it for one is refused."""
     tom = _network_to_train(_TOM_BLOCKS, residual_blocks, init, resumed_run)
-    if shading and tom.shading_head is None:
-        if resumed_run is not None:
-            raise InvalidInputError(
-                "this run trains a TOM without a shading head: resume it without --shading"
-            )
-        tom = add_shading(tom)
+    heads = (
+        (shading, tom.shading_head, add_shading, "a shading head", "--shading"),
+        (
+            show_background,
+            tom.background_head,
+            add_background_head,
+            "a background head",
+            "--show-background",
+        ),
+    )
+    for wanted, head, grow, what, option in heads:
+        if wanted and head is None:
+            if resumed_run is not None:
+                raise InvalidInputError(
+                    f"this run trains a TOM without {what}: resume it without {option}"
+                )
+            tom = grow(tom)
     return tom

@@ -45,6 +45,7 @@ from tryon.representation import (
     PersonRepresentation,
     build_representation,
     upper_garment_region,
+    visible_background,
 )
 from tryon.train.grids import image_grid, parse_to_rgb, skeleton_overlay
 
@@ -295,6 +296,20 @@ class GmmTrainer:
         self.gmm.save_pretrained(out / self.name)
 
 
+def background_mask_loss(
+    background_mask: torch.Tensor, rep: PersonRepresentation, batch: Batch
+) -> torch.Tensor:
+    """Binary cross-entropy of the TOM's background mask `(B, 1, H, W)` against where the
+    dataset's parse shows background inside the try-on region (`visible_background`),
+    averaged over that region. Its gradient on the head's logits is the mask's error, so
+    a head that starts almost closed still learns."""
+    region = rep.tryon_region
+    target = visible_background(batch["parse"], batch["keypoints"], region)
+    probability = background_mask.float().clamp(1e-6, 1 - 1e-6)
+    loss = F.binary_cross_entropy(probability, target, reduction="none")
+    return (loss * region).sum() / region.sum().clamp_min(1)
+
+
 def region_ssim_loss(final: torch.Tensor, real: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     """1 - SSIM averaged over the pixels of `region` (`(B, 1, H, W)` in {0, 1}), as a scalar;
     images `(B, 3, H, W)` in [-1, 1]. The SSIM is the evaluation's (`region_ssim`)."""
@@ -381,7 +396,8 @@ class TomTrainer:
         with contextlib.nullcontext() if self.tune_gmm is not None else torch.no_grad():
             warp = self.warp(rep.gmm_input(), batch["cloth"], batch["cloth_mask"])
         condition = torch.cat((rep.tom_input(), warp.warped_garment, warp.warped_mask), 1)
-        output = self.generate(rep.tom_input(), warp.warped_garment, warp.warped_mask)
+        background = rep.background_fill() if self.tom.shows_background else None
+        output = self.generate(rep.tom_input(), warp.warped_garment, warp.warped_mask, background)
         final = paste_into_region(output.composite, rep.agnostic, rep.tryon_region)
         return rep, warp, condition, output, final
 
@@ -398,6 +414,9 @@ class TomTrainer:
         mask_l1 = F.l1_loss(output.composition_mask, visible_garment)
         g_loss = l1 + self.ssim_weight * ssim + mask_l1
         terms = {"l1": l1, "ssim": ssim, "mask": mask_l1}
+        if output.background_mask is not None:
+            terms["background"] = background_mask_loss(output.background_mask, rep, batch)
+            g_loss = g_loss + terms["background"]
         if self.tune_gmm is not None:
             warp_loss = gmm_training_loss(warp, batch, GRID_WEIGHT)
             g_loss = g_loss + self.tune_gmm * warp_loss
@@ -464,6 +483,8 @@ class TomTrainer:
         ]
         if output.shading is not None:  # light in (0, 2): mid-grey is 1, unshaded
             columns.insert(-1, (output.shading - 1).clamp(-1, 1))
+        if output.background_mask is not None:
+            columns.insert(-1, output.background_mask * 2 - 1)
         return image_grid(columns)
 
     def save(self, out: Path) -> None:
