@@ -9,7 +9,6 @@ from tiny_models import fit, image
 
 from tryon.models import TryOnGenerator, compose
 from tryon.models.tom import (
-    SHADING_HEAD_GAIN,
     add_background_head,
     add_residual_blocks,
     add_shading,
@@ -111,7 +110,7 @@ def test_a_shading_head_grows_a_trained_tom_without_changing_it_until_it_learns(
     F.l1_loss(grown(person, garment, mask).composite, image(1, 3, 64, 48)).backward()
     assert grown.shading_head.weight.grad.abs().sum() > 0  # the head learns
     with torch.no_grad():  # as if it had learnt to halve the light everywhere
-        grown.shading_head.bias.fill_(math.log(1 / 3) / SHADING_HEAD_GAIN)
+        grown.shading_head.bias.fill_(math.log(1 / 3))
     grown.eval()
     output = grown(person, garment, mask)
     assert torch.allclose(output.shading, torch.full_like(output.shading, 0.5))

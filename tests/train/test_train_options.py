@@ -18,7 +18,7 @@ from tryon.errors import InvalidInputError
 from tryon.models import GeometricMatcher, HumanParser, TryOnGenerator
 from tryon.models.gmm import GRID_WEIGHT, grid_regularisation
 from tryon.representation import GMM_PERSON_CHANNELS, TOM_PERSON_CHANNELS, build_representation
-from tryon.train.components import region_ssim_loss
+from tryon.train.components import HEAD_LR_FACTOR, region_ssim_loss
 from tryon.train.loop import collate_tensors
 
 SIZE = (128, 96)
@@ -232,7 +232,9 @@ def test_a_tom_head_grows_the_init_tom_and_a_resumed_run_keeps_what_it_has(
 def test_the_background_head_learns_where_the_dataset_shows_background(train):
     data = VitonDataset(train, size=SIZE)
     batch = collate_tensors([data[i] for i in range(2)])
-    trainer = tiny_tom_trainer(lr=1e-2, background=True, adversarial_weight=0, feature_weight=0)
+    trainer = tiny_tom_trainer(lr=1e-4, background=True, adversarial_weight=0, feature_weight=0)
+    body, heads = trainer.optimizers["tom"].param_groups  # the new head learns faster
+    assert heads["lr"] == HEAD_LR_FACTOR * body["lr"] == HEAD_LR_FACTOR * 1e-4
     bias = trainer.tom.background_head.bias
     start = float(bias.detach())
     losses = [trainer.train_step(batch, step)["background"] for step in range(3)]

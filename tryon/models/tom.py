@@ -20,14 +20,10 @@ from torch import nn
 from tryon.models.checkpoint import PretrainedMixin, grown_copy
 from tryon.models.unet import UNet
 
-# The shading head's output is scaled up by this before the sigmoid: a zero-initialised head
-# trained at the rate that fine-tunes the rest of the TOM (1e-5-1e-4) would otherwise take
-# thousands of steps to move the light by a few percent. Under Adam this is the same as a
-# learning rate ten times the network's for the head alone.
-SHADING_HEAD_GAIN = 10.0
 # The background head's bias starts here: it shows 0.005% of the background fill, so a grown
 # TOM renders as before to a part in ten thousand. It learns from its own supervised loss
 # (binary cross-entropy on its logits), whose gradient does not vanish at a saturated start.
+# (Both heads learn faster than the rest of the TOM: tryon.train.components.HEAD_LR_FACTOR.)
 BACKGROUND_HEAD_START = -10.0
 
 
@@ -138,7 +134,7 @@ class TryOnGenerator(PretrainedMixin, nn.Module):
         composition_mask = torch.sigmoid(out[:, 3:])
         shading = None
         if self.shading_head is not None:
-            shading = 2.0 * torch.sigmoid(SHADING_HEAD_GAIN * self.shading_head(features))
+            shading = 2.0 * torch.sigmoid(self.shading_head(features))
             warped_garment = shade(warped_garment, shading)
         composite = compose(warped_garment, rendered, composition_mask)
         background_mask = None
