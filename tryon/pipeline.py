@@ -6,7 +6,8 @@ Stages for each request:
   2. analyse the person in the crop: parse map, keypoints, confidence, representation;
   3. prepare the garment: product photo and mask at model resolution;
   4. warp the garment onto the body (GMM);
-  5. synthesize: TOM renders and composes; only the try-on region is repainted;
+  5. synthesize: TOM renders and composes (with the photo's background continued under
+     the try-on region, for a TOM that shows it); only the try-on region is repainted;
   6. paste the try-on region back into the original photo at its own resolution.
 
 A person analysed once can try on any number of garments (`try_on` takes analyses).

@@ -4,14 +4,16 @@ On paired samples with the dataset's own parse and keypoints (as `tryon_ssim_gt_
 scores them), two kinds of oracle:
 - label oracles: the final image with the ground truth pasted over one group of pixels
   (the worn garment, the arms, the background inside the try-on region); what each
-  raises the whole-image SSIM to is what that group costs;
+  raises the whole-image SSIM to is what that group costs; and the background fill
+  (`PersonRepresentation.background_fill`) pasted where the truth shows background inside
+  the region, neck excluded: what a TOM that shows the fill could gain at most;
 - the warp oracle (synthetic data only, it needs `warp-gt/`): the TOM given the garment
   as it really lies on the body instead of the GMM's warp; the SSIM it reaches bounds what
   a better GMM can bring with this TOM;
 - the parser's share of the end-to-end loss (`tryon_ssim`): the try-on on the parser's
   parse and keypoints, on its parse with the true keypoints, and on the true parse with
   its keypoints.
-Prints the means over the samples (docs/training.md, rounds 14 and 15).
+Prints the means over the samples (docs/training.md, rounds 14-16).
 
     python docs/scripts/ssim_budget.py --data data/test --weights synthetic --n 96
 """
@@ -29,7 +31,7 @@ from tryon.eval.runner import try_on_at_model_resolution
 from tryon.labels import ARM_LABELS, UPPER_CLOTHES_LABELS
 from tryon.models import decode_keypoints
 from tryon.pipeline import TryOnPipeline
-from tryon.representation import build_representation, label_mask
+from tryon.representation import build_representation, label_mask, visible_background
 from tryon.train.loop import collate_tensors
 
 
@@ -75,6 +77,9 @@ def score_batch(pipeline: TryOnPipeline, batch: dict) -> dict[str, torch.Tensor]
         scores[f"  share of the image: {name}"] = pixels.mean(dim=(1, 2, 3))
         oracle = final * (1 - pixels) + person * pixels
         scores[f"  with the true {name}"] = M.ssim(oracle, person)
+    shown = visible_background(parse, batch["keypoints"], region)
+    oracle = final * (1 - shown) + truth.background_fill() * shown
+    scores["  with the background fill where the background shows"] = M.ssim(oracle, person)
     if "warp_gt" in batch:
         oracle = _final(pipeline, truth, batch["warp_gt"], batch["warp_gt_mask"])
         scores["try-on (true warp: warp-gt/)"] = M.ssim(oracle, person)
