@@ -67,13 +67,16 @@ def _adam(
 def _tom_adam(tom: TryOnGenerator, lr: float) -> torch.optim.Optimizer:
     """The TOM's optimiser: its heads, if any, in a second group at `HEAD_LR_FACTOR` x
     `lr` (the learning-rate schedule scales both groups alike)."""
-    heads = [head for head in (tom.shading_head, tom.background_head) if head is not None]
-    head_parameters = {id(p) for head in heads for p in head.parameters()}
-    groups = [{"params": [p for p in tom.parameters() if id(p) not in head_parameters]}]
+    heads = [
+        p
+        for head in (tom.shading_head, tom.background_head)
+        if head is not None
+        for p in head.parameters()
+    ]
+    in_heads = {id(p) for p in heads}
+    groups = [{"params": [p for p in tom.parameters() if id(p) not in in_heads]}]
     if heads:
-        groups.append(
-            {"params": [p for head in heads for p in head.parameters()], "lr": lr * HEAD_LR_FACTOR}
-        )
+        groups.append({"params": heads, "lr": lr * HEAD_LR_FACTOR})
     return torch.optim.AdamW(groups, lr=lr, betas=(0.5, 0.999), weight_decay=1e-4)
 
 
@@ -412,9 +415,10 @@ class TomTrainer:
         rep = self.analyst(batch)
         with contextlib.nullcontext() if self.tune_gmm is not None else torch.no_grad():
             warp = self.warp(rep.gmm_input(), batch["cloth"], batch["cloth_mask"])
-        condition = torch.cat((rep.tom_input(), warp.warped_garment, warp.warped_mask), 1)
+        person = rep.tom_input()
+        condition = torch.cat((person, warp.warped_garment, warp.warped_mask), 1)
         background = rep.background_fill() if self.tom.shows_background else None
-        output = self.generate(rep.tom_input(), warp.warped_garment, warp.warped_mask, background)
+        output = self.generate(person, warp.warped_garment, warp.warped_mask, background)
         final = paste_into_region(output.composite, rep.agnostic, rep.tryon_region)
         return rep, warp, condition, output, final
 
