@@ -51,6 +51,12 @@ def test_pck_uses_a_tenth_of_the_person_height():
     assert M.pck_hits(far, target, heights) == (0, 1)
 
 
+def test_pck_counts_a_keypoint_the_parser_reports_missing_as_wrong():
+    target = torch.tensor([[[10.0, 10.0, 1.0]]])
+    reported_missing = torch.tensor([[[10.0, 10.0, 0.0]]])
+    assert M.pck_hits(reported_missing, target, torch.tensor([50.0])) == (0, 1)
+
+
 def test_person_height_is_the_labelled_extent():
     parse = torch.zeros(1, 100, 50, dtype=torch.long)
     parse[0, 20:80, 10:20] = 13

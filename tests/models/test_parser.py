@@ -47,6 +47,16 @@ def test_keypoints_are_recovered_from_their_heatmaps() -> None:
     assert (decoded[..., 2][visible] > 0.95).all()
 
 
+def test_a_weak_heatmap_peak_is_reported_missing_at_its_place() -> None:
+    keypoints = torch.tensor([[[40.0, 100.0, 1.0], [120.0, 30.0, 1.0]]])
+    heatmaps = keypoint_heatmaps(keypoints, 128, 160)
+    heatmaps[0, 1] *= 0.25  # a faint peak, as on a joint just outside the photo
+    decoded = decode_keypoints(torch.logit(heatmaps * 0.98 + 0.01), min_confidence=0.3)
+    assert decoded[0, 0, 2] > 0.95
+    assert decoded[0, 1, 2] == 0
+    assert (decoded[0, 1, :2] - keypoints[0, 1, :2]).abs().max() < 0.05
+
+
 def test_keypoint_decoding_survives_resizing_as_the_parser_does() -> None:
     # The parser predicts at half resolution and resizes its logits back up.
     keypoints = torch.tensor([[[40.3, 100.6, 1.0], [0.0, 0.0, 1.0], [95.0, 127.0, 1.0]]])

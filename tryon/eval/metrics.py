@@ -110,10 +110,11 @@ def pck_hits(
     predicted: torch.Tensor, target: torch.Tensor, heights: torch.Tensor, threshold: float = 0.1
 ) -> tuple[int, int]:
     """(correct, total) keypoints: a ground-truth keypoint (confidence > 0) is correct when
-    the prediction lies within `threshold` x the person's height of it."""
+    the prediction is present too (confidence > 0) and lies within `threshold` x the
+    person's height of it."""
     present = target[..., 2] > 0
     distance = (predicted[..., :2] - target[..., :2]).norm(dim=-1)
-    correct = (distance <= threshold * heights[:, None]) & present
+    correct = (distance <= threshold * heights[:, None]) & present & (predicted[..., 2] > 0)
     return int(correct.sum()), int(present.sum())
 
 

@@ -25,6 +25,10 @@ from tryon.models.losses import soft_dice_loss
 
 ARCHITECTURES = ("unet", "fpn")
 REFINER_CHANNELS = 16  # width of the refiner `tryon train parser --parse-refiner` adds
+# A heatmap peak below this reports its keypoint missing, as datasets mark one out of frame.
+# The parsers peak at 0.2-0.7 on joints just outside the photo, whose heatmaps then lead the
+# GMM astray; 0.3 drops almost none that are in the photo (docs/training.md, round 17).
+KEYPOINT_MIN_CONFIDENCE = 0.3
 
 
 def build_segmentation_network(
@@ -210,7 +214,9 @@ def decode_parse(parse_logits: torch.Tensor) -> torch.Tensor:
     return parse_logits.argmax(dim=1)
 
 
-def decode_keypoints(heatmap_logits: torch.Tensor) -> torch.Tensor:
+def decode_keypoints(
+    heatmap_logits: torch.Tensor, min_confidence: float = KEYPOINT_MIN_CONFIDENCE
+) -> torch.Tensor:
     """Keypoints from heatmap logits: the peak pixel, refined to sub-pixel precision.
 
     The refinement fits a parabola to the log-heatmap through the peak and its two
@@ -218,11 +224,12 @@ def decode_keypoints(heatmap_logits: torch.Tensor) -> torch.Tensor:
 
     Args:
         heatmap_logits: `(B, K, H, W)` logits (sigmoid gives the heatmap in [0, 1]).
+        min_confidence: a keypoint whose peak is lower is reported missing (confidence 0;
+            its x, y stay the peak's), as the datasets mark one outside the photo.
 
     Returns:
         `(B, K, 3)`: x, y in pixels (pixel centres at integers) and the confidence, the
-        heatmap's peak value in [0, 1]. Callers decide the threshold below which a
-        keypoint counts as missing.
+        heatmap's peak value in [0, 1], or 0 for a missing keypoint.
     """
     batch, joints, height, width = heatmap_logits.shape
     # The sigmoid is monotonic: find the peak on the logits and take logs of just the
@@ -243,7 +250,9 @@ def decode_keypoints(heatmap_logits: torch.Tensor) -> torch.Tensor:
 
     x = refine(peak_x, width, 1)
     y = refine(peak_y, height, width)
-    return torch.stack((x, y, peak_log.exp()), dim=-1)
+    confidence = peak_log.exp()
+    confidence = confidence * (confidence >= min_confidence)
+    return torch.stack((x, y, confidence), dim=-1)
 
 
 def keypoint_heatmaps(
