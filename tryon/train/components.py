@@ -67,16 +67,16 @@ def _adam(
 def _tom_adam(tom: TryOnGenerator, lr: float) -> torch.optim.Optimizer:
     """The TOM's optimiser: its heads, if any, in a second group at `HEAD_LR_FACTOR` x
     `lr` (the learning-rate schedule scales both groups alike)."""
-    heads = [
+    head_parameters = [
         p
         for head in (tom.shading_head, tom.background_head)
         if head is not None
         for p in head.parameters()
     ]
-    in_heads = {id(p) for p in heads}
+    in_heads = {id(p) for p in head_parameters}
     groups = [{"params": [p for p in tom.parameters() if id(p) not in in_heads]}]
-    if heads:
-        groups.append({"params": heads, "lr": lr * HEAD_LR_FACTOR})
+    if head_parameters:
+        groups.append({"params": head_parameters, "lr": lr * HEAD_LR_FACTOR})
     return torch.optim.AdamW(groups, lr=lr, betas=(0.5, 0.999), weight_decay=1e-4)
 
 
