@@ -9,7 +9,7 @@ import torch
 from tiny_models import TINY_FACTORIES, image
 
 from tryon.models import PRECISIONS, in_precision, resolve_precision, store_weights_in
-from tryon.models.precision import cpu_multiplies_bfloat16
+from tryon.models.precision import convolution_input, cpu_multiplies_bfloat16
 from tryon.models.tom import add_background_head, add_shading
 
 
@@ -70,3 +70,30 @@ def test_weights_stored_in_bfloat16_give_what_autocast_gives_without_the_copies(
     # autocast rounds the float32 weights to bfloat16 on each call; stored, they are
     # rounded once, to the same values.
     torch.testing.assert_close(kept.composite, autocast.composite, atol=1e-6, rtol=0)
+
+
+def _convolution(channels: int, layout: torch.memory_format) -> torch.nn.Conv2d:
+    return torch.nn.Conv2d(channels, 8, 3, padding=1).to(memory_format=layout)
+
+
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
+def test_a_convolution_input_holds_the_parts_in_the_convolutions_dtype_and_layout(layout):
+    parts = [image(2, 22, 32, 24), image(2, 3, 32, 24), image(2, 1, 32, 24, 0)]
+    convolution = _convolution(26, layout)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        joined = convolution_input(convolution, *parts)
+    assert joined.dtype == torch.bfloat16
+    assert joined.is_contiguous(memory_format=layout)
+    torch.testing.assert_close(joined, torch.cat(parts, 1).to(torch.bfloat16), atol=0, rtol=0)
+    # Without autocast the parts keep their dtype.
+    assert convolution_input(convolution, *parts).dtype == torch.float32
+
+
+def test_a_convolution_input_passes_gradients_to_every_part_and_reuses_a_ready_one():
+    parts = [image(1, 2, 8, 8).requires_grad_(), image(1, 3, 8, 8).requires_grad_()]
+    convolution = _convolution(5, torch.contiguous_format)
+    convolution_input(convolution, *parts).square().sum().backward()
+    for part in parts:
+        torch.testing.assert_close(part.grad, 2 * part.detach())
+    ready = image(1, 5, 8, 8)
+    assert convolution_input(convolution, ready) is ready

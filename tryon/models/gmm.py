@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tryon.models.checkpoint import PretrainedMixin, grown_copy
+from tryon.models.precision import convolution_input
 from tryon.models.tps import regular_grid, sample_at, tps_sampling_grid
 from tryon.models.unet import UNet
 
@@ -47,7 +48,8 @@ def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Seq
 class FeatureExtractor(nn.Module):
     """Four stride-2 convolutions then one at 1/16 resolution.
 
-    Input `(B, in_channels, H, W)`; output `(B, channels[-1], H/16, W/16)`.
+    Input: parts `(B, C_i, H, W)`, concatenated along channels (C_i summing to
+    in_channels); output `(B, channels[-1], H/16, W/16)`.
     """
 
     def __init__(self, in_channels: int, channels: Sequence[int]) -> None:
@@ -63,8 +65,13 @@ class FeatureExtractor(nn.Module):
         layers.append(conv_bn_relu(widths[-1], widths[-1]))
         self.layers = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+    @property
+    def first_convolution(self) -> nn.Conv2d:
+        """The convolution that reads the input (its dtype and layout: `convolution_input`)."""
+        return self.layers[0][0]
+
+    def forward(self, *parts: torch.Tensor) -> torch.Tensor:
+        return self.layers(convolution_input(self.first_convolution, *parts))
 
 
 def feature_correlation(
@@ -126,8 +133,9 @@ class GridRegressor(nn.Module):
 class WarpRefiner(nn.Module):
     """Person representation and the garment as warped so far -> offset correction.
 
-    Input `(B, person_channels + 4, H, W)` (the warped garment's RGB and mask last);
-    output `(B, rows, cols, 2)`, zero for an untrained stage.
+    Inputs: the person representation `(B, person_channels, H, W)` and the warped
+    garment's RGB and mask `(B, 4, H, W)`; output `(B, rows, cols, 2)`, zero for an
+    untrained stage. `in_channels` is person_channels + 4.
     """
 
     def __init__(
@@ -141,8 +149,8 @@ class WarpRefiner(nn.Module):
         self.features = FeatureExtractor(in_channels, feature_channels)
         self.regressor = GridRegressor(feature_channels[-1], width, grid_size)
 
-    def forward(self, person_and_warp: torch.Tensor) -> torch.Tensor:
-        return self.regressor(self.features(person_and_warp))
+    def forward(self, person: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
+        return self.regressor(self.features(person, warped))
 
 
 def half_resolution(x: torch.Tensor) -> torch.Tensor:
@@ -182,7 +190,7 @@ class FlowRefiner(nn.Module):
         nn.init.zeros_(self.unet.head.bias)
 
     def forward(self, half_person: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
-        flow = self.unet(torch.cat((half_person, half_resolution(warped)), 1))
+        flow = self.unet(half_person, half_resolution(warped))
         flow = MAX_FLOW * torch.tanh(flow / MAX_FLOW)
         return F.interpolate(flow, size=warped.shape[-2:], mode="bilinear", align_corners=False)
 
@@ -284,10 +292,12 @@ class GeometricMatcher(PretrainedMixin, nn.Module):
         # Only the garment's own pixels are warped: the product photo's background becomes
         # 0 (grey), the value the warp pads with and the training target has off the body.
         garment = garment * garment_mask
-        garment_input = torch.cat((garment, garment_mask), 1) if self.use_garment_mask else garment
+        garment_input = (garment, garment_mask) if self.use_garment_mask else (garment,)
+        # Cast and laid out once for the person's extractor and every refinement stage.
+        person_input = convolution_input(self.person_features.first_convolution, person)
         correlation = feature_correlation(
-            self.person_features(person),
-            self.garment_features(garment_input),
+            self.person_features(person_input),
+            self.garment_features(*garment_input),
             self.correlation_size,
         )
         offsets = self.regressor(correlation)
@@ -299,7 +309,7 @@ class GeometricMatcher(PretrainedMixin, nn.Module):
             # The stage reads the warp as data: its gradient reaches the earlier stages
             # through the offsets it adds to, not back through the resampled photo (that
             # second path made joint training diverge).
-            offsets = offsets + refiner(torch.cat((person, warped.detach()), 1))
+            offsets = offsets + refiner(person_input, warped.detach())
             source_points = self._control_points(offsets)
             grid = tps_sampling_grid(source_points, height, width)
             warped = sample_at(source, grid)

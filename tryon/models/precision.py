@@ -89,6 +89,39 @@ def store_weights_in(network: nn.Module, dtype: torch.dtype) -> nn.Module:
     return network
 
 
+def convolution_input(convolution: nn.Conv2d, *parts: torch.Tensor) -> torch.Tensor:
+    """`parts` `(B, C_i, H, W)` concatenated along channels, `(B, sum C_i, H, W)`, in the
+    dtype and memory layout `convolution` runs in: autocast's dtype when autocast is on
+    (else the parts' own), channels-last when its weights are.
+
+    The same values as `torch.cat(parts, 1)`, with fewer passes over them: each part is
+    cast in its own layout, then copied into its channels of the result, which is the
+    only change of layout. A single part already in that dtype and layout is returned as
+    it is. Gradients flow to every part.
+    """
+    first = parts[0]
+    device_type = first.device.type
+    dtype = first.dtype
+    if torch.is_autocast_enabled(device_type) and first.is_floating_point():
+        dtype = torch.get_autocast_dtype(device_type)
+    weight = convolution.weight
+    layout = torch.contiguous_format
+    if weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous():
+        layout = torch.channels_last
+    if len(parts) == 1 and first.dtype == dtype and first.is_contiguous(memory_format=layout):
+        return first
+    batch, _, height, width = first.shape
+    channels = sum(part.shape[1] for part in parts)
+    joined = torch.empty(
+        (batch, channels, height, width), dtype=dtype, device=first.device, memory_format=layout
+    )
+    start = 0
+    for part in parts:
+        joined[:, start : start + part.shape[1]].copy_(part.to(dtype))
+        start += part.shape[1]
+    return joined
+
+
 def as_float32(output):
     """Floating tensors in `output` (a tensor, or lists, tuples and named tuples of them)
     as float32; anything else as it is."""

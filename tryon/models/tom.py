@@ -128,8 +128,10 @@ class TryOnGenerator(PretrainedMixin, nn.Module):
                 the try-on region (`PersonRepresentation.background_fill`); needed when
                 `shows_background`, ignored otherwise.
         """
-        features = self.unet.features(torch.cat((person, warped_garment, warped_mask), 1))
-        out = self.unet.head(features)
+        features = self.unet.features(person, warped_garment, warped_mask)
+        # In the usual layout, where its channel slices are dense: tanh on a slice of the
+        # channels-last output is many times slower (1.5 ms on two CPU threads).
+        out = self.unet.head(features).contiguous()
         rendered = torch.tanh(out[:, :3])
         composition_mask = torch.sigmoid(out[:, 3:])
         shading = None

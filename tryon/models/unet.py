@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tryon.models.precision import convolution_input
+
 
 def conv_bn_act(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
     """3x3 convolution, batch norm, LeakyReLU(0.2)."""
@@ -74,7 +76,8 @@ class ResidualBlock(nn.Module):
 
 
 class UNet(nn.Module):
-    """A U-Net: `(B, in_channels, H, W)` -> `(B, out_channels, H, W)`.
+    """A U-Net: `(B, in_channels, H, W)` -> `(B, out_channels, H, W)`, its input passed as
+    parts `(B, C_i, H, W)` that it concatenates along channels (C_i summing to in_channels).
 
     H and W must be divisible by 2**depth. Widths double at each level from
     `base_channels`, capped at `max_channels`. `residual_blocks` residual blocks work at
@@ -101,13 +104,13 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(UpBlock(coarse, fine) for fine, coarse in reversed(pairs))
         self.head = nn.Conv2d(widths[0], out_channels, 3, padding=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+    def forward(self, *parts: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(*parts))
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, *parts: torch.Tensor) -> torch.Tensor:
         """The last decoder level's features, `(B, base_channels, H, W)`, which `head`
         turns into the output; other heads may read them too."""
-        skips = [self.stem(x)]
+        skips = [self.stem(convolution_input(self.stem[0], *parts))]
         for block in self.down:
             skips.append(block(skips[-1]))
         x = self.bottleneck(skips.pop())
