@@ -99,6 +99,18 @@ def test_shapes_and_channel_counts(size):
     assert all(t.dtype == torch.float32 for t in (rep.gmm_input(), rep.tom_input()))
 
 
+def test_network_inputs_come_in_the_layout_asked_for_with_the_channels_in_order():
+    rep = build_representation(*scene((128, 96)))
+    gmm_parts = [rep.shape, rep.head, rep.heatmaps]
+    tom_parts = [rep.agnostic, rep.shape, rep.heatmaps]
+    for layout in (torch.channels_last, torch.contiguous_format):
+        gmm_input, tom_input = rep.gmm_input(layout), rep.tom_input(layout)
+        assert gmm_input.is_contiguous(memory_format=layout)
+        assert tom_input.is_contiguous(memory_format=layout)
+        assert torch.equal(gmm_input, torch.cat(gmm_parts, 1))
+        assert torch.equal(tom_input, torch.cat(tom_parts, 1))
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_agnostic_keeps_background_head_and_lower_body(size):
     person, parse, keypoints = scene(size)

@@ -109,16 +109,19 @@ def benchmark_networks(
 
     generator = torch.Generator().manual_seed(seed)
 
-    def random_input(channels: int, low: float = -1.0) -> torch.Tensor:
-        # In the usual (N, C, H, W) layout, as the pipeline passes them: the networks'
-        # first convolutions turn them channels-last, where the GMM's channel
-        # concatenations of its own inputs would be many times slower.
+    def random_input(
+        channels: int, low: float = -1.0, layout: torch.memory_format = torch.contiguous_format
+    ) -> torch.Tensor:
+        # In the layouts the pipeline passes them in: photos and garments in the usual
+        # (N, C, H, W) one, person representations in the networks' own
+        # (`PersonRepresentation.gmm_input`), which is channels-last on the CPU.
         values = torch.rand(1, channels, height, width, generator=generator)
-        return low + (1.0 - low) * values
+        return (low + (1.0 - low) * values).contiguous(memory_format=layout)
 
     photo = random_input(3)
-    gmm_person = random_input(networks["gmm"].config["person_channels"], low=0.0)
-    tom_person = random_input(networks["tom"].config["person_channels"])
+    person_layout = pipeline.memory_format
+    gmm_person = random_input(networks["gmm"].config["person_channels"], 0.0, person_layout)
+    tom_person = random_input(networks["tom"].config["person_channels"], -1.0, person_layout)
     garment, garment_mask = random_input(3), random_input(1, low=0.0)
     agnostic, background_pixels = random_input(3), (random_input(1, low=0.0) > 0.5).float()
     with torch.inference_mode():

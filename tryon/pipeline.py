@@ -183,6 +183,7 @@ class TryOnPipeline:
         self.device = torch.device(device)
         # channels-last is the layout oneDNN's fast convolutions work in on the CPU.
         layout = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        self.memory_format = layout  # also of the person representations they are handed
         self.parser = parser.to(self.device, memory_format=layout).eval()
         self.gmm = gmm.to(self.device, memory_format=layout).eval()
         self.tom = tom.to(self.device, memory_format=layout).eval()
@@ -359,7 +360,7 @@ class TryOnPipeline:
         timer = _Timer()
         rep = _stack([a.network_inputs() for a in analyses])
         with timer.stage("warp"):
-            warp = self.warp(rep.gmm_input(), garments, garment_masks)
+            warp = self.warp(rep.gmm_input(self.memory_format), garments, garment_masks)
         with timer.stage("synthesize"):
             output = self.render(rep, warp.warped_garment, warp.warped_mask)
             final = paste_into_region(output.composite, rep.agnostic, rep.tryon_region)
@@ -383,7 +384,9 @@ class TryOnPipeline:
         """The TOM on `rep`'s people `(B, ...)` and their warped garments `(B, 3, H, W)`,
         `(B, 1, H, W)`, given the background fill when the TOM shows it."""
         background = rep.background_fill() if self.tom.shows_background else None
-        return self.synthesize(rep.tom_input(), warped_garment, warped_mask, background)
+        return self.synthesize(
+            rep.tom_input(self.memory_format), warped_garment, warped_mask, background
+        )
 
     def __call__(
         self, photo: np.ndarray, garment: np.ndarray, garment_mask: np.ndarray

@@ -19,6 +19,8 @@ from typing import TypeVar
 import torch
 from torch import nn
 
+from tryon.channels import concatenate_channels
+
 PRECISIONS = ("auto", "float32", "bfloat16")
 Output = TypeVar("Output")
 
@@ -94,10 +96,9 @@ def convolution_input(convolution: nn.Conv2d, *parts: torch.Tensor) -> torch.Ten
     dtype and memory layout `convolution` runs in: autocast's dtype when autocast is on
     (else the parts' own), channels-last when its weights are.
 
-    The same values as `torch.cat(parts, 1)`, with fewer passes over them: each part is
-    cast in its own layout, then copied into its channels of the result, which is the
-    only change of layout. A single part already in that dtype and layout is returned as
-    it is. Gradients flow to every part.
+    The same values as `torch.cat(parts, 1)` with fewer passes over them
+    (`concatenate_channels`); a single part already in that dtype and layout is returned
+    as it is. Gradients flow to every part.
     """
     first = parts[0]
     device_type = first.device.type
@@ -108,18 +109,7 @@ def convolution_input(convolution: nn.Conv2d, *parts: torch.Tensor) -> torch.Ten
     layout = torch.contiguous_format
     if weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous():
         layout = torch.channels_last
-    if len(parts) == 1 and first.dtype == dtype and first.is_contiguous(memory_format=layout):
-        return first
-    batch, _, height, width = first.shape
-    channels = sum(part.shape[1] for part in parts)
-    joined = torch.empty(
-        (batch, channels, height, width), dtype=dtype, device=first.device, memory_format=layout
-    )
-    start = 0
-    for part in parts:
-        joined[:, start : start + part.shape[1]].copy_(part.to(dtype))
-        start += part.shape[1]
-    return joined
+    return concatenate_channels(parts, layout, dtype)
 
 
 def as_float32(output):
