@@ -41,6 +41,7 @@ from tryon.imaging import resize_pixels, tensor_to_image
 from tryon.labels import L_SHOULDER, NECK, NOSE, R_SHOULDER
 from tryon.models import (
     GeometricMatcher,
+    GmmOutput,
     HumanParser,
     PipelineMeta,
     TomOutput,
@@ -360,7 +361,7 @@ class TryOnPipeline:
         timer = _Timer()
         rep = _stack([a.network_inputs() for a in analyses])
         with timer.stage("warp"):
-            warp = self.warp(rep.gmm_input(self.memory_format), garments, garment_masks)
+            warp = self.warp_onto(rep, garments, garment_masks)
         with timer.stage("synthesize"):
             output = self.render(rep, warp.warped_garment, warp.warped_mask)
             final = paste_into_region(output.composite, rep.agnostic, rep.tryon_region)
@@ -377,6 +378,13 @@ class TryOnPipeline:
             TryOnResult(image, model_image, analysis.confidence, {**analysis.timings, **share})
             for (image, model_image), analysis in zip(results, analyses, strict=True)
         ]
+
+    def warp_onto(
+        self, rep: PersonRepresentation, garments: torch.Tensor, garment_masks: torch.Tensor
+    ) -> GmmOutput:
+        """The GMM's warp of garments `(B, 3, H, W)` and their masks `(B, 1, H, W)` onto
+        `rep`'s people `(B, ...)`, handed their representation in the networks' layout."""
+        return self.warp(rep.gmm_input(self.memory_format), garments, garment_masks)
 
     def render(
         self, rep: PersonRepresentation, warped_garment: torch.Tensor, warped_mask: torch.Tensor

@@ -166,7 +166,7 @@ def try_on_at_model_resolution(
     """The GMM's warp of `cloth` `(B, 3, H, W)` and `cloth_mask` `(B, 1, H, W)` onto `person`,
     and the try-on `(B, 3, H, W)` in [-1, 1]: the TOM's composite inside the try-on region,
     the clothing-agnostic photo outside it (what `tryon_ssim` scores, before paste-back)."""
-    warp = pipeline.warp(person.gmm_input(pipeline.memory_format), cloth, cloth_mask)
+    warp = pipeline.warp_onto(person, cloth, cloth_mask)
     output = pipeline.render(person, warp.warped_garment, warp.warped_mask)
     return warp, paste_into_region(output.composite, person.agnostic, person.tryon_region)
 
