@@ -160,6 +160,26 @@ def test_bfloat16_networks_dress_the_photo_as_float32_ones_do():
 
 
 @needs_bundled
+@pytest.mark.parametrize("keep_arms", [True, False])
+def test_bare_arms_stay_the_shopper_s_own_unless_asked_to_repaint_them(keep_arms):
+    photo, cloth, mask = generate_sample(5, 7).person, *render_garment(4, 2)
+    pipeline = TryOnPipeline.from_pretrained("synthetic", keep_arms=keep_arms)
+    analysis = pipeline.analyse_person(photo)
+    garments, masks = pipeline.prepare_garments([cloth], [mask])
+    result = pipeline.try_on([analysis], garments, masks)[0]
+    rep = analysis.representation
+    warped_mask = pipeline.warp_onto(rep, garments, masks).warped_mask
+    bare = (rep.arm_pixels * (warped_mask <= 0.5))[0, 0].bool()
+    assert bare.sum() > 100  # the sample's forearms, beside the new garment's short sleeves
+    crop = ((analysis.person[0] + 1) * 127.5).round().permute(1, 2, 0).numpy()
+    same = np.all(result.model_image[bare.numpy()] == crop[bare.numpy()], axis=-1)
+    if keep_arms:
+        assert same.all()
+    else:  # the try-on module's paint, not a copy of the photo
+        assert same.mean() < 0.2
+
+
+@needs_bundled
 def test_bundled_weights_give_low_confidence_without_a_person():
     pipeline = TryOnPipeline.from_pretrained("synthetic")
     rng = np.random.default_rng(0)
@@ -220,6 +240,7 @@ def test_a_tom_that_shows_the_background_gets_the_photo_s_background_fill(garmen
         tom,
         PipelineMeta(name="tiny", licence="test", training_data="none"),
         precision="float32",
+        keep_arms=False,  # the whole try-on region shows the fill, bare arms included
     )
     photo = generate_sample(2, 0, (512, 384)).person
     analysis = pipeline.analyse_person(photo)

@@ -169,6 +169,28 @@ def test_tryon_region_grows_a_little_past_the_garment(size):
     assert rep.tryon_region[0, 0, hem, width // 2] == 0
 
 
+def test_arms_the_warped_garment_leaves_bare_stay_the_photo_s():
+    size = (256, 192)
+    person, parse, keypoints = scene(size)
+    rep = build_representation(person, parse, keypoints)
+    right_arm, left_arm = parse == RIGHT_ARM, parse == LEFT_ARM
+    # A new garment with one long sleeve, over the left arm: the right arm is left bare.
+    warped_mask = ((parse == UPPER_CLOTHES) | left_arm).float().unsqueeze(1)
+    painted = torch.full_like(person, 0.5)
+
+    region = rep.repainted_region(warped_mask)
+    dressed = rep.dressed(painted, region)
+
+    assert (region[:, 0][right_arm] == 0).all()
+    assert (region[:, 0][left_arm | (parse == UPPER_CLOTHES)] == 1).all()
+    assert torch.equal(dressed[0][:, right_arm[0]], person[0][:, right_arm[0]])
+    assert (dressed[0][:, left_arm[0]] == 0.5).all()
+    outside = rep.tryon_region[0, 0] == 0
+    assert torch.equal(dressed[0][:, outside], person[0][:, outside])
+    # Without a warped mask the whole try-on region is painted, arms included.
+    assert torch.equal(rep.repainted_region(None), rep.tryon_region)
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_heatmaps_peak_at_the_keypoints(size):
     person, parse, keypoints = scene(size)

@@ -621,6 +621,14 @@ def evaluate_command(
             "JSON records which ran."
         ),
     ] = "auto",
+    repaint_arms: Annotated[
+        bool,
+        typer.Option(
+            "--repaint-arms",
+            help="Repaint the shopper's arms too, where the new garment leaves them bare (the "
+            "service keeps them from the photo): scores what the networks paint there.",
+        ),
+    ] = False,
 ) -> None:
     """Score the networks and the whole pipeline against ground truth, beside two baselines.
 
@@ -637,7 +645,7 @@ def evaluate_command(
 
     _check_precision(precision)
     pipeline = TryOnPipeline.from_pretrained(
-        weights, device=resolve_device(device), precision=precision
+        weights, device=resolve_device(device), precision=precision, keep_arms=not repaint_arms
     )
     with Progress(
         TextColumn("eval"),

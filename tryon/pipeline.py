@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tryon.compositing import paste_into_region
 from tryon.errors import InvalidInputError, WeightsError
 from tryon.framing import (
     Box,
@@ -164,6 +163,8 @@ class TryOnPipeline:
             at the same scores); in bfloat16 their weights are stored in it too
             (`store_weights_in`), and the pipeline cannot be saved.
         folded: the networks' batch norms are folded (`from_pretrained`); no saving then.
+        keep_arms: keep the shopper's own arms from the photo where the new garment leaves
+            them bare (default); False repaints the whole try-on region, arms included.
 
     `parse`, `warp` and `synthesize` call the parser, GMM and TOM in that precision with
     float32 inputs and outputs (`render` calls `synthesize` with what it needs from a person
@@ -180,6 +181,7 @@ class TryOnPipeline:
         *,
         precision: str = "auto",
         folded: bool = False,
+        keep_arms: bool = True,
     ) -> None:
         self.device = torch.device(device)
         # channels-last is the layout oneDNN's fast convolutions work in on the CPU.
@@ -200,6 +202,7 @@ class TryOnPipeline:
         self._parser_outputs = in_precision(self.parser.split_outputs, self.precision, device_type)
         self.meta = meta
         self.folded = folded
+        self.keep_arms = keep_arms
         self.size = tuple(meta.resolution)
         self.aspect = self.size[0] / self.size[1]
 
@@ -216,6 +219,7 @@ class TryOnPipeline:
         *,
         precision: str = "auto",
         fold: bool = True,
+        keep_arms: bool = True,
     ) -> TryOnPipeline:
         """Load a pipeline folder or bundled weights by name (see `weights_folder`).
 
@@ -223,12 +227,15 @@ class TryOnPipeline:
         fold: fold batch norms into convolutions (`fold_batch_norms`: the same outputs to
         float rounding, 5-15% faster per network on a 2-core CPU). To save a loaded
         pipeline again, load it with fold=False and precision="float32".
+        keep_arms: see the class.
         """
         parts = load_pipeline_components(weights_folder(weights))
         networks = (parts.parser, parts.gmm, parts.tom)
         if fold:
             networks = tuple(fold_batch_norms(network) for network in networks)
-        return cls(*networks, parts.meta, device, precision=precision, folded=fold)
+        return cls(
+            *networks, parts.meta, device, precision=precision, folded=fold, keep_arms=keep_arms
+        )
 
     def save_pretrained(self, directory: str | Path, *, fp16: bool = False) -> Path:
         """Write a pipeline folder; not for a folded pipeline, whose networks have lost the
@@ -364,11 +371,11 @@ class TryOnPipeline:
             warp = self.warp_onto(rep, garments, garment_masks)
         with timer.stage("synthesize"):
             output = self.render(rep, warp.warped_garment, warp.warped_mask)
-            final = paste_into_region(output.composite, rep.agnostic, rep.tryon_region)
+            final, region = self.dress(rep, warp, output)
         results = []
         with timer.stage("paste_back"):
             for index, analysis in enumerate(analyses):
-                alpha = feather(rep.tryon_region[index : index + 1], 0.015 * self.size[0])
+                alpha = feather(region[index : index + 1], 0.015 * self.size[0])
                 image = paste_back(
                     analysis.photo, final[index : index + 1].cpu(), alpha.cpu(), analysis.box
                 )
@@ -395,6 +402,16 @@ class TryOnPipeline:
         return self.synthesize(
             rep.tom_input(self.memory_format), warped_garment, warped_mask, background
         )
+
+    def dress(
+        self, rep: PersonRepresentation, warp: GmmOutput, output: TomOutput
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The try-on `(B, 3, H, W)` in [-1, 1] at model resolution and the region it
+        painted `(B, 1, H, W)`: the TOM's composite inside `rep`'s try-on region, less the
+        shopper's arms that the warped garment leaves bare when `keep_arms`
+        (`PersonRepresentation.repainted_region`); the photo everywhere else."""
+        region = rep.repainted_region(warp.warped_mask if self.keep_arms else None)
+        return rep.dressed(output.composite, region), region
 
     def __call__(
         self, photo: np.ndarray, garment: np.ndarray, garment_mask: np.ndarray

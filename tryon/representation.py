@@ -9,6 +9,9 @@ reproduce that garment learns to draw *any* garment:
 - VITON-HD's clothing-agnostic photo: the photo with the try-on region (upper clothes,
   arms, neck, slightly dilated) filled grey. The try-on module sees it and so keeps the
   shopper's own background, face, hair and lower body, repainting only that region.
+  The shopper's own arms are kept too where the new garment leaves them bare
+  (`PersonRepresentation.repainted_region`, as ACGPN preserves the body parts the new
+  garment does not cover): the try-on paints the garment and the skin it uncovers.
   Beside it, which of the photo's pixels are background, from which
   `PersonRepresentation.background_fill` continues the background under that region for a
   try-on module that shows it where the new garment leaves the background visible.
@@ -27,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from tryon.channels import concatenate_channels
+from tryon.compositing import paste_into_region
 from tryon.labels import (
     ARM_LABELS,
     BACKGROUND,
@@ -69,6 +73,9 @@ class PersonRepresentation:
     of the warped garment's placement).
     background_pixels: `(B, 1, H, W)` in {0, 1}, the pixels outside `tryon_region` that the
     parse labels background (what `background_fill` spreads).
+    arm_pixels: `(B, 1, H, W)` in {0, 1}, where the parse shows the shopper's arms (bare
+    skin or gloves; sleeves are upper clothes), all inside `tryon_region`.
+    arms: `(B, 3, H, W)` in [-1, 1], the photo on `arm_pixels`, 0 elsewhere.
     """
 
     heatmaps: torch.Tensor
@@ -78,6 +85,8 @@ class PersonRepresentation:
     tryon_region: torch.Tensor
     garment_region: torch.Tensor
     background_pixels: torch.Tensor
+    arm_pixels: torch.Tensor
+    arms: torch.Tensor
 
     def gmm_input(
         self, memory_format: torch.memory_format = torch.contiguous_format
@@ -102,6 +111,21 @@ class PersonRepresentation:
         (grey). A few milliseconds at 256x192, so computed only when asked for."""
         return push_pull_fill(self.agnostic, self.background_pixels)
 
+    def repainted_region(self, warped_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The pixels the try-on paints, `(B, 1, H, W)` in {0, 1}: `tryon_region`, less the
+        shopper's own arms where the warped garment's mask `(B, 1, H, W)` in [0, 1] does not
+        cover them (half or less). A long sleeve is painted over the arm; a bare arm or hand
+        beside a short one stays the shopper's own. None: all of `tryon_region`."""
+        if warped_mask is None:
+            return self.tryon_region
+        left_bare = self.arm_pixels * (warped_mask <= 0.5).to(self.arm_pixels.dtype)
+        return self.tryon_region * (1 - left_bare)
+
+    def dressed(self, composite: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+        """The try-on `(B, 3, H, W)` in [-1, 1]: `composite` (the try-on module's image,
+        same shape) inside `region` (from `repainted_region`), the photo everywhere else."""
+        return paste_into_region(composite, self.agnostic + self.arms, region)
+
 
 def build_representation(
     person: torch.Tensor, parse: torch.Tensor, keypoints: torch.Tensor
@@ -113,6 +137,7 @@ def build_representation(
     """
     _check_inputs(person, parse, keypoints)
     region = tryon_region(parse, keypoints)
+    arm_pixels = label_mask(parse, ARM_LABELS).to(person.dtype) * region
     return PersonRepresentation(
         heatmaps=keypoint_heatmaps(keypoints, parse.shape[-2:]),
         shape=body_shape(parse),
@@ -121,6 +146,8 @@ def build_representation(
         tryon_region=region,
         garment_region=upper_garment_region(parse),
         background_pixels=((parse == BACKGROUND).unsqueeze(1) & (region < 0.5)).float(),
+        arm_pixels=arm_pixels,
+        arms=person * arm_pixels,
     )
 
 

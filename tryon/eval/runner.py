@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from tryon.compositing import paste_into_region
 from tryon.data.viton import VitonDataset, sample_to_tensors
 from tryon.eval import metrics as M
 from tryon.eval.baselines import affine_baseline
@@ -132,6 +131,7 @@ def evaluate(
     result: dict[str, float | int | str | dict | None] = {
         "weights": pipeline.meta.name,
         "precision": pipeline.precision_name,
+        "keep_arms": pipeline.keep_arms,
         "parse_miou": M.mean_iou(parse_counts),
         "pck_0.1": pck[0] / pck[1] if pck[1] else None,
     }
@@ -164,11 +164,11 @@ def try_on_at_model_resolution(
     cloth_mask: torch.Tensor,
 ) -> tuple[GmmOutput, torch.Tensor]:
     """The GMM's warp of `cloth` `(B, 3, H, W)` and `cloth_mask` `(B, 1, H, W)` onto `person`,
-    and the try-on `(B, 3, H, W)` in [-1, 1]: the TOM's composite inside the try-on region,
-    the clothing-agnostic photo outside it (what `tryon_ssim` scores, before paste-back)."""
+    and the try-on `(B, 3, H, W)` in [-1, 1] as the pipeline dresses it (`TryOnPipeline.dress`),
+    before paste-back: what `tryon_ssim` scores."""
     warp = pipeline.warp_onto(person, cloth, cloth_mask)
     output = pipeline.render(person, warp.warped_garment, warp.warped_mask)
-    return warp, paste_into_region(output.composite, person.agnostic, person.tryon_region)
+    return warp, pipeline.dress(person, warp, output)[0]
 
 
 def _score_full_pipeline(pipeline: TryOnPipeline, sample, scores: _Scores) -> None:

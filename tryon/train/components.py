@@ -340,8 +340,8 @@ class TomTrainer:
     """The try-on module as a conditional GAN on the frozen GMM's warps (or, with
     `tune_gmm`, on the GMM's warps as it is fine-tuned beside it).
 
-    Generator loss: L1 + SSIM to the photo (both averaged over the try-on region, the only
-    pixels the TOM paints), composition-mask L1 to the warped garment's visible part,
+    Generator loss: L1 + SSIM to the photo (both averaged over the pixels the TOM paints:
+    the try-on region less the arms the warped garment leaves bare), composition-mask L1 to the warped garment's visible part,
     hinge adversarial loss from a two-scale PatchGAN that sees the generator's input, and
     discriminator feature matching. With both GAN weights at 0 the discriminator is not
     trained and the TOM learns from L1 + SSIM + mask alone.
@@ -419,15 +419,17 @@ class TomTrainer:
         condition = torch.cat((person, warp.warped_garment, warp.warped_mask), 1)
         background = rep.background_fill() if self.tom.shows_background else None
         output = self.generate(person, warp.warped_garment, warp.warped_mask, background)
-        final = paste_into_region(output.composite, rep.agnostic, rep.tryon_region)
-        return rep, warp, condition, output, final
+        # As the pipeline dresses the person: the shopper's arms that the warped garment
+        # leaves bare are the photo's, the rest of the try-on region is painted.
+        region = rep.repainted_region(warp.warped_mask.detach())
+        final = rep.dressed(output.composite, region)
+        return rep, warp, condition, output, final, region
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
-        rep, warp, condition, output, final = self._generate(batch)
+        rep, warp, condition, output, final, region = self._generate(batch)
         real = batch["person"]
-        region = rep.tryon_region
-        # Outside the try-on region the result is the photo itself, so L1 and SSIM are
-        # averaged over the region only (a whole-image mean would shrink their gradients
+        # Outside the painted region the result is the photo itself, so L1 and SSIM are
+        # averaged over that region only (a whole-image mean would shrink their gradients
         # by the region's share of the image).
         l1 = ((final - real).abs() * region).sum() / (3 * region.sum()).clamp_min(1)
         ssim = region_ssim_loss(final, real, region)
@@ -487,13 +489,13 @@ class TomTrainer:
         representation the TOM trains on (the dataset's parse, or the parser's)."""
         scores = []
         for batch in batches:
-            final = self._generate(batch)[-1]
+            final = self._generate(batch)[-2]
             region = M.scoring_region(batch["parse"])
             scores.append(M.region_ssim(final, batch["person"], region))
         return {self.validation_metric: float(torch.cat(scores).nanmean())}
 
     def sample_grid(self, batch: Batch) -> np.ndarray:
-        rep, warp, _, output, final = self._generate(batch)
+        rep, warp, _, output, final, _ = self._generate(batch)
         columns = [
             batch["person"],
             batch["cloth"],
