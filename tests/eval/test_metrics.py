@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tryon.eval import metrics as M
-from tryon.eval.baselines import affine_paste
-from tryon.labels import PARSE_LABELS
+from tryon.eval.baselines import affine_paste, baselines
+from tryon.labels import LEFT_ARM, PARSE_LABELS, UPPER_CLOTHES
+from tryon.representation import build_representation
 
 
 def test_ssim_is_one_for_identical_images_and_lower_for_noise():
@@ -71,3 +73,26 @@ def test_affine_paste_moves_the_garment_box_onto_the_region_box():
     garment = garment_mask.expand(-1, 3, -1, -1) * 2 - 1
     _, moved_mask = affine_paste(garment, garment_mask, region)
     assert M.mask_iou(moved_mask, region).item() > 0.9
+
+
+@pytest.mark.parametrize("keep_arms", [True, False])
+def test_baselines_keep_the_bare_arms_when_the_pipeline_does(keep_arms):
+    parse = torch.zeros(1, 64, 48, dtype=torch.long)
+    parse[0, 16:40, 14:34] = UPPER_CLOTHES
+    parse[0, 16:36, 34:40] = LEFT_ARM  # beside the garment: the pasted garment leaves it bare
+    keypoints = torch.zeros(1, 18, 3)
+    person = torch.rand(1, 3, 64, 48) * 2 - 1
+    rep = build_representation(person, parse, keypoints)
+    garment_mask = torch.zeros(1, 1, 64, 48)
+    garment_mask[..., 8:56, 8:40] = 1
+    garment = torch.full((1, 3, 64, 48), 0.5)
+
+    images = baselines(rep, garment, garment_mask, keep_arms)
+
+    arm = parse[0] == LEFT_ARM
+    for image in images.values():
+        if keep_arms:
+            assert torch.equal(image[0][:, arm], person[0][:, arm])
+        else:
+            assert (image[0][:, arm] == 0).all()  # grey, as the whole region
+    assert torch.allclose(images["affine"][0, :, 18:38, 16:32], torch.tensor(0.5))  # garment

@@ -60,9 +60,9 @@ def test_a_tom_trained_on_the_parsers_representation_paints_its_try_on_region(ba
     analyst = PersonAnalyst.from_folder(parser_folder, torch.device("cpu"))
     weights = {"adversarial_weight": 0, "feature_weight": 0}
     trainer = tiny_tom_trainer(lr=1e-3, analyst=analyst, **weights)
-    rep, _, _, _, final = trainer._generate(batch)
-    outside = rep.tryon_region == 0
-    assert torch.equal(final * outside, batch["person"] * outside)
+    generated = trainer._generate(batch)
+    outside = generated.region == 0  # outside the try-on region, and bare arms inside it
+    assert torch.equal(generated.final * outside, batch["person"] * outside)
     assert trainer.validation_metric == "region_ssim_parsed"
     assert trainer.loss_settings["parsed_by"] == str(parser_folder)
     assert tiny_tom_trainer(lr=1e-3).validation_metric == "region_ssim_gt_parse"

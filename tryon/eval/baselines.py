@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tryon.compositing import paste_into_region
+from tryon.representation import PersonRepresentation
 
 
 def _bounding_boxes(mask: torch.Tensor) -> torch.Tensor:
@@ -54,13 +54,21 @@ def affine_paste(
     return both[:, :3], both[:, 3:]
 
 
-def affine_baseline(
-    agnostic: torch.Tensor,
-    tryon_region: torch.Tensor,
+def baselines(
+    person: PersonRepresentation,
     garment: torch.Tensor,
     garment_mask: torch.Tensor,
-    garment_region: torch.Tensor,
-) -> torch.Tensor:
-    """The grey baseline with the garment pasted by its affine box fit, inside the region."""
-    moved, moved_mask = affine_paste(garment, garment_mask, garment_region)
-    return paste_into_region(moved, agnostic, moved_mask * tryon_region)
+    keep_arms: bool,
+) -> dict[str, torch.Tensor]:
+    """The grey and affine baselines, `(B, 3, H, W)` in [-1, 1] each, for `person` (the
+    dataset's own analysis) in `garment` `(B, 3, H, W)` with its mask `(B, 1, H, W)`.
+
+    They repaint what the pipeline would: with `keep_arms` the arms that the affine-pasted
+    garment leaves bare stay the photo's, as the pipeline keeps those its warp leaves bare.
+    """
+    moved, moved_mask = affine_paste(garment, garment_mask, person.garment_region)
+    region = person.repainted_region(moved_mask if keep_arms else None)
+    return {
+        "grey": person.dressed(torch.zeros_like(moved), region),
+        "affine": person.dressed(moved * moved_mask, region),
+    }

@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from tryon.data.viton import VitonDataset, sample_to_tensors
 from tryon.eval import metrics as M
-from tryon.eval.baselines import affine_baseline
+from tryon.eval.baselines import baselines
 from tryon.imaging import image_to_tensor, resize_image
 from tryon.labels import PARSE_LABELS
 from tryon.models import decode_keypoints
@@ -106,21 +106,11 @@ def evaluate(
 
         # Baselines, scored like the model.
         region = M.scoring_region(parse)
-        for name, image in (
-            ("baseline_grey", truth.agnostic),  # the region grey, the rest copied
-            (
-                "baseline_affine",
-                affine_baseline(
-                    truth.agnostic,
-                    truth.tryon_region,
-                    b["cloth"],
-                    b["cloth_mask"],
-                    truth.garment_region,
-                ),
-            ),
-        ):
-            scores.add(f"{name}_ssim", M.ssim(image, person))
-            scores.add(f"{name}_region_ssim", M.region_ssim(image, person, region))
+        for name, image in baselines(
+            truth, b["cloth"], b["cloth_mask"], pipeline.keep_arms
+        ).items():
+            scores.add(f"baseline_{name}_ssim", M.ssim(image, person))
+            scores.add(f"baseline_{name}_region_ssim", M.region_ssim(image, person, region))
 
         # The production path on the original photos, scored inside the region.
         for sample in samples:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ from tryon.models import (
     GmmOutput,
     HumanParser,
     MultiScaleDiscriminator,
+    TomOutput,
     TryOnGenerator,
     decode_keypoints,
     decode_parse,
@@ -336,15 +338,30 @@ def region_ssim_loss(final: torch.Tensor, real: torch.Tensor, region: torch.Tens
     return M.masked_mean(1 - M.ssim_map(final, real), region).nanmean()
 
 
+class TomPass(NamedTuple):
+    """One forward pass of `TomTrainer`: the representation, the GMM's warp, the
+    discriminator's condition `(B, 22 + 4, H, W)`, the TOM's output, the try-on `final`
+    `(B, 3, H, W)` (painted inside `region`, the photo elsewhere) and `region`
+    `(B, 1, H, W)`, the pixels the TOM paints."""
+
+    rep: PersonRepresentation
+    warp: GmmOutput
+    condition: torch.Tensor
+    output: TomOutput
+    final: torch.Tensor
+    region: torch.Tensor
+
+
 class TomTrainer:
     """The try-on module as a conditional GAN on the frozen GMM's warps (or, with
     `tune_gmm`, on the GMM's warps as it is fine-tuned beside it).
 
     Generator loss: L1 + SSIM to the photo (both averaged over the pixels the TOM paints:
-    the try-on region less the arms the warped garment leaves bare), composition-mask L1 to the warped garment's visible part,
-    hinge adversarial loss from a two-scale PatchGAN that sees the generator's input, and
-    discriminator feature matching. With both GAN weights at 0 the discriminator is not
-    trained and the TOM learns from L1 + SSIM + mask alone.
+    the try-on region less the arms the warped garment leaves bare), composition-mask L1
+    to the warped garment's visible part, hinge adversarial loss from a two-scale PatchGAN
+    that sees the generator's input, and discriminator feature matching. With both GAN
+    weights at 0 the discriminator is not trained and the TOM learns from L1 + SSIM + mask
+    alone.
 
     With `tune_gmm` (a weight) the GMM trains too: the generator loss reaches it through
     the warp (where the garment's texture lands, judged by the final image), and
@@ -411,7 +428,7 @@ class TomTrainer:
     def uses_discriminator(self) -> bool:
         return self.adversarial_weight > 0 or self.feature_weight > 0
 
-    def _generate(self, batch: Batch):
+    def _generate(self, batch: Batch) -> TomPass:
         rep = self.analyst(batch)
         with contextlib.nullcontext() if self.tune_gmm is not None else torch.no_grad():
             warp = self.warp(rep.gmm_input(), batch["cloth"], batch["cloth_mask"])
@@ -423,7 +440,7 @@ class TomTrainer:
         # leaves bare are the photo's, the rest of the try-on region is painted.
         region = rep.repainted_region(warp.warped_mask.detach())
         final = rep.dressed(output.composite, region)
-        return rep, warp, condition, output, final, region
+        return TomPass(rep, warp, condition, output, final, region)
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
         rep, warp, condition, output, final, region = self._generate(batch)
@@ -489,7 +506,7 @@ class TomTrainer:
         representation the TOM trains on (the dataset's parse, or the parser's)."""
         scores = []
         for batch in batches:
-            final = self._generate(batch)[-2]
+            final = self._generate(batch).final
             region = M.scoring_region(batch["parse"])
             scores.append(M.region_ssim(final, batch["person"], region))
         return {self.validation_metric: float(torch.cat(scores).nanmean())}
