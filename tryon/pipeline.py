@@ -105,7 +105,7 @@ class PersonAnalysis:
 
     def for_cache(self) -> PersonAnalysis:
         """A compact copy to keep between calls: ~0.2 MB at 256x192 instead of ~7. It
-        drops the photo (the caller keeps its encoded bytes) and the representation (28
+        drops the photo (the caller keeps its encoded bytes) and the representation (32
         float channels, rebuilt in a few milliseconds), and keeps the crop and the parse
         as uint8, which hold them exactly (the crop is made from uint8 pixels). `restore`
         makes it usable again."""
