@@ -11,7 +11,7 @@ from tryon.data.synth import generate_sample, render_garment
 from tryon.errors import InvalidInputError, WeightsError
 from tryon.framing import feather, paste_back
 from tryon.models import GeometricMatcher, HumanParser, PipelineMeta, TryOnGenerator
-from tryon.pipeline import BUNDLED_WEIGHTS, TryOnPipeline, weights_folder
+from tryon.pipeline import BUNDLED_WEIGHTS, TryOnPipeline, paste_back_alpha, weights_folder
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +157,21 @@ def test_bfloat16_networks_dress_the_photo_as_float32_ones_do():
     assert difference.mean() < 0.5
     assert np.percentile(difference, 99.9) < 20
     assert results["bfloat16"].confidence == pytest.approx(results["float32"].confidence, abs=0.02)
+
+
+def test_paste_back_keeps_the_painted_side_of_a_kept_arm_s_seam_whole():
+    region = torch.zeros(1, 1, 256, 192)
+    region[..., 40:200, 40:150] = 1
+    painted = region.clone()
+    painted[..., 60:180, 120:150] = 0  # a bare arm, kept from the photo
+    alpha = paste_back_alpha(region, painted, (256, 192))
+    # Painted pixels beside the arm are pasted whole: the photo under them is the old garment.
+    assert (alpha[0, 0, 60:180, 100:120] == 1).all()
+    assert alpha[0, 0, 100, 121] > 0  # the arm's side of the seam is feathered
+    assert (alpha[0, 0, 100, 130:140] == 0).all()  # and the arm itself is the photo's
+    # The try-on region's outer edge is feathered as before.
+    plain = feather(region, 0.015 * 256)
+    assert torch.equal(alpha[..., 100, 30:60], plain[..., 100, 30:60])
 
 
 @needs_bundled

@@ -7,8 +7,9 @@ Stages for each request:
   3. prepare the garment: product photo and mask at model resolution;
   4. warp the garment onto the body (GMM);
   5. synthesize: TOM renders and composes (with the photo's background continued under
-     the try-on region, for a TOM that shows it); only the try-on region is repainted;
-  6. paste the try-on region back into the original photo at its own resolution.
+     the try-on region, for a TOM that shows it); only the try-on region is repainted,
+     less the shopper's arms that the new garment leaves bare, which stay the photo's;
+  6. paste the painted region back into the original photo at its own resolution.
 
 A person analysed once can try on any number of garments (`try_on` takes analyses).
 """
@@ -375,7 +376,9 @@ class TryOnPipeline:
         results = []
         with timer.stage("paste_back"):
             for index, analysis in enumerate(analyses):
-                alpha = feather(region[index : index + 1], 0.015 * self.size[0])
+                alpha = paste_back_alpha(
+                    rep.tryon_region[index : index + 1], region[index : index + 1], self.size
+                )
                 image = paste_back(
                     analysis.photo, final[index : index + 1].cpu(), alpha.cpu(), analysis.box
                 )
@@ -420,6 +423,19 @@ class TryOnPipeline:
         analysis = self.analyse_person(photo)
         garments, masks = self.prepare_garments([garment], [garment_mask])
         return self.try_on([analysis], garments, masks)[0]
+
+
+def paste_back_alpha(
+    tryon_region: torch.Tensor, painted: torch.Tensor, size: tuple[int, int]
+) -> torch.Tensor:
+    """How much of the model-resolution try-on to blend into the photo, `(1, 1, h, w)` in
+    [0, 1], from the try-on region and the part of it that was painted (both `(1, 1, h, w)`
+    in {0, 1}). The try-on region's outer edge is feathered over 1.5% of the height, as
+    the photo around it is the shopper's own. Where a kept arm meets the painted region, the
+    painted side stays whole (the photo under it is the old garment) and only the arm's side
+    is feathered."""
+    radius = 0.015 * size[0]
+    return torch.maximum(feather(tryon_region, radius) * painted, feather(painted, radius))
 
 
 def _stack(reps: list[PersonRepresentation]) -> PersonRepresentation:

@@ -68,7 +68,8 @@ class PersonRepresentation:
     shape: `(B, 1, H, W)` in [0, 1], the blurred body silhouette.
     head: `(B, 3, H, W)` in [-1, 1], the photo inside hat/hair/sunglasses/face, 0 elsewhere.
     agnostic: `(B, 3, H, W)` in [-1, 1], the photo with `tryon_region` set to 0 (grey).
-    tryon_region: `(B, 1, H, W)` in {0, 1}, the pixels the try-on repaints.
+    tryon_region: `(B, 1, H, W)` in {0, 1}, the pixels the try-on may repaint (it keeps the
+    arms the new garment leaves bare: `repainted_region`).
     garment_region: `(B, 1, H, W)` in {0, 1}, the worn upper garment (the training target
     of the warped garment's placement).
     background_pixels: `(B, 1, H, W)` in {0, 1}, the pixels outside `tryon_region` that the
@@ -198,7 +199,7 @@ def agnostic_image(person: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
 
 
 def tryon_region(parse: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
-    """The pixels the try-on repaints: `(B, 1, H, W)` float in {0, 1}.
+    """The pixels the try-on may repaint: `(B, 1, H, W)` float in {0, 1}.
 
     Upper clothes, arms and the neck, dilated by `REGION_DILATION` so that no fringe of
     the old garment survives, minus the head and lower-body labels, which stay untouched.

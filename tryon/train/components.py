@@ -340,24 +340,25 @@ def region_ssim_loss(final: torch.Tensor, real: torch.Tensor, region: torch.Tens
 
 class TomPass(NamedTuple):
     """One forward pass of `TomTrainer`: the representation, the GMM's warp, the
-    discriminator's condition `(B, 22 + 4, H, W)`, the TOM's output, the try-on `final`
-    `(B, 3, H, W)` (painted inside `region`, the photo elsewhere) and `region`
-    `(B, 1, H, W)`, the pixels the TOM paints."""
+    discriminator's condition `(B, 22 + 4, H, W)`, the TOM's output, and two try-ons
+    `(B, 3, H, W)`: `final`, the TOM's paint over the whole try-on region (what its losses
+    score), and `dressed`, as the pipeline shows it, with the bare arms kept from the photo
+    (what validation scores)."""
 
     rep: PersonRepresentation
     warp: GmmOutput
     condition: torch.Tensor
     output: TomOutput
     final: torch.Tensor
-    region: torch.Tensor
+    dressed: torch.Tensor
 
 
 class TomTrainer:
     """The try-on module as a conditional GAN on the frozen GMM's warps (or, with
     `tune_gmm`, on the GMM's warps as it is fine-tuned beside it).
 
-    Generator loss: L1 + SSIM to the photo (both averaged over the pixels the TOM paints:
-    the try-on region less the arms the warped garment leaves bare), composition-mask L1
+    Generator loss: L1 + SSIM to the photo (both averaged over the try-on region, which the
+    TOM learns to paint whole, arms included), composition-mask L1
     to the warped garment's visible part, hinge adversarial loss from a two-scale PatchGAN
     that sees the generator's input, and discriminator feature matching. With both GAN
     weights at 0 the discriminator is not trained and the TOM learns from L1 + SSIM + mask
@@ -369,7 +370,8 @@ class TomTrainer:
     garment. Both networks are saved then (out/tom, out/gmm), to be packed together.
 
     Both see the representation `analyst` gives (the dataset's parse by default); the TOM
-    paints, and its losses score, the try-on region of that representation.
+    paints, and its losses score, the try-on region of that representation. Validation
+    scores the try-on as the pipeline shows it, with the bare arms kept (`TomPass`).
     """
 
     name = "tom"
@@ -436,17 +438,19 @@ class TomTrainer:
         condition = torch.cat((person, warp.warped_garment, warp.warped_mask), 1)
         background = rep.background_fill() if self.tom.shows_background else None
         output = self.generate(person, warp.warped_garment, warp.warped_mask, background)
-        # As the pipeline dresses the person: the shopper's arms that the warped garment
-        # leaves bare are the photo's, the rest of the try-on region is painted.
-        region = rep.repainted_region(warp.warped_mask.detach())
-        final = rep.dressed(output.composite, region)
-        return TomPass(rep, warp, condition, output, final, region)
+        # The TOM learns to paint the whole try-on region, arms included: the pipeline
+        # keeps the arms the new garment leaves bare, but must paint the skin a shorter
+        # garment uncovers (and all of it with --repaint-arms).
+        final = rep.dressed(output.composite, rep.tryon_region)
+        dressed = rep.dressed(output.composite, rep.repainted_region(warp.warped_mask))
+        return TomPass(rep, warp, condition, output, final, dressed)
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
-        rep, warp, condition, output, final, region = self._generate(batch)
+        rep, warp, condition, output, final, _ = self._generate(batch)
         real = batch["person"]
-        # Outside the painted region the result is the photo itself, so L1 and SSIM are
-        # averaged over that region only (a whole-image mean would shrink their gradients
+        region = rep.tryon_region
+        # Outside the try-on region the result is the photo itself, so L1 and SSIM are
+        # averaged over the region only (a whole-image mean would shrink their gradients
         # by the region's share of the image).
         l1 = ((final - real).abs() * region).sum() / (3 * region.sum()).clamp_min(1)
         ssim = region_ssim_loss(final, real, region)
@@ -501,18 +505,19 @@ class TomTrainer:
         }
 
     def validate(self, batches: Iterable[Batch]) -> dict[str, float]:
-        """Mean SSIM of the try-on against the photo inside the scored try-on region (upper
-        clothes and arms of the dataset's parse, dilated), at model resolution, on the
-        representation the TOM trains on (the dataset's parse, or the parser's)."""
+        """Mean SSIM of the try-on, as the pipeline shows it (bare arms kept), against the
+        photo inside the scored try-on region (upper clothes and arms of the dataset's
+        parse, dilated), at model resolution, on the representation the TOM trains on (the
+        dataset's parse, or the parser's)."""
         scores = []
         for batch in batches:
-            final = self._generate(batch).final
+            final = self._generate(batch).dressed
             region = M.scoring_region(batch["parse"])
             scores.append(M.region_ssim(final, batch["person"], region))
         return {self.validation_metric: float(torch.cat(scores).nanmean())}
 
     def sample_grid(self, batch: Batch) -> np.ndarray:
-        rep, warp, _, output, final, _ = self._generate(batch)
+        rep, warp, _, output, _, final = self._generate(batch)
         columns = [
             batch["person"],
             batch["cloth"],
