@@ -340,17 +340,27 @@ def region_ssim_loss(final: torch.Tensor, real: torch.Tensor, region: torch.Tens
 
 class TomPass(NamedTuple):
     """One forward pass of `TomTrainer`: the representation, the GMM's warp, the
-    discriminator's condition `(B, 22 + 4, H, W)`, the TOM's output, and two try-ons
-    `(B, 3, H, W)`: `final`, the TOM's paint over the whole try-on region (what its losses
-    score), and `dressed`, as the pipeline shows it, with the bare arms kept from the photo
-    (what validation scores)."""
+    discriminator's condition `(B, 22 + 4, H, W)` and the TOM's output; `final` and
+    `dressed` are the try-ons made from them."""
 
     rep: PersonRepresentation
     warp: GmmOutput
     condition: torch.Tensor
     output: TomOutput
-    final: torch.Tensor
-    dressed: torch.Tensor
+
+    @property
+    def final(self) -> torch.Tensor:
+        """`(B, 3, H, W)`: the TOM's paint over the whole try-on region, arms included (what
+        its losses score: the pipeline keeps the arms the new garment leaves bare, but must
+        paint the skin a shorter garment uncovers, and all of it with --repaint-arms)."""
+        return self.rep.dressed(self.output.composite, self.rep.tryon_region)
+
+    @property
+    def dressed(self) -> torch.Tensor:
+        """`(B, 3, H, W)`: the try-on as the pipeline shows it, the bare arms kept from the
+        photo (what validation scores)."""
+        region = self.rep.repainted_region(self.warp.warped_mask)
+        return self.rep.dressed(self.output.composite, region)
 
 
 class TomTrainer:
@@ -438,15 +448,12 @@ class TomTrainer:
         condition = torch.cat((person, warp.warped_garment, warp.warped_mask), 1)
         background = rep.background_fill() if self.tom.shows_background else None
         output = self.generate(person, warp.warped_garment, warp.warped_mask, background)
-        # The TOM learns to paint the whole try-on region, arms included: the pipeline
-        # keeps the arms the new garment leaves bare, but must paint the skin a shorter
-        # garment uncovers (and all of it with --repaint-arms).
-        final = rep.dressed(output.composite, rep.tryon_region)
-        dressed = rep.dressed(output.composite, rep.repainted_region(warp.warped_mask))
-        return TomPass(rep, warp, condition, output, final, dressed)
+        return TomPass(rep, warp, condition, output)
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
-        rep, warp, condition, output, final, _ = self._generate(batch)
+        generated = self._generate(batch)
+        rep, warp, condition, output = generated
+        final = generated.final
         real = batch["person"]
         region = rep.tryon_region
         # Outside the try-on region the result is the photo itself, so L1 and SSIM are
@@ -517,7 +524,9 @@ class TomTrainer:
         return {self.validation_metric: float(torch.cat(scores).nanmean())}
 
     def sample_grid(self, batch: Batch) -> np.ndarray:
-        rep, warp, _, output, _, final = self._generate(batch)
+        generated = self._generate(batch)
+        rep, warp, _, output = generated
+        final = generated.dressed
         columns = [
             batch["person"],
             batch["cloth"],
