@@ -70,6 +70,7 @@ def benchmark_networks(
     fold: bool = True,
     precision: str = "auto",
     seed: int = 0,
+    echo: Callable[[str], None] = print,
 ) -> list[NetworkTiming]:
     """Time each network and the three in a row; print a table and return the timings.
 
@@ -83,6 +84,7 @@ def benchmark_networks(
         fold: fold batch norms into convolutions first, as `TryOnPipeline.from_pretrained`
             does.
         precision: auto, float32 or bfloat16, as `TryOnPipeline` takes it.
+        echo: where the table's lines go.
 
     The networks run inside a `TryOnPipeline` (its memory layout, precision and stored
     weights), so they cost here what they cost in the service.
@@ -152,14 +154,14 @@ def benchmark_networks(
         results.append(NetworkTiming(name, parameters, statistics.median(timings), min(timings)))
     folded = "batch norms folded" if fold else "batch norms kept"
     convolutions = pipeline.precision_name
-    print(
+    echo(
         f"{height}x{width}, batch 1, {convolutions} convolutions, {folded}, "
         f"{torch.get_num_threads()} threads, {repeats} runs"
     )
-    print(f"{'network':<8} {'params':>10} {'median ms':>10} {'min ms':>8}")
+    echo(f"{'network':<8} {'params':>10} {'median ms':>10} {'min ms':>8}")
     for result in results:
         median, fastest = f"{result.median_ms:.1f}", f"{result.min_ms:.1f}"
-        print(f"{result.name:<8} {result.parameters:>10,} {median:>10} {fastest:>8}")
+        echo(f"{result.name:<8} {result.parameters:>10,} {median:>10} {fastest:>8}")
     return results
 
 

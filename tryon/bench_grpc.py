@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import signal
 import socket
@@ -26,7 +25,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -163,7 +162,6 @@ def run_benchmark(
     max_batch: int | None = None,
     compare: bool = False,
     seen_photos: bool = False,
-    json_out: Path | None = None,
     echo: Callable[[str], None] = print,
 ) -> LoadReport:
     """Run the benchmark (see the module docstring) and print its report."""
@@ -205,8 +203,6 @@ def run_benchmark(
             weights, photos, max_batch, seconds, precision
         )
     _print(report, echo)
-    if json_out is not None:
-        json_out.write_text(json.dumps(asdict(report), indent=2))
     return report
 
 

@@ -196,3 +196,12 @@ def test_cli_refuses_to_overwrite_a_dataset(tmp_path, capsys):
 def test_cli_rejects_a_bad_size(tmp_path, capsys):
     assert run_cli(["synth", "--out", str(tmp_path / "x"), "--size", "250x190"]) != 0
     assert "multiples of 16" in capsys.readouterr().err
+
+
+def test_cli_exit_codes_tell_usage_errors_from_product_errors(tmp_path, capsys):
+    # 2: the command line itself is wrong (a malformed value, an unknown option).
+    assert run_cli(["synth", "--out", str(tmp_path / "x"), "--size", "tall"]) == 2
+    assert "HEIGHTxWIDTH" in capsys.readouterr().err
+    assert run_cli(["synth", "--out", str(tmp_path / "x"), "--colour", "red"]) == 2
+    # 1: the command line is fine, what it asks for cannot be done.
+    assert run_cli(["synth", "--out", str(tmp_path / "x"), "--size", "250x190"]) == 1

@@ -22,7 +22,7 @@ WEIGHTS = "viton" if (BUNDLED_WEIGHTS / "viton" / "pipeline.json").exists() else
 def test_eval_scores_held_out_real_pairs_and_nulls_what_they_lack(tmp_path):
     report, sheet = tmp_path / "eval.json", tmp_path / "sheet.png"
     args = ["eval", "--data", str(REAL_VITON), "--pairs", str(HELD_OUT), "--limit", "4"]
-    args += ["--weights", WEIGHTS, "--json", str(report), "--batch", "2"]
+    args += ["--weights", WEIGHTS, "--output", str(report), "--batch", "2"]
     args += ["--grid", str(sheet), "--grid-caption", "Photos: VITON, research use only"]
 
     result = CliRunner().invoke(app, args)

@@ -29,7 +29,7 @@ def test_eval_writes_every_metric_and_an_unpaired_sheet(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_dataset(tmp_path / "data" / "test", n=3, seed=31)
     args = ["eval", "--data", "data/test", "--weights", "synthetic"]
-    args += ["--json", "eval.json", "--grid", "sheet.png"]
+    args += ["--output", "eval.json", "--grid", "sheet.png"]
 
     result = CliRunner().invoke(app, args)
 

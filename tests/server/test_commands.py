@@ -47,7 +47,7 @@ def test_try_on_command_explains_an_unknown_sku(server, tmp_path, capsys):
     photo = tmp_path / "me.jpg"
     photo.write_bytes(shopper(41))
     status = run_cli(["try-on", "--photo", str(photo), "--sku", "NOPE", "--target", server.target])
-    assert status == 2
+    assert status == 1  # a product error, not a usage error
     assert "NOT_FOUND" in capsys.readouterr().err
 
 
@@ -64,7 +64,7 @@ def test_demo_writes_the_contact_sheet(tiny_weights, tmp_path, monkeypatch, caps
 
 def test_demo_without_weights_says_what_is_missing(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("TRYON_WEIGHTS", raising=False)
-    assert run_cli(["demo", "--out", str(tmp_path), "--weights", str(tmp_path / "none")]) == 2
+    assert run_cli(["demo", "--out", str(tmp_path), "--weights", str(tmp_path / "none")]) == 1
     assert "no pipeline weights" in capsys.readouterr().err
 
 

@@ -13,7 +13,6 @@ dataset lacks (`warp-gt/` on real data) are null.
 
 from __future__ import annotations
 
-import json
 import math
 import textwrap
 import time
@@ -224,12 +223,7 @@ def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return ((tensor[0].clamp(-1, 1) + 1) * 127.5 + 0.5).byte().permute(1, 2, 0).numpy()
 
 
-def write_outputs(
-    result: dict, json_path: Path | None, grid: np.ndarray | None, grid_path: Path | None
-) -> None:
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(result, indent=2) + "\n")
-    if grid is not None and grid_path is not None:
-        grid_path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(grid).save(grid_path)
+def write_grid(grid: np.ndarray, path: Path) -> None:
+    """Save a sheet from `unpaired_grid` as PNG (its folder created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).save(path)

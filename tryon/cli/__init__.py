@@ -1,0 +1,43 @@
+"""The `tryon` command: data, training, evaluation, the try-on service and its benchmarks.
+
+Commands are grouped in modules by what they work on; this module only assembles them
+and turns product errors into one line and exit status 1 (usage errors exit 2).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from tryon.cli import bench, data, evaluation, service, train
+from tryon.cli.common import console
+from tryon.errors import TryOnError
+
+app = typer.Typer(
+    help="Virtual try-on: synthetic data, training, evaluation and the try-on service.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(data.synth)
+app.command()(data.split)
+app.command()(train.train)
+app.command("eval")(evaluation.evaluate_command)
+app.command()(evaluation.pack)
+app.command()(evaluation.curves)
+app.command()(service.serve)
+app.command("try-on")(service.try_on_command)
+app.command()(service.demo)
+app.command()(bench.bench)
+
+PRODUCT_ERROR = 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the app; a product error is one clear line and exit 1."""
+    try:
+        app(args=argv)
+    except TryOnError as error:
+        console.print(f"[red]error:[/red] {error}")
+        sys.exit(PRODUCT_ERROR)

@@ -1,0 +1,86 @@
+"""`tryon bench`: measure the networks and the service."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+
+from tryon.cli.common import (
+    JsonOption,
+    OutputOption,
+    PrecisionOption,
+    WeightsOption,
+    check_precision,
+    console,
+    emit_json,
+)
+
+
+def bench(
+    pipeline: Annotated[
+        bool, typer.Option("--pipeline", help="Time the networks in process (tryon.bench).")
+    ] = False,
+    grpc: Annotated[
+        bool, typer.Option("--grpc", help="Closed-loop load on the gRPC service.")
+    ] = False,
+    clients: Annotated[int, typer.Option(min=1, help="--grpc: concurrent clients.")] = 8,
+    seconds: Annotated[float, typer.Option(help="--grpc: seconds of load.")] = 20.0,
+    target: Annotated[
+        str | None,
+        typer.Option(help="--grpc: load this running service instead of starting one."),
+    ] = None,
+    weights: WeightsOption = None,
+    precision: PrecisionOption = None,
+    max_batch: Annotated[
+        int | None, typer.Option(help="--grpc: the started server's batch (default: serve's).")
+    ] = None,
+    compare: Annotated[
+        bool, typer.Option(help="--grpc: also time the pipeline in process at that batch.")
+    ] = False,
+    seen_photos: Annotated[
+        bool,
+        typer.Option(help="--grpc: photos the server has analysed (a shopper's next garment)."),
+    ] = False,
+    as_json: JsonOption = False,
+    output: OutputOption = None,
+) -> None:
+    """Measure speed: --pipeline (network timings) or --grpc (the service under load)."""
+    if pipeline == grpc:
+        raise typer.BadParameter("choose one of --pipeline or --grpc")
+    if precision is not None:
+        check_precision(precision)
+        if target is not None:
+            raise typer.BadParameter(
+                "--precision sets up the server bench starts; the service at --target runs "
+                "at its own TRYON_PRECISION"
+            )
+    if pipeline:
+        from tryon.bench import benchmark_networks
+        from tryon.models import load_pipeline_components
+        from tryon.pipeline import weights_folder
+
+        precision = precision or os.environ.get("TRYON_PRECISION") or "auto"
+        check_precision(precision)
+        networks = load_pipeline_components(weights_folder(weights))
+        timings = benchmark_networks(
+            networks.parser, networks.gmm, networks.tom, precision=precision, echo=console.print
+        )
+        emit_json([asdict(timing) for timing in timings], print_it=as_json, output=output)
+        return
+    from tryon.bench_grpc import run_benchmark
+
+    report = run_benchmark(
+        clients=clients,
+        seconds=seconds,
+        target=target,
+        weights=weights,
+        precision=precision,
+        max_batch=max_batch,
+        compare=compare,
+        seen_photos=seen_photos,
+        echo=console.print,
+    )
+    emit_json(asdict(report), print_it=as_json, output=output)
