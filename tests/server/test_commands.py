@@ -92,3 +92,12 @@ def test_sigterm_during_load_loses_no_accepted_call(tiny_weights, catalog_url, m
         results = [call.result(timeout=60) for call in calls]
         assert server.process.wait(60) == 0
     assert [r.garment_sku for r in results] == ["TEST-0"] * 8
+
+
+def test_tryon_db_upgrade_brings_a_new_database_to_the_newest_schema(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    assert run_cli(["db", "status", "--db-url", url]) == 0
+    assert "needs `tryon db upgrade`" in " ".join(capsys.readouterr().out.split())
+    assert run_cli(["db", "upgrade", "--db-url", url]) == 0
+    assert run_cli(["db", "status", "--db-url", url, "--json"]) == 0
+    assert '"up_to_date": true' in capsys.readouterr().out

@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+from catalog.cli import db as database
 from tryon.cli import bench, data, evaluation, service, train
 from tryon.cli.common import console
 from tryon.errors import TryOnError
@@ -30,6 +31,7 @@ app.command()(service.serve)
 app.command("try-on")(service.try_on_command)
 app.command()(service.demo)
 app.command()(bench.bench)
+app.add_typer(database.app, name="db")
 
 PRODUCT_ERROR = 1
 
