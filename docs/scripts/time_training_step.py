@@ -2,9 +2,10 @@
 
 One step (forward, an L1 loss in float32, backward, AdamW) at batch 8 on random inputs,
 256x192, with the networks' default architectures; the median of 5 steps after one
-warm-up, each precision timed twice, interleaved. Used for docs/speed.md.
+warm-up, each precision timed twice, interleaved. Used for docs/training.md
+("Time and hardware").
 
-    python docs/scripts/precision_train_speed.py [--threads 1]
+    python docs/scripts/time_training_step.py [--threads 1]
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ scores them), two kinds of oracle:
 - the parser's share of the end-to-end loss (`tryon_ssim`): the try-on on the parser's
   parse and keypoints, on its parse with the true keypoints, and on the true parse with
   its keypoints.
-Prints the means over the samples (docs/training.md, rounds 14-16).
+Prints the means over the samples (docs/training.md, "Where the score is lost").
 
-    python docs/scripts/ssim_budget.py --data data/test --weights synthetic --n 96
+    python docs/scripts/where_ssim_is_lost.py --data data/test --weights synthetic --n 96
 """
 
 from __future__ import annotations
