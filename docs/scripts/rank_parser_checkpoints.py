@@ -5,8 +5,8 @@ its keypoints too, and the try-on is what the shopper sees. This script puts eac
 folder in front of the GMM and TOM of `--weights` and scores, on held-out pairs at model
 resolution, what `tryon eval` scores end to end: the whole-image SSIM of the try-on
 (`tryon_ssim`), the SSIM inside the scored try-on region, and the keypoints' mean distance
-from the visible true ones in pixels (docs/training.md, "Choosing a parser step"). Snapshot the run's
-`parser/` folder at each checkpoint to have candidates.
+from the visible true ones in pixels (docs/training.md, "Choosing a parser step").
+Snapshot the run's `parser/` folder at each checkpoint to have candidates.
 
     python docs/scripts/rank_parser_checkpoints.py --data data/val --weights synthetic \\
         runs/snapshots/step_875 runs/snapshots/step_1250
