@@ -1,0 +1,67 @@
+"""Fixtures for the experiments tests: a migrated database on SQLite and on PostgreSQL.
+
+PostgreSQL tests run in a schema of their own that is dropped afterwards, so they never
+see each other's rows or the tables of other suites sharing the database. Without a
+reachable server they are skipped, except under CI=true, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalog.database import create_catalog_engine, make_sessionmaker, upgrade, url_with_schema
+
+POSTGRES_URL = os.environ.get(
+    "TRYON_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+)
+
+
+def _postgres_schema_url() -> Iterator[str]:
+    admin = create_catalog_engine(POSTGRES_URL)
+    schema = f"experiments_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except OperationalError as error:
+        admin.dispose()
+        message = f"PostgreSQL at {POSTGRES_URL} is unreachable: {error.orig}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield url_with_schema(POSTGRES_URL, schema)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # noqa: ANN001
+    """The URL of an empty database, on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'experiments.db'}"
+    else:
+        yield from _postgres_schema_url()
+
+
+@pytest.fixture
+def engine(empty_db_url: str) -> Iterator[Engine]:
+    """An engine on a database migrated to the newest schema (catalog and experiments)."""
+    engine = create_catalog_engine(empty_db_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    """A session factory on the migrated database."""
+    return make_sessionmaker(engine)
