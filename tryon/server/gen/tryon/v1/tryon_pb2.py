@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14tryon/v1/tryon.proto\x12\x08tryon.v1\"n\n\rOutputOptions\x12%\n\x06\x66ormat\x18\x01 \x01(\x0e\x32\x15.tryon.v1.ImageFormat\x12\x0f\n\x07quality\x18\x02 \x01(\r\x12\x11\n\tmax_width\x18\x03 \x01(\r\x12\x12\n\nmax_height\x18\x04 \x01(\r\"b\n\x0cTryOnRequest\x12\x14\n\x0cperson_image\x18\x01 \x01(\x0c\x12\x13\n\x0bgarment_sku\x18\x02 \x01(\t\x12\'\n\x06output\x18\x03 \x01(\x0b\x32\x17.tryon.v1.OutputOptions\"g\n\x10TryOnManyRequest\x12\x14\n\x0cperson_image\x18\x01 \x01(\x0c\x12\x14\n\x0cgarment_skus\x18\x02 \x03(\t\x12\'\n\x06output\x18\x03 \x01(\x0b\x32\x17.tryon.v1.OutputOptions\"\xd7\x02\n\rTryOnResponse\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x13\n\x0bgarment_sku\x18\x03 \x01(\t\x12\x18\n\x10garment_revision\x18\x04 \x01(\x03\x12\x12\n\nmodel_name\x18\x05 \x01(\t\x12\x15\n\rmodel_version\x18\x06 \x01(\t\x12\x12\n\nconfidence\x18\x07 \x01(\x02\x12:\n\ntimings_ms\x18\x08 \x03(\x0b\x32&.tryon.v1.TryOnResponse.TimingsMsEntry\x12\r\n\x05width\x18\t \x01(\r\x12\x0e\n\x06height\x18\n \x01(\r\x12\x12\n\nbatch_size\x18\x0b \x01(\r\x12\x15\n\rperson_cached\x18\x0c \x01(\x08\x1a\x30\n\x0eTimingsMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"<\n\x13ListGarmentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"g\n\x07Garment\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\r\n\x05\x62rand\x18\x04 \x01(\t\x12\x0e\n\x06\x63olour\x18\x05 \x01(\t\x12\x10\n\x08revision\x18\x06 \x01(\x03\"T\n\x14ListGarmentsResponse\x12#\n\x08garments\x18\x01 \x03(\x0b\x32\x11.tryon.v1.Garment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*o\n\x0bImageFormat\x12\x1c\n\x18IMAGE_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11IMAGE_FORMAT_JPEG\x10\x01\x12\x14\n\x10IMAGE_FORMAT_PNG\x10\x02\x12\x15\n\x11IMAGE_FORMAT_WEBP\x10\x03\x32\xdb\x01\n\x0cTryOnService\x12\x38\n\x05TryOn\x12\x16.tryon.v1.TryOnRequest\x1a\x17.tryon.v1.TryOnResponse\x12\x42\n\tTryOnMany\x12\x1a.tryon.v1.TryOnManyRequest\x1a\x17.tryon.v1.TryOnResponse0\x01\x12M\n\x0cListGarments\x12\x1d.tryon.v1.ListGarmentsRequest\x1a\x1e.tryon.v1.ListGarmentsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14tryon/v1/tryon.proto\x12\x08tryon.v1\"n\n\rOutputOptions\x12%\n\x06\x66ormat\x18\x01 \x01(\x0e\x32\x15.tryon.v1.ImageFormat\x12\x0f\n\x07quality\x18\x02 \x01(\r\x12\x11\n\tmax_width\x18\x03 \x01(\r\x12\x12\n\nmax_height\x18\x04 \x01(\r\"s\n\x0cTryOnRequest\x12\x14\n\x0cperson_image\x18\x01 \x01(\x0c\x12\x13\n\x0bgarment_sku\x18\x02 \x01(\t\x12\'\n\x06output\x18\x03 \x01(\x0b\x32\x17.tryon.v1.OutputOptions\x12\x0f\n\x07unit_id\x18\x04 \x01(\t\"x\n\x10TryOnManyRequest\x12\x14\n\x0cperson_image\x18\x01 \x01(\x0c\x12\x14\n\x0cgarment_skus\x18\x02 \x03(\t\x12\'\n\x06output\x18\x03 \x01(\x0b\x32\x17.tryon.v1.OutputOptions\x12\x0f\n\x07unit_id\x18\x04 \x01(\t\"\xe9\x02\n\rTryOnResponse\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x13\n\x0bgarment_sku\x18\x03 \x01(\t\x12\x18\n\x10garment_revision\x18\x04 \x01(\x03\x12\x12\n\nmodel_name\x18\x05 \x01(\t\x12\x15\n\rmodel_version\x18\x06 \x01(\t\x12\x12\n\nconfidence\x18\x07 \x01(\x02\x12:\n\ntimings_ms\x18\x08 \x03(\x0b\x32&.tryon.v1.TryOnResponse.TimingsMsEntry\x12\r\n\x05width\x18\t \x01(\r\x12\x0e\n\x06height\x18\n \x01(\r\x12\x12\n\nbatch_size\x18\x0b \x01(\r\x12\x15\n\rperson_cached\x18\x0c \x01(\x08\x12\x10\n\x08tryon_id\x18\r \x01(\t\x1a\x30\n\x0eTimingsMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"<\n\x13ListGarmentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"g\n\x07Garment\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\r\n\x05\x62rand\x18\x04 \x01(\t\x12\x0e\n\x06\x63olour\x18\x05 \x01(\t\x12\x10\n\x08revision\x18\x06 \x01(\x03\"T\n\x14ListGarmentsResponse\x12#\n\x08garments\x18\x01 \x03(\x0b\x32\x11.tryon.v1.Garment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*o\n\x0bImageFormat\x12\x1c\n\x18IMAGE_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11IMAGE_FORMAT_JPEG\x10\x01\x12\x14\n\x10IMAGE_FORMAT_PNG\x10\x02\x12\x15\n\x11IMAGE_FORMAT_WEBP\x10\x03\x32\xdb\x01\n\x0cTryOnService\x12\x38\n\x05TryOn\x12\x16.tryon.v1.TryOnRequest\x1a\x17.tryon.v1.TryOnResponse\x12\x42\n\tTryOnMany\x12\x1a.tryon.v1.TryOnManyRequest\x1a\x17.tryon.v1.TryOnResponse0\x01\x12M\n\x0cListGarments\x12\x1d.tryon.v1.ListGarmentsRequest\x1a\x1e.tryon.v1.ListGarmentsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,24 +33,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TRYONRESPONSE_TIMINGSMSENTRY']._loaded_options = None
   _globals['_TRYONRESPONSE_TIMINGSMSENTRY']._serialized_options = b'8\001'
-  _globals['_IMAGEFORMAT']._serialized_start=950
-  _globals['_IMAGEFORMAT']._serialized_end=1061
+  _globals['_IMAGEFORMAT']._serialized_start=1002
+  _globals['_IMAGEFORMAT']._serialized_end=1113
   _globals['_OUTPUTOPTIONS']._serialized_start=34
   _globals['_OUTPUTOPTIONS']._serialized_end=144
   _globals['_TRYONREQUEST']._serialized_start=146
-  _globals['_TRYONREQUEST']._serialized_end=244
-  _globals['_TRYONMANYREQUEST']._serialized_start=246
-  _globals['_TRYONMANYREQUEST']._serialized_end=349
-  _globals['_TRYONRESPONSE']._serialized_start=352
-  _globals['_TRYONRESPONSE']._serialized_end=695
-  _globals['_TRYONRESPONSE_TIMINGSMSENTRY']._serialized_start=647
-  _globals['_TRYONRESPONSE_TIMINGSMSENTRY']._serialized_end=695
-  _globals['_LISTGARMENTSREQUEST']._serialized_start=697
-  _globals['_LISTGARMENTSREQUEST']._serialized_end=757
-  _globals['_GARMENT']._serialized_start=759
-  _globals['_GARMENT']._serialized_end=862
-  _globals['_LISTGARMENTSRESPONSE']._serialized_start=864
-  _globals['_LISTGARMENTSRESPONSE']._serialized_end=948
-  _globals['_TRYONSERVICE']._serialized_start=1064
-  _globals['_TRYONSERVICE']._serialized_end=1283
+  _globals['_TRYONREQUEST']._serialized_end=261
+  _globals['_TRYONMANYREQUEST']._serialized_start=263
+  _globals['_TRYONMANYREQUEST']._serialized_end=383
+  _globals['_TRYONRESPONSE']._serialized_start=386
+  _globals['_TRYONRESPONSE']._serialized_end=747
+  _globals['_TRYONRESPONSE_TIMINGSMSENTRY']._serialized_start=699
+  _globals['_TRYONRESPONSE_TIMINGSMSENTRY']._serialized_end=747
+  _globals['_LISTGARMENTSREQUEST']._serialized_start=749
+  _globals['_LISTGARMENTSREQUEST']._serialized_end=809
+  _globals['_GARMENT']._serialized_start=811
+  _globals['_GARMENT']._serialized_end=914
+  _globals['_LISTGARMENTSRESPONSE']._serialized_start=916
+  _globals['_LISTGARMENTSRESPONSE']._serialized_end=1000
+  _globals['_TRYONSERVICE']._serialized_start=1116
+  _globals['_TRYONSERVICE']._serialized_end=1335
 # @@protoc_insertion_point(module_scope)

@@ -31,27 +31,31 @@ class OutputOptions(_message.Message):
     def __init__(self, format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ..., max_width: _Optional[int] = ..., max_height: _Optional[int] = ...) -> None: ...
 
 class TryOnRequest(_message.Message):
-    __slots__ = ("person_image", "garment_sku", "output")
+    __slots__ = ("person_image", "garment_sku", "output", "unit_id")
     PERSON_IMAGE_FIELD_NUMBER: _ClassVar[int]
     GARMENT_SKU_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    UNIT_ID_FIELD_NUMBER: _ClassVar[int]
     person_image: bytes
     garment_sku: str
     output: OutputOptions
-    def __init__(self, person_image: _Optional[bytes] = ..., garment_sku: _Optional[str] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ...) -> None: ...
+    unit_id: str
+    def __init__(self, person_image: _Optional[bytes] = ..., garment_sku: _Optional[str] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., unit_id: _Optional[str] = ...) -> None: ...
 
 class TryOnManyRequest(_message.Message):
-    __slots__ = ("person_image", "garment_skus", "output")
+    __slots__ = ("person_image", "garment_skus", "output", "unit_id")
     PERSON_IMAGE_FIELD_NUMBER: _ClassVar[int]
     GARMENT_SKUS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    UNIT_ID_FIELD_NUMBER: _ClassVar[int]
     person_image: bytes
     garment_skus: _containers.RepeatedScalarFieldContainer[str]
     output: OutputOptions
-    def __init__(self, person_image: _Optional[bytes] = ..., garment_skus: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ...) -> None: ...
+    unit_id: str
+    def __init__(self, person_image: _Optional[bytes] = ..., garment_skus: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., unit_id: _Optional[str] = ...) -> None: ...
 
 class TryOnResponse(_message.Message):
-    __slots__ = ("image", "mime_type", "garment_sku", "garment_revision", "model_name", "model_version", "confidence", "timings_ms", "width", "height", "batch_size", "person_cached")
+    __slots__ = ("image", "mime_type", "garment_sku", "garment_revision", "model_name", "model_version", "confidence", "timings_ms", "width", "height", "batch_size", "person_cached", "tryon_id")
     class TimingsMsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +75,7 @@ class TryOnResponse(_message.Message):
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     PERSON_CACHED_FIELD_NUMBER: _ClassVar[int]
+    TRYON_ID_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     mime_type: str
     garment_sku: str
@@ -83,7 +88,8 @@ class TryOnResponse(_message.Message):
     height: int
     batch_size: int
     person_cached: bool
-    def __init__(self, image: _Optional[bytes] = ..., mime_type: _Optional[str] = ..., garment_sku: _Optional[str] = ..., garment_revision: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., confidence: _Optional[float] = ..., timings_ms: _Optional[_Mapping[str, float]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., batch_size: _Optional[int] = ..., person_cached: _Optional[bool] = ...) -> None: ...
+    tryon_id: str
+    def __init__(self, image: _Optional[bytes] = ..., mime_type: _Optional[str] = ..., garment_sku: _Optional[str] = ..., garment_revision: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., confidence: _Optional[float] = ..., timings_ms: _Optional[_Mapping[str, float]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., batch_size: _Optional[int] = ..., person_cached: _Optional[bool] = ..., tryon_id: _Optional[str] = ...) -> None: ...
 
 class ListGarmentsRequest(_message.Message):
     __slots__ = ("page_size", "page_token")

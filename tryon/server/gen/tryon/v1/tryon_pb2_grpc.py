@@ -5,7 +5,7 @@ import warnings
 
 from tryon.server.gen.tryon.v1 import tryon_pb2 as tryon_dot_v1_dot_tryon__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
