@@ -26,11 +26,10 @@ from tryon.models import (
     GeometricMatcher,
     GmmOutput,
     HumanParser,
-    PipelineMeta,
     TryOnGenerator,
     fold_batch_norms,
-    load_pipeline_components,
 )
+from tryon.models.bundle import PipelineMeta, load_pipeline_components
 from tryon.pipeline import TryOnPipeline
 from tryon.representation import push_pull_fill
 
@@ -103,7 +102,7 @@ def benchmark_networks(
         networks = {name: fold_batch_norms(network) for name, network in networks.items()}
     pipeline = TryOnPipeline(
         *networks.values(),
-        PipelineMeta(name="bench", licence="-", training_data="-", resolution=(height, width)),
+        PipelineMeta(name="bench", licence="-", resolution=(height, width)),
         precision=precision,
         folded=fold,
     )

@@ -43,18 +43,16 @@ from tryon.models import (
     GeometricMatcher,
     GmmOutput,
     HumanParser,
-    PipelineMeta,
     TomOutput,
     TryOnGenerator,
     decode_keypoints,
     fold_batch_norms,
     in_precision,
-    load_pipeline_components,
     precision_name,
     resolve_precision,
-    save_pipeline,
     store_weights_in,
 )
+from tryon.models.bundle import PipelineMeta, load_pipeline_components, save_pipeline
 from tryon.representation import PersonRepresentation, build_representation
 
 BUNDLED_WEIGHTS = Path(__file__).parent / "weights"

@@ -8,13 +8,14 @@ import torch
 from tiny_models import TINY_FACTORIES, image
 from torch import nn
 
+from tryon.cli import main
 from tryon.errors import WeightsError
-from tryon.models import (
-    GeometricMatcher,
-    HumanParser,
-    MultiScaleDiscriminator,
+from tryon.models import GeometricMatcher, HumanParser, MultiScaleDiscriminator, TryOnGenerator
+from tryon.models.bundle import (
+    DatasetRecord,
+    NetworkTraining,
     PipelineMeta,
-    TryOnGenerator,
+    TrainingRecord,
     load_pipeline_components,
     save_pipeline,
 )
@@ -129,13 +130,26 @@ def test_unknown_config_key_is_a_weights_error(tmp_path: Path) -> None:
         MultiScaleDiscriminator.from_pretrained(tmp_path)
 
 
+TRAINING = TrainingRecord(
+    dataset=DatasetRecord(name="tiny", description="random tensors", source="this test"),
+    samples=12,
+    networks={
+        "parser": NetworkTraining(steps=3, batch=2, hours=0.5, hardware="CPU", init=None),
+        "tom": NetworkTraining(steps=4, precision="bfloat16", init="synthetic"),
+    },
+)
+
+
 def test_pipeline_folder_round_trip(tmp_path: Path) -> None:
     parser, gmm, tom = (_trained(name) for name in ("parser", "gmm", "tom"))
-    meta = PipelineMeta(name="tiny", licence="test only", training_data="none", resolution=(64, 48))
+    meta = PipelineMeta(
+        name="tiny", licence="test only", training_data=TRAINING, resolution=(64, 48)
+    )
     save_pipeline(tmp_path, parser, gmm, tom, meta, fp16=True)
     assert {p.name for p in tmp_path.iterdir()} == {"parser", "gmm", "tom", "pipeline.json"}
     components = load_pipeline_components(tmp_path)
     assert components.meta == meta
+    assert components.meta.training_data.networks["tom"].init == "synthetic"
     assert isinstance(components.parser, HumanParser)
     assert isinstance(components.gmm, GeometricMatcher)
     assert isinstance(components.tom, TryOnGenerator)
@@ -145,3 +159,81 @@ def test_pipeline_folder_round_trip(tmp_path: Path) -> None:
 def test_pipeline_without_description_is_a_weights_error(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="pipeline.json"):
         load_pipeline_components(tmp_path)
+
+
+def _tiny_pipeline_folder(folder: Path, **training_data: object) -> Path:
+    """A tiny pipeline folder whose `pipeline.json` holds `training_data` as given."""
+    parser, gmm, tom = (TINY_FACTORIES[name]() for name in ("parser", "gmm", "tom"))
+    save_pipeline(folder, parser, gmm, tom, PipelineMeta(name="tiny", licence="test only"))
+    fields = json.loads((folder / "pipeline.json").read_text())
+    (folder / "pipeline.json").write_text(json.dumps(fields | training_data))
+    return folder
+
+
+def test_a_folder_with_the_old_free_text_still_loads_keeping_the_text(tmp_path: Path) -> None:
+    folder = _tiny_pipeline_folder(tmp_path, training_data="10,000 synthetic samples, 2-core CPU")
+    training = load_pipeline_components(folder).meta.training_data
+    assert training.dataset.description == "10,000 synthetic samples, 2-core CPU"
+    assert training.samples is None
+    assert training.networks == {}
+
+
+@pytest.mark.parametrize(
+    ("training_data", "names"),
+    [
+        ({"dataset": {"name": "x"}, "pairs": 3}, "unknown keys ['pairs']"),
+        ({"samples": "many"}, "training_data.samples is 'many'"),
+        ({"networks": {"tom": {"steps": 1.5}}}, "training_data.networks.tom.steps is 1.5"),
+        ({"networks": {"vae": {}}}, "training_data.networks must map some of"),
+        ({"dataset": "synthetic"}, "training_data.dataset must be a JSON object"),
+    ],
+)
+def test_a_malformed_training_record_is_a_weights_error_naming_the_field(
+    tmp_path: Path, training_data: dict, names: str
+) -> None:
+    folder = _tiny_pipeline_folder(tmp_path, training_data=training_data)
+    with pytest.raises(WeightsError, match="pipeline.json is malformed") as raised:
+        load_pipeline_components(folder)
+    assert names in str(raised.value)
+    assert "tryon pack" in str(raised.value)
+
+
+def _run_folder(run: Path, step: int, seconds: float) -> None:
+    """A training run as `tryon train` leaves it: components, checkpoint and best step."""
+    for name in ("parser", "gmm", "tom"):
+        TINY_FACTORIES[name]().save_pretrained(run / name)
+        TINY_FACTORIES[name]().save_pretrained(run / "best" / name)
+    torch.save({"step": step, "seconds": seconds, "precision": "bfloat16"}, run / "checkpoint.pt")
+    (run / "best" / "score.json").write_text(json.dumps({"step": 500, "score": 0.5}))
+    (run / "validation.csv").write_text("step,seconds,score\n0,1.0,0.1\n500,1800.0,0.5\n")
+
+
+def test_pack_records_each_networks_run_from_its_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tmp_path / "run"
+    _run_folder(run, step=800, seconds=5400.0)
+    outside = tmp_path / "outside" / "gmm"  # a component folder that is not in a run
+    TINY_FACTORIES["gmm"]().save_pretrained(outside)
+    (tmp_path / "configs" / "mine").mkdir(parents=True)
+    (tmp_path / "configs" / "mine" / "tom.yaml").write_text("steps: 800\n")
+    monkeypatch.chdir(tmp_path)
+    arguments = ["pack", "--parser", str(run / "best" / "parser"), "--gmm", str(outside),
+                 "--tom", str(run / "tom"), "--out", str(tmp_path / "packed"), "--name", "mine",
+                 "--licence", "test only", "--dataset", "tiny", "--samples", "12",
+                 "--hardware", "NVIDIA H100"]  # fmt: skip
+    with pytest.raises(SystemExit) as exited:
+        main(arguments)
+    assert exited.value.code == 0
+
+    training = load_pipeline_components(tmp_path / "packed").meta.training_data
+    assert training.dataset == DatasetRecord(name="tiny")
+    assert training.samples == 12
+    assert training.networks["tom"] == NetworkTraining(
+        steps=800, hours=1.5, hardware="NVIDIA H100", precision="bfloat16",
+        recipe="configs/mine/tom.yaml",
+    )  # fmt: skip
+    assert training.networks["parser"] == NetworkTraining(
+        steps=500, hours=0.5, hardware="NVIDIA H100", precision="bfloat16"
+    )
+    assert training.networks["gmm"] == NetworkTraining(hardware="NVIDIA H100")

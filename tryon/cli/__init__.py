@@ -11,7 +11,7 @@ import sys
 import typer
 
 from catalog.cli import db as database
-from tryon.cli import bench, data, evaluation, service, train
+from tryon.cli import bench, data, evaluation, service, train, weights
 from tryon.cli.common import console
 from tryon.errors import TryOnError
 
@@ -25,7 +25,7 @@ app.command()(data.synth)
 app.command()(data.split)
 app.command()(train.train)
 app.command("eval")(evaluation.evaluate_command)
-app.command()(evaluation.pack)
+app.command()(weights.pack)
 app.command()(evaluation.curves)
 app.command()(service.serve)
 app.command("try-on")(service.try_on_command)

@@ -59,7 +59,7 @@ def bench(
             )
     if pipeline:
         from tryon.bench import benchmark_networks
-        from tryon.models import load_pipeline_components
+        from tryon.models.bundle import load_pipeline_components
         from tryon.pipeline import weights_folder
 
         precision = precision or os.environ.get("TRYON_PRECISION") or "auto"

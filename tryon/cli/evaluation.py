@@ -1,4 +1,4 @@
-"""`tryon eval`, `tryon curves` and `tryon pack`: score, plot and bundle trained networks."""
+"""`tryon eval` and `tryon curves`: score and plot trained networks."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from tryon.cli.common import (
     check_precision,
     console,
     emit_json,
-    parse_size,
 )
 from tryon.errors import InvalidInputError
 
@@ -116,38 +115,3 @@ def curves(
     if missing:
         raise InvalidInputError(f"no losses.csv in {missing}; pass the folders given to --out")
     console.print(f"wrote {plot_runs(runs, out)}")
-
-
-def pack(
-    parser: Annotated[Path, typer.Option(help="Trained parser folder (RUN/parser).")],
-    gmm: Annotated[Path, typer.Option(help="Trained GMM folder (RUN/gmm).")],
-    tom: Annotated[Path, typer.Option(help="Trained TOM folder (RUN/tom).")],
-    out: Annotated[Path, typer.Option(help="Pipeline folder to write.")],
-    name: Annotated[str, typer.Option(help="Short name of the weights, e.g. synthetic.")],
-    licence: Annotated[str, typer.Option(help="What the weights may be used for.")],
-    training_data: Annotated[str, typer.Option(help="What they were trained on.")],
-    size: Annotated[str, typer.Option(help="Model resolution HEIGHTxWIDTH.")] = "256x192",
-    fp16: Annotated[bool, typer.Option(help="Store half-precision weights (bundling).")] = True,
-) -> None:
-    """Assemble three trained networks into a pipeline folder (what --weights loads)."""
-    from tryon.models import (
-        GeometricMatcher,
-        HumanParser,
-        PipelineMeta,
-        TryOnGenerator,
-        save_pipeline,
-    )
-
-    meta = PipelineMeta(
-        name=name, licence=licence, training_data=training_data, resolution=parse_size(size)
-    )
-    folder = save_pipeline(
-        out,
-        HumanParser.from_pretrained(parser),
-        GeometricMatcher.from_pretrained(gmm),
-        TryOnGenerator.from_pretrained(tom),
-        meta,
-        fp16=fp16,
-    )
-    total = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-    console.print(f"wrote {folder} ({total / 2**20:.1f} MiB)")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from tryon.models.checkpoint import (
+from tryon.models.bundle import (
+    DatasetRecord,
+    NetworkTraining,
     PipelineComponents,
     PipelineMeta,
-    PretrainedMixin,
+    TrainingRecord,
     load_pipeline_components,
     save_pipeline,
 )
+from tryon.models.checkpoint import PretrainedMixin
 from tryon.models.discriminator import (
     MultiScaleDiscriminator,
     discriminator_loss,
@@ -36,14 +39,17 @@ from tryon.models.tps import regular_grid, warp_tps
 
 __all__ = [
     "PRECISIONS",
+    "DatasetRecord",
     "GeometricMatcher",
     "GmmOutput",
     "HumanParser",
     "MultiScaleDiscriminator",
+    "NetworkTraining",
     "PipelineComponents",
     "PipelineMeta",
     "PretrainedMixin",
     "TomOutput",
+    "TrainingRecord",
     "TryOnGenerator",
     "compose",
     "decode_keypoints",

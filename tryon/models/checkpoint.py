@@ -1,18 +1,18 @@
-"""Saving and loading networks as folders: `config.json` plus `model.safetensors`.
+"""Saving and loading one network as a folder: `config.json` plus `model.safetensors`.
 
 A component folder holds the constructor arguments (`config.json`) and the weights
-(`model.safetensors`, float32 or float16). A pipeline folder holds one component folder
-each for `parser/`, `gmm/` and `tom/` plus `pipeline.json` describing the bundle.
+(`model.safetensors`, float32 or float16). Every network's module imports this one for
+`PretrainedMixin`, so it imports none of them; the pipeline folder that bundles the
+three networks is `tryon.models.bundle`, above them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -21,14 +21,8 @@ from torch import nn
 from tryon import __version__
 from tryon.errors import WeightsError
 
-if TYPE_CHECKING:
-    from tryon.models.gmm import GeometricMatcher
-    from tryon.models.parser import HumanParser
-    from tryon.models.tom import TryOnGenerator
-
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-PIPELINE_CONFIG_NAME = "pipeline.json"
 CLASS_KEY = "_class_name"
 VERSION_KEY = "_tryon_version"
 
@@ -103,7 +97,9 @@ class PretrainedMixin:
                 another component or weights of other shapes.
         """
         directory = Path(directory)
-        config = _read_json(directory / CONFIG_NAME)
+        config = read_json(
+            directory / CONFIG_NAME, f"a component folder holds {CONFIG_NAME} and {WEIGHTS_NAME}"
+        )
         class_name = config.pop(CLASS_KEY, None)
         config.pop(VERSION_KEY, None)
         if class_name != cls.__name__:
@@ -158,11 +154,15 @@ def grown_copy(model: ModelT, added: tuple[str, ...], **changes: Any) -> ModelT:
     return grown.to(weight.device, weight.dtype)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path, folder_holds: str) -> dict[str, Any]:
+    """The JSON object in `path` (a component's `config.json`, a bundle's `pipeline.json`);
+    `folder_holds` says what the folder should hold, for the error when the file is missing.
+
+    Raises:
+        WeightsError: the file is missing, is not JSON, or holds something else than an object.
+    """
     if not path.is_file():
-        raise WeightsError(
-            f"missing {path}; a weights folder needs {CONFIG_NAME} and {WEIGHTS_NAME}"
-        )
+        raise WeightsError(f"missing {path}; {folder_holds}")
     try:
         value = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -170,81 +170,3 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise WeightsError(f"{path} must hold a JSON object")
     return value
-
-
-@dataclasses.dataclass(frozen=True)
-class PipelineMeta:
-    """What a pipeline folder's `pipeline.json` says about its weights.
-
-    Attributes:
-        name: short name of the weights, e.g. "synthetic".
-        licence: what the weights may be used for (inherits the training data's licence).
-        training_data: where the training data came from and how much was used.
-        resolution: (height, width) of the model input in pixels.
-        label_set: the parse label vocabulary ("lip-20").
-        keypoint_set: the keypoint vocabulary ("coco-18").
-        version: the tryon version that wrote the folder.
-    """
-
-    name: str
-    licence: str
-    training_data: str
-    resolution: tuple[int, int] = (256, 192)
-    label_set: str = "lip-20"
-    keypoint_set: str = "coco-18"
-    version: str = __version__
-
-
-class PipelineComponents(NamedTuple):
-    """The networks and description read from a pipeline folder."""
-
-    meta: PipelineMeta
-    parser: HumanParser
-    gmm: GeometricMatcher
-    tom: TryOnGenerator
-
-
-def save_pipeline(
-    directory: str | Path,
-    parser: HumanParser,
-    gmm: GeometricMatcher,
-    tom: TryOnGenerator,
-    meta: PipelineMeta,
-    *,
-    fp16: bool = False,
-) -> Path:
-    """Write a pipeline folder: `parser/`, `gmm/`, `tom/` and `pipeline.json`."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    for subfolder, component in (("parser", parser), ("gmm", gmm), ("tom", tom)):
-        component.save_pretrained(directory / subfolder, fp16=fp16)
-    fields = dataclasses.asdict(meta)
-    fields["resolution"] = list(meta.resolution)
-    (directory / PIPELINE_CONFIG_NAME).write_text(json.dumps(fields, indent=2) + "\n")
-    return directory
-
-
-def load_pipeline_components(directory: str | Path) -> PipelineComponents:
-    """Read a pipeline folder written by `save_pipeline`; networks in float32, eval mode.
-
-    Raises:
-        WeightsError: a file is missing or does not match the code.
-    """
-    # The networks' modules import this one for the mixin, so import them when called.
-    from tryon.models.gmm import GeometricMatcher
-    from tryon.models.parser import HumanParser
-    from tryon.models.tom import TryOnGenerator
-
-    directory = Path(directory)
-    fields = _read_json(directory / PIPELINE_CONFIG_NAME)
-    try:
-        fields["resolution"] = tuple(fields["resolution"])
-        meta = PipelineMeta(**fields)
-    except (KeyError, TypeError) as error:
-        raise WeightsError(f"{directory / PIPELINE_CONFIG_NAME} is malformed: {error}") from error
-    return PipelineComponents(
-        meta=meta,
-        parser=HumanParser.from_pretrained(directory / "parser"),
-        gmm=GeometricMatcher.from_pretrained(directory / "gmm"),
-        tom=TryOnGenerator.from_pretrained(directory / "tom"),
-    )

@@ -1,0 +1,117 @@
+"""`tryon pack`: bundle three trained networks into a pipeline folder with its training record."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from tryon.cli.common import console, parse_size
+
+if TYPE_CHECKING:
+    from tryon.models.bundle import NetworkTraining
+
+SECONDS_PER_HOUR = 3600.0
+
+
+def pack(
+    parser: Annotated[
+        Path, typer.Option(help="Trained parser folder (RUN/parser or RUN/best/parser).")
+    ],
+    gmm: Annotated[Path, typer.Option(help="Trained GMM folder (RUN/gmm or RUN/best/gmm).")],
+    tom: Annotated[Path, typer.Option(help="Trained TOM folder (RUN/tom or RUN/best/tom).")],
+    out: Annotated[Path, typer.Option(help="Pipeline folder to write.")],
+    name: Annotated[str, typer.Option(help="Short name of the weights, e.g. synthetic.")],
+    licence: Annotated[str, typer.Option(help="What the weights may be used for.")],
+    dataset: Annotated[str, typer.Option(help="The training data's name, e.g. synthetic, VITON.")],
+    dataset_source: Annotated[
+        str | None,
+        typer.Option(help="Where the training data came from and under which terms."),
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option(min=1, help="Training pairs the networks learned from.")
+    ] = None,
+    hardware: Annotated[
+        str | None,
+        typer.Option(help="What the runs trained on, e.g. 'NVIDIA H100', '16-core CPU'."),
+    ] = None,
+    size: Annotated[str, typer.Option(help="Model resolution HEIGHTxWIDTH.")] = "256x192",
+    fp16: Annotated[bool, typer.Option(help="Store half-precision weights (bundling).")] = True,
+) -> None:
+    """Assemble three trained networks into a pipeline folder (what --weights loads).
+
+    `pipeline.json` records how each network was trained: its steps, training hours and
+    precision from its run's checkpoint (none when the folder is not in a run), --hardware,
+    and its recipe `configs/NAME/NETWORK.yaml` when that file is here.
+    """
+    from tryon.models import GeometricMatcher, HumanParser, TryOnGenerator
+    from tryon.models.bundle import DatasetRecord, PipelineMeta, TrainingRecord, save_pipeline
+
+    folders = {"parser": parser, "gmm": gmm, "tom": tom}
+    record = TrainingRecord(
+        dataset=DatasetRecord(name=dataset, source=dataset_source),
+        samples=samples,
+        networks={
+            network: run_training(folder, hardware, Path("configs") / name / f"{network}.yaml")
+            for network, folder in folders.items()
+        },
+    )
+    meta = PipelineMeta(
+        name=name, licence=licence, training_data=record, resolution=parse_size(size)
+    )
+    folder = save_pipeline(
+        out,
+        HumanParser.from_pretrained(parser),
+        GeometricMatcher.from_pretrained(gmm),
+        TryOnGenerator.from_pretrained(tom),
+        meta,
+        fp16=fp16,
+    )
+    total = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    console.print(f"wrote {folder} ({total / 2**20:.1f} MiB): {record.summary()}")
+
+
+def run_training(component: Path, hardware: str | None, recipe: Path) -> NetworkTraining:
+    """How the network in `component` was trained, as far as its run folder says.
+
+    `RUN/<network>` is the run's last step: steps, seconds and precision from
+    `RUN/checkpoint.pt`. `RUN/best/<network>` is its best validated step: the step from
+    `best/score.json`, the seconds from that step's row of `RUN/validation.csv`. A
+    folder outside a run has neither; those values are None.
+    """
+    import torch
+
+    from tryon.models.bundle import NetworkTraining
+
+    run = component.parent
+    score_file = run / "score.json"
+    best_step = None
+    if run.name == "best" and score_file.is_file():
+        best_step = int(json.loads(score_file.read_text())["step"])
+        run = run.parent
+    checkpoint = run / "checkpoint.pt"
+    step = seconds = precision = None
+    if checkpoint.is_file():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+        step, seconds, precision = state["step"], state.get("seconds"), state.get("precision")
+    if best_step is not None:
+        step, seconds = best_step, _validation_seconds(run / "validation.csv", best_step)
+    return NetworkTraining(
+        steps=step,
+        hours=None if seconds is None else round(seconds / SECONDS_PER_HOUR, 3),
+        hardware=hardware,
+        precision=precision,
+        recipe=recipe.as_posix() if recipe.is_file() else None,
+    )
+
+
+def _validation_seconds(log: Path, step: int) -> float | None:
+    """The training seconds a run had spent when it validated `step`; None if not logged."""
+    if not log.is_file():
+        return None
+    with log.open(newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if int(row["step"]) == step]
+    return float(rows[-1]["seconds"]) if rows else None
