@@ -1,11 +1,12 @@
 """Pack a random subset of VITON training pairs into a small VITON-layout folder.
 
-A lent GPU machine receives at most 64 MiB with the working tree, so the device call
-carries a subset: photos, garments and parse maps byte for byte, garment masks as 1-bit
-PNGs (the JPEG masks thresholded at 128, as the reader does) and poses as compact JSON.
-The folder must stay out of git (research-only licence):
+A remote GPU machine that receives only a small upload (64 MiB with the working tree, on
+the machines this project was lent) gets a subset: photos, garments and parse maps byte
+for byte, garment masks as 1-bit PNGs (the JPEG masks thresholded at 128, as the reader
+does) and poses as compact JSON (docs/training.md, "Time and hardware"). The folder must
+stay out of git (research-only licence); `data/` is git-ignored:
 
-    python docs/scripts/pack_viton_subset.py --out .viton_pack --n 2300
+    python docs/scripts/pack_viton_subset.py --out data/viton_pack --n 2300
 """
 
 from __future__ import annotations
