@@ -18,7 +18,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from catalog.errors import ImageError
 
-ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+# The formats the catalog accepts and the service writes (Pillow names), with their MIME types.
+MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 MIN_SIDE = 64
 MAX_SIDE = 2048  # larger photos are scaled down: try-on never works above this
 MAX_PIXELS = 40_000_000  # anything bigger is refused before it is decoded
@@ -28,7 +29,8 @@ ORIENTATION_TAG = 0x0112
 
 @dataclass(frozen=True)
 class EncodedImage:
-    """Image bytes as the catalog stores them, with what describes them."""
+    """Encoded image bytes with their MIME type and pixel size: a photo or mask as the
+    catalog stores it, or a try-on as the service returns it."""
 
     data: bytes
     mime_type: str
@@ -66,7 +68,7 @@ def _open(data: bytes, what: str) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-            if image.format not in ACCEPTED_FORMATS:
+            if image.format not in MIME_TYPES:
                 raise ImageError(
                     f"the {what} is a {image.format} file; use one of JPEG, PNG, WebP", what
                 )
@@ -185,11 +187,11 @@ def load_photo(data: bytes) -> Photo:
     keep_bytes = resized is rgb and not turned and alpha is None and image.mode == "RGB"
     if keep_bytes:
         stored = data
-        mime = ACCEPTED_FORMATS[source_format]
+        mime = MIME_TYPES[source_format]
     else:
         fmt = "JPEG" if source_format == "JPEG" else "PNG"
         stored = _encode(resized, fmt)
-        mime = ACCEPTED_FORMATS[fmt]
+        mime = MIME_TYPES[fmt]
     stored_height, stored_width = resized.shape[:2]
     return Photo(
         resized,

@@ -8,8 +8,6 @@ are the *person's* left and right: for a shopper facing the camera, the right ar
 
 from __future__ import annotations
 
-import numpy as np
-
 PARSE_LABELS: tuple[str, ...] = (
     "background",
     "hat",
@@ -156,8 +154,3 @@ def palette_bytes() -> list[int]:
     """The LIP palette flattened for `PIL.Image.putpalette` (768 entries, zero padded)."""
     flat = [channel for colour in PARSE_PALETTE for channel in colour]
     return flat + [0] * (768 - len(flat))
-
-
-def in_group(parse: np.ndarray, labels: tuple[int, ...]) -> np.ndarray:
-    """Boolean mask of the pixels of `parse` (any shape, integer labels) in `labels`."""
-    return np.isin(parse, labels)

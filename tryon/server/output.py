@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from catalog.images import MIME_TYPES, EncodedImage
 from tryon.imaging import ENCODE_FORMATS
 
-MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 DEFAULT_QUALITY = 90
 # EXIF tags: ImageDescription and Software. Generated images say so in their metadata,
 # so that a storefront or a shopper's tools can tell a try-on from a real photo.
@@ -27,16 +27,6 @@ class OutputSpec:
     quality: int = DEFAULT_QUALITY
     max_width: int = 0
     max_height: int = 0
-
-
-@dataclass(frozen=True)
-class EncodedImage:
-    """Encoded image bytes with their MIME type and pixel size."""
-
-    data: bytes
-    mime_type: str
-    width: int
-    height: int
 
 
 def encode_result(image: np.ndarray, spec: OutputSpec, provenance: str) -> EncodedImage:
