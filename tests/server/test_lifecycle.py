@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,11 +15,15 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from loopback import loopback_settings, shopper
 
-from catalog.database import create_catalog_engine, make_sessionmaker
+from catalog.database import create_catalog_engine, make_sessionmaker, upgrade
 from tryon.client import ServiceError, TryOnClient
 from tryon.server.app import ServerThread
 from tryon.server.errors import INTERNAL_MESSAGE
 from tryon.server.gen.tryon.v1 import tryon_pb2
+from tryon.server.watchdog import LIVENESS_SERVICE
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 class GatedPipeline:
@@ -239,3 +244,109 @@ def test_start_logs_which_weights_serve_and_their_licence(pipeline, catalog_url,
         meta.version,
         meta.licence,
     )
+
+
+def health_of(target: str, service: str, timeout_s: float = 5) -> int:
+    """The health status of `service`; -1 when the server did not answer in time."""
+    with grpc.insecure_channel(target) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout_s
+            )
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            return -1
+    return reply.status
+
+
+def scrape(running: ServerThread, name: str) -> float:
+    """The value of the unlabelled metric `name` on the server's /metrics page."""
+    url = f"http://127.0.0.1:{running.server.metrics_port}/metrics"
+    for line in urllib.request.urlopen(url, timeout=5).read().decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} is not exported")
+
+
+def test_try_ons_in_progress_counts_each_garment_of_a_call(small_server, gated):
+    skus = ["TEST-0", "TEST-1", "TEST-2"]
+    with TryOnClient(small_server.target) as client:
+        photo = shopper(26)
+        client.try_on(photo, "TEST-0")
+        assert scrape(small_server, "tryon_try_ons_in_progress") == 0
+        gated.try_on_gate.clear()
+        gated.in_try_on.clear()
+        many = tryon_pb2.TryOnManyRequest(person_image=photo, garment_skus=skus)
+        # max_queue is 2 on this server: three garments do not fit and are refused.
+        with pytest.raises(grpc.RpcError) as refused:
+            list(client.stub.TryOnMany(many, timeout=30))
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert scrape(small_server, "tryon_try_ons_in_progress") == 0
+        many = tryon_pb2.TryOnManyRequest(person_image=photo, garment_skus=skus[:2])
+        with ThreadPoolExecutor(1) as pool:
+            results = pool.submit(lambda: list(client.stub.TryOnMany(many, timeout=30)))
+            assert gated.in_try_on.wait(20)
+            held = scrape(small_server, "tryon_try_ons_in_progress")
+            calls = scrape(small_server, "tryon_in_flight_requests")
+            gated.try_on_gate.set()
+            assert len(results.result()) == 2
+    assert (held, calls) == (2, 1)  # try-ons, not calls
+    assert scrape(small_server, "tryon_try_ons_in_progress") == 0
+
+
+def test_liveness_stays_serving_while_draining_and_fails_while_the_loop_is_stuck(
+    pipeline, catalog_url, caplog
+):
+    settings = loopback_settings(catalog_url, warmup=False, drain_s=1.5, stall_s=0.5)
+    running = ServerThread(settings, pipeline).__enter__()
+    try:
+        assert health_of(running.target, LIVENESS_SERVICE) == SERVING
+        running.loop.call_soon_threadsafe(time.sleep, 1.5)  # a blocking call on the loop
+        during = health_of(running.target, LIVENESS_SERVICE, timeout_s=1.0)
+        just_after = health_of(running.target, LIVENESS_SERVICE)
+        time.sleep(0.8)  # stall_s on time again
+        recovered = health_of(running.target, LIVENESS_SERVICE)
+
+        stopping = threading.Thread(target=running.close)
+        stopping.start()
+        time.sleep(0.3)
+        draining = (
+            health_of(running.target, "tryon.v1.TryOnService"),
+            health_of(running.target, LIVENESS_SERVICE),
+        )
+        stopping.join(30)
+    finally:
+        running.close()
+    assert during == -1  # no answer: the probe's timeout fails it
+    assert just_after == NOT_SERVING
+    assert recovered == SERVING
+    assert draining == (NOT_SERVING, SERVING)
+    assert any("event loop is stuck" in r.getMessage() for r in caplog.records)
+
+
+def test_an_unmigrated_database_keeps_the_server_not_serving_until_upgraded(
+    pipeline, tmp_path, caplog
+):
+    caplog.set_level("INFO", logger="tryon.server.app")
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    settings = loopback_settings(url, warmup=False, schema_retry_s=0.1)
+    running = ServerThread(settings, pipeline, wait_until_ready=False).__enter__()
+    try:
+        time.sleep(0.6)
+        before = health_of(running.target, "tryon.v1.TryOnService")
+        with TryOnClient(running.target) as client:
+            with pytest.raises(ServiceError) as early:
+                next(client.list_garments())
+            engine = create_catalog_engine(url)
+            upgrade(engine)
+            engine.dispose()
+            took = client.wait_until_serving(timeout_s=20)
+    finally:
+        running.close()
+    assert before == NOT_SERVING
+    assert early.value.code == grpc.StatusCode.UNAVAILABLE
+    assert took < 20
+    behind = [r for r in caplog.records if r.getMessage().startswith("database not ready")]
+    assert len(behind) == 1, "one line per reason, not one per retry"
+    assert "tryon db upgrade" in behind[0].fields["reason"]
+    assert any(r.getMessage() == "database schema ready" for r in caplog.records)

@@ -46,3 +46,14 @@ def test_malformed_variable_names_itself():
 def test_impossible_settings_are_refused(changes, message):
     with pytest.raises(InvalidInputError, match=message):
         ServerSettings(**changes)
+
+
+def test_garment_cache_is_bounded_in_mib_from_its_variable():
+    assert ServerSettings().garment_cache_bytes == 128 * 1024 * 1024
+    settings = ServerSettings.load({"TRYON_GARMENT_CACHE_MIB": "32"})
+    assert settings.garment_cache_bytes == 32 * 1024 * 1024
+    assert settings.garment_cache_entries == ServerSettings().garment_cache_entries
+    with pytest.raises(InvalidInputError, match="garment_cache_mib must not be negative"):
+        ServerSettings(garment_cache_mib=-1)
+    with pytest.raises(InvalidInputError, match="stall_s must be positive"):
+        ServerSettings(stall_s=0)

@@ -1,7 +1,10 @@
 """The try-on server object: start, warm up, drain and stop; and ways to run it.
 
-Start binds the port at once and reports NOT_SERVING in health until the weights are
-loaded and one warm-up batch has run. Stop (SIGTERM) reports NOT_SERVING, keeps serving
+Start binds the port at once and reports NOT_SERVING in health until the database schema
+is at this code's revision (checked again every `schema_retry_s`, with a log line saying
+what to run), the weights are loaded and one warm-up batch has run. The `liveness` health
+name answers from a watchdog of the event loop instead (tryon.server.watchdog), so it
+stays SERVING through warm-up and drain. Stop (SIGTERM) reports NOT_SERVING, keeps serving
 for `drain_s` while load balancers take the replica out, then `stop(grace_s)` refuses new
 calls and lets running ones finish; the batch queue runs until the last accepted try-on
 is done.
@@ -19,8 +22,15 @@ from concurrent.futures import Future
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from sqlalchemy.exc import SQLAlchemyError
 
-from catalog.database import create_catalog_engine, make_sessionmaker, resolve_database_url
+from catalog.database import (
+    check_schema,
+    create_catalog_engine,
+    make_sessionmaker,
+    resolve_database_url,
+)
+from catalog.errors import SchemaOutOfDateError
 from tryon.pipeline import TryOnPipeline, weights_folder
 from tryon.server.caches import BoundedCache
 from tryon.server.engine import TryOnEngine
@@ -31,6 +41,7 @@ from tryon.server.memory import limit_malloc_arenas
 from tryon.server.metrics import ServerMetrics
 from tryon.server.servicer import TryOnServicer
 from tryon.server.settings import ServerSettings
+from tryon.server.watchdog import HealthServicer, LoopWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +65,11 @@ class TryOnServer:
         self.metrics = ServerMetrics(settings.max_batch)
         self.database = create_catalog_engine(resolve_database_url(settings.database_url))
         garment_cache = BoundedCache(
-            settings.garment_cache_entries, on_lookup=self.metrics.cache_observer("garment")
+            settings.garment_cache_entries,
+            weigh=lambda garment: garment.nbytes,
+            max_weight=settings.garment_cache_bytes,
+            on_lookup=self.metrics.cache_observer("garment"),
+            on_change=self.metrics.cache_size_observer("garment"),
         )
         self.engine = TryOnEngine(
             settings,
@@ -68,6 +83,7 @@ class TryOnServer:
         self.seconds_to_ready: float | None = None
         self._server: grpc.aio.Server | None = None
         self._health: health.aio.HealthServicer | None = None
+        self.watchdog = LoopWatchdog(settings.stall_s, on_lag=self.metrics.loop_lag.set)
         self._warming: asyncio.Task | None = None
 
     async def start(self) -> int:
@@ -80,7 +96,7 @@ class TryOnServer:
         tryon_pb2_grpc.add_TryOnServiceServicer_to_server(
             TryOnServicer(self.engine, s.max_skus, s.max_message_bytes), server
         )
-        self._health = health.aio.HealthServicer()
+        self._health = HealthServicer(self.watchdog)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -89,6 +105,7 @@ class TryOnServer:
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await server.start()
         self._server = server
+        self.watchdog.start()
         if s.metrics_port >= 0:
             self.metrics_port = self.metrics.serve(_http_host(s.host), s.metrics_port)
         self._warming = asyncio.create_task(self._warm_up(), name="warm-up")
@@ -110,7 +127,8 @@ class TryOnServer:
         grace_s = s.grace_s if grace_s is None else grace_s
         log.info("stopping", extra={"fields": {"drain_s": drain_s, "grace_s": grace_s}})
         if self._health is not None:
-            await self._health.enter_graceful_shutdown()
+            # Not enter_graceful_shutdown(): it would turn `liveness` NOT_SERVING too.
+            await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         if self._warming is not None and not self._warming.done():
             self._warming.cancel()
         elif drain_s > 0:
@@ -118,19 +136,46 @@ class TryOnServer:
         if self._server is not None:
             await self._server.stop(grace_s)
         await self.engine.close()
+        await self.watchdog.stop()
         self.metrics.close()
         self.database.dispose()
         log.info("stopped")
 
     async def _warm_up(self) -> None:
+        await self._wait_for_schema()
         try:
             await self.engine.start()
         except Exception:
             log.exception("the models could not be loaded; the server stays NOT_SERVING")
             raise
         self.seconds_to_ready = time.perf_counter() - self.started
+        self.metrics.seconds_to_ready.set(self.seconds_to_ready)
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         log.info("serving", extra={"fields": {"seconds": round(self.seconds_to_ready, 2)}})
+
+    async def _wait_for_schema(self) -> None:
+        """Return once the database schema is at this code's revision; until then, check
+        every `schema_retry_s` and log each new reason once (health stays NOT_SERVING)."""
+        reported = None
+        while True:
+            try:
+                await asyncio.to_thread(check_schema, self.database)
+                break
+            except SchemaOutOfDateError as error:
+                reason = f"{error}; with Kubernetes, the migration Job runs `tryon db upgrade`"
+            except SQLAlchemyError as error:
+                cause = getattr(error, "orig", None) or error  # the driver's own words
+                reason = f"the database cannot be reached: {type(cause).__name__}: {cause}"
+            if reason != reported:
+                log.warning(
+                    "database not ready; NOT_SERVING until it is",
+                    extra={"fields": {"reason": reason, "retry_s": self.settings.schema_retry_s}},
+                )
+                reported = reason
+            await asyncio.sleep(self.settings.schema_retry_s)
+        self.metrics.schema_ready.set(1)
+        if reported is not None:
+            log.info("database schema ready")
 
     async def _set_health(self, status: int) -> None:
         for service in ("", SERVICE_NAME):

@@ -20,6 +20,7 @@ class BoundedCache(Generic[V]):
         weigh: the weight of a value (e.g. its bytes); with `max_weight`, the oldest
             entries go until the total fits. A value heavier than `max_weight` is not kept.
         on_lookup: called with True for a hit and False for a miss (metrics).
+        on_change: called with the entries and total weight held after each change (metrics).
         clock: seconds, monotonic (tests pass a fake one).
 
     Thread-safe: the event loop and the model thread both use it.
@@ -33,6 +34,7 @@ class BoundedCache(Generic[V]):
         weigh: Callable[[V], int] | None = None,
         max_weight: int | None = None,
         on_lookup: Callable[[bool], None] | None = None,
+        on_change: Callable[[int, int], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_entries = max_entries
@@ -40,6 +42,7 @@ class BoundedCache(Generic[V]):
         self.weigh = weigh or (lambda _: 0)
         self.max_weight = max_weight
         self.on_lookup = on_lookup
+        self.on_change = on_change
         self.clock = clock
         self.weight = 0
         self._entries: OrderedDict[Hashable, tuple[float, int, V]] = OrderedDict()
@@ -58,6 +61,7 @@ class BoundedCache(Generic[V]):
                 and self.clock() - entry[0] > self.ttl_s
             ):
                 self._drop(key)
+                self._report()
                 entry = None
             if entry is not None:
                 self._entries.move_to_end(key)
@@ -71,15 +75,19 @@ class BoundedCache(Generic[V]):
         with self._lock:
             if key in self._entries:
                 self._drop(key)
-            if self.max_weight is not None and weight > self.max_weight:
-                return
-            self._entries[key] = (self.clock(), weight, value)
-            self.weight += weight
-            while len(self._entries) > self.max_entries or (
-                self.max_weight is not None and self.weight > self.max_weight
-            ):
-                self._drop(next(iter(self._entries)))
+            if self.max_weight is None or weight <= self.max_weight:
+                self._entries[key] = (self.clock(), weight, value)
+                self.weight += weight
+                while len(self._entries) > self.max_entries or (
+                    self.max_weight is not None and self.weight > self.max_weight
+                ):
+                    self._drop(next(iter(self._entries)))
+            self._report()
 
     def _drop(self, key: Hashable) -> None:
         _, weight, _ = self._entries.pop(key)
         self.weight -= weight
+
+    def _report(self) -> None:
+        if self.on_change is not None:
+            self.on_change(len(self._entries), self.weight)

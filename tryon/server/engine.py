@@ -130,6 +130,7 @@ class TryOnEngine:
             weigh=_analysis_bytes,
             max_weight=settings.person_cache_mib * 1024 * 1024,
             on_lookup=metrics.cache_observer("person"),
+            on_change=metrics.cache_size_observer("person"),
         )
         self.queue: BatchQueue[_Job, _Dressed] | None = None
         self.ready = False
@@ -228,15 +229,21 @@ class TryOnEngine:
 
     # Calls -----------------------------------------------------------------------------
     async def try_on(self, call: TryOnCall) -> AsyncIterator[TryOnOutcome]:
-        """Dress the person in `call.photo` in each garment; yield results as they finish."""
+        """Dress the person in `call.photo` in each garment; yield results as they finish.
+
+        Each garment counts in `try_ons_in_progress` from now until its result is handed
+        over (or the call ends)."""
         self._check_ready()
-        person, (garments, catalog_ms) = await asyncio.gather(
-            asyncio.to_thread(self._person, call.photo),
-            asyncio.to_thread(self.garments.fetch, call.skus, self.pipeline.prepare_garments),
-        )
-        jobs = [_Job(person, garment) for garment in garments]
-        futures = self.queue.submit(jobs, call.timeout_s)
+        unanswered = len(call.skus)
+        self.metrics.try_ons_in_progress.inc(unanswered)
+        futures: list[asyncio.Future] = []
         try:
+            person, (garments, catalog_ms) = await asyncio.gather(
+                asyncio.to_thread(self._person, call.photo),
+                asyncio.to_thread(self.garments.fetch, call.skus, self.pipeline.prepare_garments),
+            )
+            jobs = [_Job(person, garment) for garment in garments]
+            futures = self.queue.submit(jobs, call.timeout_s)
             for finished in asyncio.as_completed(futures):
                 batched = await finished
                 timings = {
@@ -245,8 +252,12 @@ class TryOnEngine:
                     "queue": batched.queue_s * 1e3,
                     **batched.value.timings,
                 }
-                yield await asyncio.to_thread(self._finish, batched, timings, call.output)
+                outcome = await asyncio.to_thread(self._finish, batched, timings, call.output)
+                unanswered -= 1
+                self.metrics.try_ons_in_progress.dec()
+                yield outcome
         finally:
+            self.metrics.try_ons_in_progress.dec(unanswered)
             for future in futures:
                 future.cancel()  # the caller left or one failed: drop what has not run
 

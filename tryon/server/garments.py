@@ -1,8 +1,10 @@
 """The catalog as the service sees it: active garments as model-ready tensors, and pages.
 
-Tensors are cached per SKU together with the catalog revision they were made from; each
+Garments are cached per SKU together with the catalog revision they were made from; each
 request checks the revision (one cheap query), so an edited garment is picked up at once
-and an archived one stops being served at once.
+and an archived one stops being served at once. The cache keeps the 8-bit pixels the
+networks' inputs are computed from (exactly: they come from 8-bit photos), a quarter of
+the float32 tensors' bytes, and is bounded by `garment_cache_mib`.
 """
 
 from __future__ import annotations
@@ -35,13 +37,42 @@ GarmentPreparer = Callable[[list[np.ndarray], list[np.ndarray]], tuple[torch.Ten
 
 @dataclass(frozen=True)
 class PreparedGarment:
-    """A garment ready for the networks: `image` `(1, 3, h, w)` in [-1, 1] and `mask`
-    `(1, 1, h, w)` in [0, 1] at model resolution, from catalog `revision`."""
+    """A garment at model resolution, from catalog `revision`, held as 8-bit `pixels`
+    `(1, 3, h, w)` and `coverage` `(1, 1, h, w)` (0-255); `image` and `mask` give the
+    networks' float32 inputs on `device`."""
 
     sku: str
     revision: int
-    image: torch.Tensor
-    mask: torch.Tensor
+    pixels: np.ndarray
+    coverage: np.ndarray
+    device: torch.device
+
+    @classmethod
+    def from_tensors(
+        cls, sku: str, revision: int, image: torch.Tensor, mask: torch.Tensor
+    ) -> PreparedGarment:
+        """Keep `image` `(1, 3, h, w)` in [-1, 1] and `mask` `(1, 1, h, w)` in [0, 1], made
+        from 8-bit pixels (`TryOnPipeline.prepare_garments`), as those pixels again."""
+        pixels = np.rint((image.cpu().numpy() + 1) * 127.5).astype(np.uint8)
+        coverage = np.rint(mask.cpu().numpy() * 255.0).astype(np.uint8)
+        return cls(sku, revision, pixels, coverage, image.device)
+
+    @property
+    def image(self) -> torch.Tensor:
+        """`(1, 3, h, w)` float32 in [-1, 1], as `prepare_garments` computes it."""
+        values = self.pixels.astype(np.float32) / np.float32(127.5) - 1
+        return torch.from_numpy(values).to(self.device)
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """`(1, 1, h, w)` float32 in [0, 1], as `prepare_garments` computes it."""
+        values = self.coverage.astype(np.float32) / np.float32(255.0)
+        return torch.from_numpy(values).to(self.device)
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes this garment holds in the cache."""
+        return self.pixels.nbytes + self.coverage.nbytes
 
 
 class GarmentStore:
@@ -84,7 +115,7 @@ class GarmentStore:
             return cached
         assets = get_active_garment(session, sku)
         image, mask = prepare([decode_stored(assets.image)], [decode_stored(assets.mask)])
-        garment = PreparedGarment(sku, assets.revision, image, mask)
+        garment = PreparedGarment.from_tensors(sku, assets.revision, image, mask)
         self.cache.put(sku, garment)
         return garment
 

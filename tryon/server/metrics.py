@@ -20,7 +20,9 @@ QUEUE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 class ServerMetrics:
     """The server's metrics (names start with `tryon_`), plus process RSS and CPU.
 
-    `in_flight` is the gauge for an autoscaler: calls being served right now.
+    `try_ons_in_progress` is the gauge for an autoscaler: try-ons accepted and not yet
+    answered (queued, in a model batch, or being encoded); a `TryOnMany` of 16 garments
+    counts 16. `in_flight` counts calls, whatever their size.
     """
 
     def __init__(self, max_batch: int) -> None:
@@ -57,6 +59,31 @@ class ServerMetrics:
         self.queue_depth = Gauge(
             "tryon_queue_depth", "Try-ons waiting for or in a model batch.", registry=r
         )
+        self.try_ons_in_progress = Gauge(
+            "tryon_try_ons_in_progress",
+            "Try-ons accepted and not yet answered: queued, running or being encoded "
+            "(the autoscaling metric).",
+            registry=r,
+        )
+        self.cache_bytes = Gauge(
+            "tryon_cache_bytes", "Bytes held by each cache.", ["cache"], registry=r
+        )
+        self.cache_entries = Gauge(
+            "tryon_cache_entries", "Entries held by each cache.", ["cache"], registry=r
+        )
+        self.loop_lag = Gauge(
+            "tryon_event_loop_lag_seconds",
+            "How late the event loop ran the watchdog's last heartbeat.",
+            registry=r,
+        )
+        self.schema_ready = Gauge(
+            "tryon_database_schema_ready",
+            "1 once the database schema is at the revision this server needs.",
+            registry=r,
+        )
+        self.seconds_to_ready = Gauge(
+            "tryon_seconds_to_ready", "Seconds from start to SERVING (0 until then).", registry=r
+        )
         self.cache_lookups = Counter(
             "tryon_cache_lookups",
             "Cache lookups by cache and result (hit, miss).",
@@ -72,6 +99,17 @@ class ServerMetrics:
         hits = self.cache_lookups.labels(cache, "hit")
         misses = self.cache_lookups.labels(cache, "miss")
         return lambda hit: (hits if hit else misses).inc()
+
+    def cache_size_observer(self, cache: str):
+        """A callback for `BoundedCache(on_change=...)` keeping the bytes and entries of `cache`."""
+        held_bytes = self.cache_bytes.labels(cache)
+        held_entries = self.cache_entries.labels(cache)
+
+        def observe(entries: int, weight: int) -> None:
+            held_entries.set(entries)
+            held_bytes.set(weight)
+
+        return observe
 
     def observe_batch(self, size: int, waits: list[float]) -> None:
         """Record one model batch: its size and how long each item waited."""

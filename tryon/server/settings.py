@@ -37,7 +37,9 @@ class ServerSettings:
         retry_after_ms: the retry delay suggested with RESOURCE_EXHAUSTED.
         min_confidence: persons analysed with lower confidence fail FAILED_PRECONDITION.
         person_cache_entries, person_cache_mib, person_cache_ttl_s: analysed photos kept.
-        garment_cache_entries: prepared garment tensors kept (checked against revisions).
+        garment_cache_entries, garment_cache_mib: prepared garments kept (checked against
+            revisions), at most this many and this many MiB (8-bit, ~0.19 MiB each at
+            256x192; 0 MiB keeps none).
         max_skus: most garments in one TryOnMany.
         max_message_mib: largest request or response message.
         max_pixels: largest photo accepted (width x height).
@@ -48,6 +50,10 @@ class ServerSettings:
             so that load balancers move traffic away before it stops.
         grace_s: then how long running calls get to finish.
         warmup: run one batch before reporting SERVING.
+        schema_retry_s: while the database schema is behind (or the database cannot be
+            reached) at start, NOT_SERVING and check again after this many seconds.
+        stall_s: the event loop not turning for this long turns the liveness health
+            service (`liveness`) NOT_SERVING, so the kubelet restarts the container.
         log_level: DEBUG, INFO, WARNING or ERROR.
     """
 
@@ -68,6 +74,7 @@ class ServerSettings:
     person_cache_mib: int = 16
     person_cache_ttl_s: float = 600.0
     garment_cache_entries: int = 1024
+    garment_cache_mib: int = 128
     max_skus: int = 16
     max_message_mib: int = 10
     max_pixels: int = 25_000_000
@@ -78,6 +85,8 @@ class ServerSettings:
     drain_s: float = 5.0
     grace_s: float = 20.0
     warmup: bool = True
+    schema_retry_s: float = 5.0
+    stall_s: float = 10.0
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -99,13 +108,27 @@ class ServerSettings:
             )
         if self.log_level.upper() not in LOG_LEVELS:
             raise InvalidInputError(f"log_level {self.log_level!r} is not one of {LOG_LEVELS}")
-        for name in ("max_wait_ms", "drain_s", "grace_s", "person_cache_ttl_s", "workers"):
+        for name in (
+            "max_wait_ms",
+            "drain_s",
+            "grace_s",
+            "person_cache_ttl_s",
+            "workers",
+            "garment_cache_mib",
+        ):
             if getattr(self, name) < 0:
                 raise InvalidInputError(f"{name} must not be negative")
+        for name in ("schema_retry_s", "stall_s"):
+            if getattr(self, name) <= 0:
+                raise InvalidInputError(f"{name} must be positive, not {getattr(self, name)}")
 
     @property
     def max_message_bytes(self) -> int:
         return self.max_message_mib * MIB
+
+    @property
+    def garment_cache_bytes(self) -> int:
+        return self.garment_cache_mib * MIB
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **flags: Any) -> ServerSettings:
