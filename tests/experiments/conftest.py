@@ -17,6 +17,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.database import create_catalog_engine, make_sessionmaker, upgrade, url_with_schema
+from catalog.models import Base
+from tryon.experiments import tables as _tables  # noqa: F401 (registers the tables)
 
 POSTGRES_URL = os.environ.get(
     "TRYON_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
@@ -43,7 +45,10 @@ def _postgres_schema_url() -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
 def empty_db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # noqa: ANN001
     """The URL of an empty database, on each backend."""
     if request.param == "sqlite":
@@ -53,15 +58,42 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # 
 
 
 @pytest.fixture
-def engine(empty_db_url: str) -> Iterator[Engine]:
-    """An engine on a database migrated to the newest schema (catalog and experiments)."""
+def fresh_engine(empty_db_url: str) -> Iterator[Engine]:
+    """An engine on a new database migrated to the newest schema, for tests that alter it."""
     engine = create_catalog_engine(empty_db_url)
     upgrade(engine)
     yield engine
     engine.dispose()
 
 
+@pytest.fixture(scope="session", params=BACKENDS)
+def _migrated_engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
+    # Migrating takes a good part of a second; tests share one database per backend and
+    # start from empty tables instead.
+    if request.param == "sqlite":
+        urls: Iterator[str] = iter([f"sqlite:///{tmp_path_factory.mktemp('db') / 'shared.db'}"])
+    else:
+        urls = _postgres_schema_url()
+    url = next(urls)
+    engine = create_catalog_engine(url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+    next(urls, None)  # drops the PostgreSQL schema
+
+
+@pytest.fixture
+def engine(_migrated_engine: Engine) -> Engine:
+    """An engine on a migrated database (catalog and experiments) whose tables are empty."""
+    with _migrated_engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+    return _migrated_engine
+
+
 @pytest.fixture
 def sessions(engine: Engine) -> sessionmaker[Session]:
-    """A session factory on the migrated database."""
+    """A session factory on the emptied database."""
     return make_sessionmaker(engine)

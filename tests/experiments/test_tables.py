@@ -26,10 +26,10 @@ EXPERIMENT_TABLES = {
 }
 
 
-def test_upgrade_builds_exactly_the_catalog_and_experiment_tables(engine: Engine) -> None:
+def test_upgrade_builds_exactly_the_catalog_and_experiment_tables(fresh_engine: Engine) -> None:
     assert tables.Experiment.__table__.metadata is Base.metadata
-    assert current_revision(engine) == head_revision() == "0002"
-    with engine.connect() as connection:
+    assert current_revision(fresh_engine) == head_revision() == "0002"
+    with fresh_engine.connect() as connection:
         context = MigrationContext.configure(
             connection, opts={"include_object": lambda obj, name, *_: name != VERSION_TABLE}
         )
@@ -37,9 +37,9 @@ def test_upgrade_builds_exactly_the_catalog_and_experiment_tables(engine: Engine
         assert EXPERIMENT_TABLES | {"garments"} <= set(inspect(connection).get_table_names())
 
 
-def test_downgrade_to_the_catalog_alone_keeps_garments(engine: Engine) -> None:
-    command.downgrade(alembic_config(engine), "0001")
-    names = set(inspect(engine).get_table_names())
+def test_downgrade_to_the_catalog_alone_keeps_garments(fresh_engine: Engine) -> None:
+    command.downgrade(alembic_config(fresh_engine), "0001")
+    names = set(inspect(fresh_engine).get_table_names())
     assert "garments" in names
     assert not names & EXPERIMENT_TABLES
 
