@@ -19,15 +19,15 @@ from pathlib import Path
 
 import torch
 
+from tryon.data.batches import collate_tensors
 from tryon.data.viton import VitonDataset, sample_to_tensors
 from tryon.eval import metrics as M
 from tryon.eval.runner import try_on_at_model_resolution
 from tryon.models import HumanParser, decode_keypoints
-from tryon.models.checkpoint import load_pipeline_components
+from tryon.models.bundle import load_pipeline_components
 from tryon.models.folding import fold_batch_norms
 from tryon.pipeline import TryOnPipeline, weights_folder
 from tryon.representation import build_representation
-from tryon.train.loop import collate_tensors
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ import argparse
 import torch
 
 from tryon.compositing import paste_into_region
+from tryon.data.batches import collate_tensors
 from tryon.data.viton import VitonDataset, sample_to_tensors
 from tryon.eval import metrics as M
 from tryon.eval.runner import try_on_at_model_resolution
@@ -32,7 +33,6 @@ from tryon.labels import ARM_LABELS, UPPER_CLOTHES_LABELS
 from tryon.models import decode_keypoints
 from tryon.pipeline import TryOnPipeline
 from tryon.representation import build_representation, label_mask, visible_background
-from tryon.train.loop import collate_tensors
 
 
 def main() -> None:
