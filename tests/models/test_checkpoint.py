@@ -206,6 +206,7 @@ def _run_folder(run: Path, step: int, seconds: float) -> None:
     torch.save({"step": step, "seconds": seconds, "precision": "bfloat16"}, run / "checkpoint.pt")
     (run / "best" / "score.json").write_text(json.dumps({"step": 500, "score": 0.5}))
     (run / "validation.csv").write_text("step,seconds,score\n0,1.0,0.1\n500,1800.0,0.5\n")
+    (run / "config.yaml").write_text("init: tryon/weights/synthetic/tom\ntraining: {batch: 8}\n")
 
 
 def test_pack_records_each_networks_run_from_its_checkpoint(
@@ -230,10 +231,11 @@ def test_pack_records_each_networks_run_from_its_checkpoint(
     assert training.dataset == DatasetRecord(name="tiny")
     assert training.samples == 12
     assert training.networks["tom"] == NetworkTraining(
-        steps=800, hours=1.5, hardware="NVIDIA H100", precision="bfloat16",
-        recipe="configs/mine/tom.yaml",
+        steps=800, batch=8, hours=1.5, hardware="NVIDIA H100", precision="bfloat16",
+        init="tryon/weights/synthetic/tom", recipe="configs/mine/tom.yaml",
     )  # fmt: skip
     assert training.networks["parser"] == NetworkTraining(
-        steps=500, hours=0.5, hardware="NVIDIA H100", precision="bfloat16"
-    )
+        steps=500, batch=8, hours=0.5, hardware="NVIDIA H100", precision="bfloat16",
+        init="tryon/weights/synthetic/tom",
+    )  # fmt: skip
     assert training.networks["gmm"] == NetworkTraining(hardware="NVIDIA H100")

@@ -79,31 +79,36 @@ def run_training(component: Path, hardware: str | None, recipe: Path) -> Network
 
     `RUN/<network>` is the run's last step: steps, seconds and precision from
     `RUN/checkpoint.pt`. `RUN/best/<network>` is its best validated step: the step from
-    `best/score.json`, the seconds from that step's row of `RUN/validation.csv`. A
-    folder outside a run has neither; those values are None.
+    `best/score.json`, the seconds from that step's row of `RUN/validation.csv`. The batch
+    and the weights it started from (`init`) come from the run's resolved recipe,
+    `RUN/config.yaml`. A folder outside a run has none of these; they are None.
     """
     import torch
+    import yaml
 
     from tryon.models.bundle import NetworkTraining
 
     run = component.parent
-    score_file = run / "score.json"
     best_step = None
-    if run.name == "best" and score_file.is_file():
-        best_step = int(json.loads(score_file.read_text())["step"])
+    if run.name == "best" and (run / "score.json").is_file():
+        best_step = int(json.loads((run / "score.json").read_text())["step"])
         run = run.parent
-    checkpoint = run / "checkpoint.pt"
     step = seconds = precision = None
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    if (run / "checkpoint.pt").is_file():
+        state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True, mmap=True)
         step, seconds, precision = state["step"], state.get("seconds"), state.get("precision")
     if best_step is not None:
         step, seconds = best_step, _validation_seconds(run / "validation.csv", best_step)
+    recipe_used = {}
+    if (run / "config.yaml").is_file():
+        recipe_used = yaml.safe_load((run / "config.yaml").read_text()) or {}
     return NetworkTraining(
         steps=step,
+        batch=recipe_used.get("training", {}).get("batch"),
         hours=None if seconds is None else round(seconds / SECONDS_PER_HOUR, 3),
         hardware=hardware,
         precision=precision,
+        init=recipe_used.get("init"),
         recipe=recipe.as_posix() if recipe.is_file() else None,
     )
 
