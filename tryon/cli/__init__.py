@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 app.command()(data.synth)
 app.command()(data.split)
-app.command()(train.train)
+app.add_typer(train.app, name="train")
 app.command("eval")(evaluation.evaluate_command)
 app.command()(weights.pack)
 app.command()(evaluation.curves)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from tryon.data.batches import collate_tensors
 from tryon.data.viton import VitonDataset, sample_to_tensors
 from tryon.eval import metrics as M
 from tryon.eval.baselines import baselines
@@ -32,7 +33,6 @@ from tryon.models import decode_keypoints
 from tryon.models.gmm import GmmOutput
 from tryon.pipeline import TryOnPipeline
 from tryon.representation import PersonRepresentation, build_representation
-from tryon.train.loop import collate_tensors
 
 
 class _Scores:

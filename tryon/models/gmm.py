@@ -98,8 +98,8 @@ def feature_correlation(
 MAX_OFFSET = 1.5  # largest control point move, in normalised coordinates (image = 2)
 # Weight of CP-VTON+'s grid regulariser in the GMM loss. Fitting 5x5 control points
 # directly to 40 held-out synthetic samples (docs/scripts/gmm_oracle.py) caps warp IoU at
-# 0.815 with weight 1.0 (the default until session 6), 0.843 at 0.3, 0.858 at 0.1 and
-# 0.866 at 0: at 1.0 the regulariser, not the data, decided how far a sleeve may bend.
+# 0.815 with weight 1.0, 0.843 at 0.3, 0.858 at 0.1 and 0.866 at 0: at 1.0 the
+# regulariser, not the data, decides how far a sleeve may bend.
 GRID_WEIGHT = 0.1
 
 
@@ -159,7 +159,7 @@ def half_resolution(x: torch.Tensor) -> torch.Tensor:
     Bilinear resampling to exactly half the size (align_corners=False) samples midway
     between the four pixels of each block, so it equals 2x2 average pooling to float
     rounding; on a CPU it is 5x faster than `avg_pool2d` on the person representation's
-    22 channels at full resolution (docs/speed.md, session 15).
+    22 channels at full resolution (docs/speed.md).
     """
     size = (x.shape[-2] // 2, x.shape[-1] // 2)
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
@@ -177,10 +177,9 @@ class FlowRefiner(nn.Module):
     sampling grid, `(B, 2, H, W)` normalised (x, y) within +-MAX_FLOW, zero until trained.
 
     A small U-Net at half resolution: it reads the person representation averaged over
-    2x2 blocks (`half_resolution`, `(B, person_channels, H/2, W/2)`, once for all the
-    GMM's flow stages) beside the warped garment `(B, 4, H, W)` (RGB and mask), which it
-    averages the same way; its flow is upsampled bilinearly to H x W; H and W even.
-    `in_channels` is person_channels + 4.
+    2x2 blocks (`half_resolution`, `(B, person_channels, H/2, W/2)`) beside the warped
+    garment `(B, 4, H, W)` (RGB and mask), which it averages the same way; its flow is
+    upsampled bilinearly to H x W; H and W even. `in_channels` is person_channels + 4.
     """
 
     def __init__(self, in_channels: int, base_channels: int = 16, depth: int = 3) -> None:
@@ -204,9 +203,8 @@ class GmmOutput(NamedTuple):
         warped_mask: `(B, 1, H, W)` in [0, 1].
         source_points: `(B, rows, cols, 2)` normalised (x, y): where each regular control
             point of the output samples the garment (`tryon.models.tps.warp_tps`).
-        flow: `(B, 2, H, W)` normalised (x, y), the flow stages' correction to the
-            spline's sampling grid (the flow corrections' included); None without a flow
-            stage.
+        flow: `(B, 2, H, W)` normalised (x, y), the flow stage's correction to the
+            spline's sampling grid; None without a flow stage.
     """
 
     warped_garment: torch.Tensor
@@ -228,12 +226,9 @@ class GeometricMatcher(PretrainedMixin, nn.Module):
         regressor_width: width of the regression head.
         grid_size: (rows, columns) of TPS control points.
         refinement_stages: `WarpRefiner` stages after the correlation regressor (0 is
-            CP-VTON's single regression).
+            CP-VTON's single regression; the shipped GMMs have 1).
         flow_stage: end with a `FlowRefiner` (`add_flow_stage` grows one onto a trained
             GMM).
-        flow_corrections: further `FlowRefiner`s after the flow stage, each correcting the
-            flow so far (`add_flow_corrections` grows them onto a trained GMM); needs
-            `flow_stage`.
     """
 
     def __init__(
@@ -244,18 +239,12 @@ class GeometricMatcher(PretrainedMixin, nn.Module):
         correlation_size: Sequence[int] = (16, 12),
         regressor_width: int = 64,
         grid_size: Sequence[int] = (5, 5),
-        refinement_stages: int = 0,
-        flow_stage: bool = False,
-        flow_corrections: int = 0,
+        refinement_stages: int = 1,
+        flow_stage: bool = True,
     ) -> None:
         super().__init__()
         if refinement_stages < 0:
             raise ValueError(f"refinement_stages must be 0 or more, got {refinement_stages}")
-        if flow_corrections < 0 or (flow_corrections and not flow_stage):
-            raise ValueError(
-                f"flow_corrections must be 0 or more and needs a flow stage, got "
-                f"{flow_corrections} with flow_stage={flow_stage}"
-            )
         self.use_garment_mask = use_garment_mask
         self.correlation_size = (int(correlation_size[0]), int(correlation_size[1]))
         self.grid_size = (int(grid_size[0]), int(grid_size[1]))
@@ -269,9 +258,6 @@ class GeometricMatcher(PretrainedMixin, nn.Module):
             for _ in range(refinement_stages)
         )
         self.flow = FlowRefiner(person_channels + 4) if flow_stage else None
-        self.flow_corrections = nn.ModuleList(
-            FlowRefiner(person_channels + 4) for _ in range(flow_corrections)
-        )
         self.register_buffer("base_grid", regular_grid(self.grid_size), persistent=False)
 
     def forward(
@@ -316,12 +302,8 @@ class GeometricMatcher(PretrainedMixin, nn.Module):
         flow = None
         if self.flow is not None:  # reads the spline's warp as data, like the stages;
             # its correction moves the spline's own sampling grid
-            half_person = half_resolution(person)
-            flow = self.flow(half_person, warped.detach())
+            flow = self.flow(half_resolution(person), warped.detach())
             warped = sample_at(source, grid + flow.permute(0, 2, 3, 1))
-            for correction in self.flow_corrections:
-                flow = flow + correction(half_person, warped.detach())
-                warped = sample_at(source, grid + flow.permute(0, 2, 3, 1))
         return GmmOutput(warped[:, :3], warped[:, 3:], source_points, flow)
 
     def _control_points(self, offsets: torch.Tensor) -> torch.Tensor:
@@ -349,22 +331,6 @@ def add_flow_stage(gmm: GeometricMatcher) -> GeometricMatcher:
     exactly as `gmm` does until the stage learns. In training mode, on `gmm`'s device and
     dtype; a GMM that has one already is copied as it is."""
     return grown_copy(gmm, ("flow.",), flow_stage=True)
-
-
-def add_flow_corrections(gmm: GeometricMatcher, corrections: int) -> GeometricMatcher:
-    """A copy of a trained GMM with a flow stage and `corrections` flow corrections in all;
-    the corrections it lacks start at zero flow, so the copy warps exactly as `gmm` does
-    until they learn. In training mode, on `gmm`'s device and dtype. Refuses a GMM without
-    a flow stage, and to remove trained corrections."""
-    if gmm.flow is None:
-        raise ValueError("flow corrections follow a flow stage: add the flow stage first")
-    have = len(gmm.flow_corrections)
-    if corrections < have:
-        raise ValueError(
-            f"this GMM has {have} trained flow corrections; cannot drop to {corrections}"
-        )
-    added = tuple(f"flow_corrections.{stage}." for stage in range(have, corrections))
-    return grown_copy(gmm, added, flow_corrections=corrections)
 
 
 def flow_smoothness(flow: torch.Tensor) -> torch.Tensor:

@@ -24,10 +24,9 @@ from tryon.models.checkpoint import PretrainedMixin, grown_copy
 from tryon.models.losses import soft_dice_loss
 
 ARCHITECTURES = ("unet", "fpn")
-REFINER_CHANNELS = 16  # width of the refiner `tryon train parser --parse-refiner` adds
 # A heatmap peak below this reports its keypoint missing, as datasets mark one out of frame.
 # The parsers peak at 0.2-0.7 on joints just outside the photo, whose heatmaps then lead the
-# GMM astray; 0.3 drops almost none that are in the photo (docs/training.md, round 17).
+# GMM astray; 0.3 drops almost none that are in the photo (docs/training.md).
 KEYPOINT_MIN_CONFIDENCE = 0.3
 
 
@@ -110,10 +109,12 @@ class HumanParser(PretrainedMixin, nn.Module):
         encoder_name: segmentation-models-pytorch encoder; starts from random weights.
         decoder_channels: decoder widths for `arch`.
         input_scale: the network sees the photo resized by this factor (each side rounded
-            to a multiple of 32); 0.5 runs it on a quarter of the pixels.
+            to a multiple of 32); 0.5 runs it on a quarter of the pixels, at a cost to thin
+            parts (arms, shoes); the shipped parsers see the photo whole (1.0).
         num_labels: parse labels (20 for LIP).
         num_keypoints: keypoints (18 for COCO-18).
-        refiner_channels: width of a `ParseRefiner` after the network, 0 for none.
+        refiner_channels: width of a `ParseRefiner` after the network, 0 for none (the
+            synthetic parser has 16, the VITON parser none).
     """
 
     stride = 32
@@ -123,10 +124,10 @@ class HumanParser(PretrainedMixin, nn.Module):
         arch: str = "unet",
         encoder_name: str = "tu-regnetx_002",
         decoder_channels: Sequence[int] = (64, 32, 32, 16, 16),
-        input_scale: float = 0.5,
+        input_scale: float = 1.0,
         num_labels: int = NUM_PARSE_LABELS,
         num_keypoints: int = NUM_KEYPOINTS,
-        refiner_channels: int = 0,
+        refiner_channels: int = 16,
     ) -> None:
         super().__init__()
         if not 0.0 < input_scale <= 1.0:
@@ -286,7 +287,6 @@ def parser_loss(
     heatmap_target: torch.Tensor,
     heatmap_weight: float = 1.0,
     peak_weight: float = 100.0,
-    label_weights: torch.Tensor | None = None,
     dice_weight: float = 0.0,
 ) -> torch.Tensor:
     """Cross-entropy on the parse plus peak-weighted binary cross-entropy on the heatmaps,
@@ -300,14 +300,12 @@ def parser_loss(
         peak_weight: extra weight of a pixel in proportion to its target; the Gaussians
             cover ~0.2% of a 256x192 map, and unweighted, predicting zero everywhere is
             a deep local minimum.
-        label_weights: `(L,)` cross-entropy weight per label (see
-            `tryon.train.balance.balanced_label_weights`), None for all equal.
         dice_weight: weight of the per-label Dice term (0: none).
 
     Returns:
         Scalar loss.
     """
-    parse_term = F.cross_entropy(parse_logits, parse_target, weight=label_weights)
+    parse_term = F.cross_entropy(parse_logits, parse_target)
     if dice_weight:
         parse_term = parse_term + dice_weight * parse_dice_loss(parse_logits, parse_target)
     heatmap_term = F.binary_cross_entropy_with_logits(

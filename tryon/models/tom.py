@@ -2,12 +2,10 @@
 
 The final image keeps the warped garment's texture where the composition mask is high and
 uses the rendered person elsewhere: final = warped garment x mask + rendered x (1 - mask).
-With a shading head (`add_shading`) the warped garment is first multiplied by a predicted
-shading map, as light falls on cloth: the flat catalog garment gets the body's shadows,
-roundness and the light's direction without the blend washing out its print. With a
-background head (`add_background_head`) a third source joins the blend: the photo's own
-background continued under the try-on region, shown where the new garment and the arms
-leave the background visible, instead of a painted halo.
+With a background head (the shipped TOMs have one; `add_background_head` grows one onto a
+trained generator) a third source joins the blend: the photo's own background continued
+under the try-on region, shown where the new garment and the arms leave the background
+visible, instead of a painted halo.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ from tryon.models.unet import UNet
 # The background head's bias starts here: it shows 0.005% of the background fill, so a grown
 # TOM renders as before to a part in ten thousand. It learns from its own supervised loss
 # (binary cross-entropy on its logits), whose gradient does not vanish at a saturated start.
-# (Both heads learn faster than the rest of the TOM: tryon.train.components.HEAD_LR_FACTOR.)
+# (The head learns faster than the rest of the TOM: tryon.train.components.HEAD_LR_FACTOR.)
 BACKGROUND_HEAD_START = -10.0
 
 
@@ -34,8 +32,6 @@ class TomOutput(NamedTuple):
         rendered: `(B, 3, H, W)` in [-1, 1], the person as the U-Net draws them.
         composition_mask: `(B, 1, H, W)` in [0, 1], where to use the warped garment.
         composite: `(B, 3, H, W)` in [-1, 1], the try-on result (`compose`).
-        shading: `(B, 1, H, W)` in (0, 2), what the warped garment was multiplied by
-            (`shade`); None for a generator without a shading head.
         background_mask: `(B, 1, H, W)` in [0, 1], where the composite shows the background
             fill; None for a generator without a background head.
     """
@@ -43,7 +39,6 @@ class TomOutput(NamedTuple):
     rendered: torch.Tensor
     composition_mask: torch.Tensor
     composite: torch.Tensor
-    shading: torch.Tensor | None = None
     background_mask: torch.Tensor | None = None
 
 
@@ -52,12 +47,6 @@ def compose(
 ) -> torch.Tensor:
     """final = warped garment x mask + rendered x (1 - mask); images in [-1, 1], mask in [0, 1]."""
     return warped_garment * composition_mask + rendered * (1.0 - composition_mask)
-
-
-def shade(warped_garment: torch.Tensor, shading: torch.Tensor) -> torch.Tensor:
-    """The garment `(B, 3, H, W)` in [-1, 1] lit by `shading` `(B, 1, H, W)` (1: as it is):
-    intensities in [0, 1] are multiplied, as light multiplies a surface's colour."""
-    return ((warped_garment + 1.0) * shading - 1.0).clamp(-1.0, 1.0)
 
 
 class TryOnGenerator(PretrainedMixin, nn.Module):
@@ -71,8 +60,6 @@ class TryOnGenerator(PretrainedMixin, nn.Module):
         max_channels: cap on the U-Net's widths.
         residual_blocks: residual blocks at the U-Net's coarsest level (`add_residual_blocks`
             grows them onto a trained generator).
-        shading: a head that predicts the shading of the warped garment from the U-Net's
-            last features (`add_shading` grows it onto a trained generator).
         background: a head that predicts where the photo's background shows through
             (`add_background_head` grows it onto a trained generator); `forward` then needs
             the background fill.
@@ -84,9 +71,8 @@ class TryOnGenerator(PretrainedMixin, nn.Module):
         base_channels: int = 16,
         depth: int = 4,
         max_channels: int = 128,
-        residual_blocks: int = 0,
-        shading: bool = False,
-        background: bool = False,
+        residual_blocks: int = 4,
+        background: bool = True,
     ) -> None:
         super().__init__()
         if residual_blocks < 0:
@@ -94,12 +80,6 @@ class TryOnGenerator(PretrainedMixin, nn.Module):
         self.unet = UNet(
             person_channels + 4, 4, base_channels, depth, max_channels, residual_blocks
         )
-        self.shading_head = None
-        if shading:
-            # Zero weights and bias: a shading of exactly 1 until the head learns.
-            self.shading_head = nn.Conv2d(self.unet.head.in_channels, 1, 3, padding=1)
-            nn.init.zeros_(self.shading_head.weight)
-            nn.init.zeros_(self.shading_head.bias)
         self.background_head = None
         if background:
             self.background_head = nn.Conv2d(self.unet.head.in_channels, 1, 3, padding=1)
@@ -134,10 +114,6 @@ class TryOnGenerator(PretrainedMixin, nn.Module):
         out = self.unet.head(features).contiguous()
         rendered = torch.tanh(out[:, :3])
         composition_mask = torch.sigmoid(out[:, 3:])
-        shading = None
-        if self.shading_head is not None:
-            shading = 2.0 * torch.sigmoid(self.shading_head(features))
-            warped_garment = shade(warped_garment, shading)
         composite = compose(warped_garment, rendered, composition_mask)
         background_mask = None
         if self.background_head is not None:
@@ -148,7 +124,7 @@ class TryOnGenerator(PretrainedMixin, nn.Module):
                 )
             background_mask = torch.sigmoid(self.background_head(features))
             composite = composite * (1.0 - background_mask) + background * background_mask
-        return TomOutput(rendered, composition_mask, composite, shading, background_mask)
+        return TomOutput(rendered, composition_mask, composite, background_mask)
 
 
 def add_residual_blocks(tom: TryOnGenerator, blocks: int) -> TryOnGenerator:
@@ -162,16 +138,6 @@ def add_residual_blocks(tom: TryOnGenerator, blocks: int) -> TryOnGenerator:
         raise ValueError(f"this TOM has {have} trained residual blocks; cannot drop to {blocks}")
     added = tuple(f"unet.bottleneck.{block}." for block in range(have, blocks))
     return grown_copy(tom, added, residual_blocks=blocks)
-
-
-def add_shading(tom: TryOnGenerator) -> TryOnGenerator:
-    """A copy of a trained generator with a shading head that starts at a shading of 1, so
-    the copy renders exactly as `tom` does until the head learns. In training mode, on
-    `tom`'s device and dtype. Refuses a generator whose batch norms are folded.
-    """
-    if tom.shading_head is not None:
-        raise ValueError("this TOM already has a shading head")
-    return grown_copy(tom, ("shading_head.",), shading=True)
 
 
 def add_background_head(tom: TryOnGenerator) -> TryOnGenerator:

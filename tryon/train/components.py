@@ -3,7 +3,7 @@
 Each trainer builds its networks and optimisers, takes one step on a batch from
 `VitonDataset` and draws a grid of what it currently makes of a fixed batch. Person
 representations come from the dataset's own parse and keypoints, as in CP-VTON, or, with
-a frozen `parsed_by` parser (`tryon train --parsed-by`), from that parser's prediction on
+a frozen `parsed_by` parser (a recipe's `parsed_by:`), from that parser's prediction on
 the photo, as `TryOnPipeline` builds them in production; the losses' targets (the worn
 garment, the photo) come from the dataset either way.
 """
@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from tryon.compositing import paste_into_region
+from tryon.data.batches import Batch
 from tryon.eval import metrics as M
 from tryon.labels import NUM_PARSE_LABELS
 from tryon.models import (
@@ -51,12 +52,11 @@ from tryon.representation import (
 )
 from tryon.train.grids import image_grid, parse_to_rgb, skeleton_overlay
 
-Batch = dict[str, torch.Tensor]
 PYRAMID = (4, 16)  # GMM loss also at 1/4 and 1/16 resolution
 GMM_MAX_GRAD_NORM = 0.5
-# The TOM's one-layer heads (shading, background) learn this many times faster than the
-# rest: grown onto a trained TOM, they start from nothing at the small rate that fine-tunes
-# it (1e-5-1e-4), where a single 3x3 layer would take thousands of steps to matter.
+# The TOM's one-layer background head learns this many times faster than the rest: grown
+# onto a trained TOM, it starts from nothing at the small rate that fine-tunes it
+# (1e-5-1e-4), where a single 3x3 layer would take thousands of steps to matter.
 HEAD_LR_FACTOR = 100.0
 
 
@@ -67,14 +67,10 @@ def _adam(
 
 
 def _tom_adam(tom: TryOnGenerator, lr: float) -> torch.optim.Optimizer:
-    """The TOM's optimiser: its heads, if any, in a second group at `HEAD_LR_FACTOR` x
-    `lr` (the learning-rate schedule scales both groups alike)."""
-    head_parameters = [
-        p
-        for head in (tom.shading_head, tom.background_head)
-        if head is not None
-        for p in head.parameters()
-    ]
+    """The TOM's optimiser: its background head, if any, in a second group at
+    `HEAD_LR_FACTOR` x `lr` (the learning-rate schedule scales both groups alike)."""
+    head = tom.background_head
+    head_parameters = [] if head is None else list(head.parameters())
     in_heads = {id(p) for p in head_parameters}
     groups = [{"params": [p for p in tom.parameters() if id(p) not in in_heads]}]
     if head_parameters:
@@ -115,7 +111,7 @@ class PersonAnalyst:
         if parser is not None:
             parser.to(device).eval().requires_grad_(False)
             self._predict = in_precision(parser, precision, device.type)
-        # Where the parser came from (`--parsed-by`), recorded so a resumed run keeps it.
+        # Where the parser came from (the recipe's `parsed_by`), recorded so a resumed run keeps it.
         self.source = source
 
     @classmethod
@@ -159,7 +155,6 @@ class ParserTrainer:
         lr: float,
         device: torch.device,
         parser: HumanParser | None = None,
-        label_weights: torch.Tensor | None = None,
         precision: torch.dtype = torch.float32,
         dice_weight: float = 0.0,
         keypoint_weight: float = 1.0,
@@ -168,11 +163,9 @@ class ParserTrainer:
         self.predict = in_precision(self.parser, precision, device.type)
         self.networks = {"parser": self.parser}
         self.optimizers = {"parser": _adam(self.parser, lr)}
-        self.label_weights = None if label_weights is None else label_weights.to(device)
         self.dice_weight = dice_weight
         self.keypoint_weight = keypoint_weight
-        self.loss_settings: dict[str, float | bool] = {
-            "balance_labels": label_weights is not None,
+        self.loss_settings: dict[str, float] = {
             "dice_weight": dice_weight,
             "keypoint_weight": keypoint_weight,
         }
@@ -188,7 +181,6 @@ class ParserTrainer:
             batch["parse"],
             target,
             heatmap_weight=self.keypoint_weight,
-            label_weights=self.label_weights,
             dice_weight=self.dice_weight,
         )
         self.optimizers["parser"].zero_grad(set_to_none=True)
@@ -535,8 +527,6 @@ class TomTrainer:
             output.composition_mask * 2 - 1,
             final,
         ]
-        if output.shading is not None:  # light in (0, 2): mid-grey is 1, unshaded
-            columns.insert(-1, (output.shading - 1).clamp(-1, 1))
         if output.background_mask is not None:
             columns.insert(-1, output.background_mask * 2 - 1)
         return image_grid(columns)

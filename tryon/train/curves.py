@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tryon.train.loop import read_losses
+from tryon.train.logs import read_losses
 
 
 def plot_runs(runs: list[Path], out: Path) -> Path:

@@ -2,9 +2,10 @@
 
 A GAN keeps changing after its losses have flattened, and not always for the better (longer
 TOM runs have scored worse than shorter ones), so the last step of a run is not
-necessarily the one to ship. With `tryon train ... --val-data DIR`, before the first step
-(the `--init` weights are candidates too) and every `--val-every` steps, the component's
-trainer scores the first `--val-size` pairs of a held-out dataset, higher is better:
+necessarily the one to ship. With held-out pairs (a recipe's `validation.path`, or
+`tryon train ... --val-data DIR`), before the first step (the `init:` weights are
+candidates too) and every `validation.every` steps, the component's trainer scores the
+first `validation.size` pairs of a held-out dataset, higher is better:
 `parse_miou` (parser), `warp_iou` (GMM, as `tryon eval` scores it) or
 `region_ssim_gt_parse` (TOM: SSIM inside the scored try-on region at model resolution, on
 the dataset's own parse and keypoints; `tryon eval`'s `region_ssim` runs the production
@@ -26,8 +27,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from tryon.data.batches import Batch, collate_tensors, to_device
 from tryon.errors import InvalidInputError
-from tryon.train.loop import Batch, ComponentTrainer, CsvLog, collate_tensors, to_device
+from tryon.train.logs import CsvLog
+from tryon.train.trainer import ComponentTrainer
 
 
 class Validator:
@@ -40,16 +43,26 @@ class Validator:
         out: the run folder.
         source: where the held-out pairs come from (e.g. the pairs file); recorded with
             the best score, so that a resumed run is only compared on the same pairs.
+        every: training steps between scores.
     """
 
     def __init__(
-        self, dataset: Dataset, batch: int, size: int, out: Path, source: str = "held-out set"
+        self,
+        dataset: Dataset,
+        batch: int,
+        size: int,
+        out: Path,
+        source: str = "held-out set",
+        every: int = 500,
     ) -> None:
         if size < 1:
-            raise InvalidInputError(f"--val-size {size}: score at least one pair")
+            raise InvalidInputError(f"validation.size {size}: score at least one pair")
         count = min(size, len(dataset))
         if count == 0:
-            raise InvalidInputError("--val-data holds no pairs to score; point it at held-out data")
+            raise InvalidInputError(
+                "the validation data holds no pairs to score; point it at held-out data"
+            )
+        self.every = every
         self.batches: list[Batch] = [
             collate_tensors([dataset[i] for i in range(start, min(start + batch, count))])
             for start in range(0, count, batch)
@@ -73,8 +86,8 @@ class Validator:
         if self.best is not None and self.best.get("held_out", self.held_out) != self.held_out:
             raise InvalidInputError(
                 f"this run chose its best step on {self.best['held_out']}; resume it with the "
-                f"same --val-data, --val-pairs and --val-size (not {self.held_out}), or start "
-                "a new run with --init RUN/best/<component>"
+                f"same validation path, pairs and size (not {self.held_out}), or start a new "
+                "run with --init RUN/best/<component>"
             )
         if self.log_path.exists():
             with self.log_path.open() as handle:
