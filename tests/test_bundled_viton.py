@@ -19,7 +19,7 @@ def test_viton_weights_say_they_are_research_only_and_what_they_were_trained_on(
     meta = json.loads((VITON_WEIGHTS / "pipeline.json").read_text())
     assert meta["name"] == "viton"
     assert "non-commercial research" in meta["licence"]
-    assert "VITON" in meta["training_data"]
+    assert meta["training_data"]["dataset"]["name"] == "VITON"
 
 
 def test_viton_weights_are_small_half_precision_and_load_by_name():

@@ -19,6 +19,7 @@ from tryon.models.bundle import (
     load_pipeline_components,
     save_pipeline,
 )
+from tryon.pipeline import BUNDLED_WEIGHTS
 
 SIZE = (64, 48)
 
@@ -159,6 +160,21 @@ def test_pipeline_folder_round_trip(tmp_path: Path) -> None:
 def test_pipeline_without_description_is_a_weights_error(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="pipeline.json"):
         load_pipeline_components(tmp_path)
+
+
+@pytest.mark.parametrize("weights", ["synthetic", "viton"])
+def test_bundled_weights_say_how_each_network_was_trained(weights: str) -> None:
+    folder = BUNDLED_WEIGHTS / weights
+    if not (folder / "pipeline.json").exists():
+        pytest.skip(f"no bundled {weights} weights")
+    training = load_pipeline_components(folder).meta.training_data
+    assert training.dataset.name and training.dataset.source
+    assert training.samples and training.samples > 1000
+    assert set(training.networks) == {"parser", "gmm", "tom"}
+    for name, network in training.networks.items():
+        assert network.steps and network.batch and network.hardware
+        assert network.recipe == f"configs/{weights}/{name}.yaml"
+    assert "session" not in (folder / "pipeline.json").read_text().lower()
 
 
 def _tiny_pipeline_folder(folder: Path, **training_data: object) -> Path:

@@ -118,8 +118,6 @@ class TrainingRecord:
             parts.append(f"{self.samples:,} samples")
         for name, network in self.networks.items():
             steps = "? steps" if network.steps is None else f"{network.steps:,} steps"
-            if network.batch is not None:
-                steps += f" x {network.batch}"
             hours = "" if network.hours is None else f", {network.hours:.2f} h"
             hardware = "" if network.hardware is None else f" on {network.hardware}"
             parts.append(f"{name} {steps}{hours}{hardware}")
