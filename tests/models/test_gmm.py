@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,12 +10,13 @@ from tiny_models import fit, image
 
 from tryon.models import GeometricMatcher, gmm_loss, grid_regularisation, regular_grid, warp_tps
 from tryon.models.gmm import (
-    add_flow_corrections,
     add_flow_stage,
     add_refinement_stages,
     flow_smoothness,
     half_resolution,
 )
+
+WEIGHTS = Path(__file__).resolve().parents[2] / "tryon" / "weights"
 
 
 @pytest.mark.parametrize("size", [(256, 192), (128, 96)])
@@ -39,7 +43,13 @@ def test_an_untrained_matcher_does_not_warp(tiny_gmm: GeometricMatcher) -> None:
 
 
 def test_garment_mask_input_is_optional() -> None:
-    gmm = GeometricMatcher(use_garment_mask=False, feature_channels=(8, 8, 8, 8), regressor_width=8)
+    gmm = GeometricMatcher(
+        use_garment_mask=False,
+        feature_channels=(8, 8, 8, 8),
+        regressor_width=8,
+        refinement_stages=0,
+        flow_stage=False,
+    )
     assert gmm.garment_features.layers[0][0].in_channels == 3
     output = gmm(image(1, 22, 64, 48), image(1, 3, 64, 48), image(1, 1, 64, 48, low=0.0))
     assert output.source_points.shape == (1, 5, 5, 2)
@@ -83,6 +93,7 @@ def _refined_gmm(stages: int) -> GeometricMatcher:
         correlation_size=(8, 6),
         grid_size=(4, 3),
         refinement_stages=stages,
+        flow_stage=False,
     )
 
 
@@ -169,45 +180,6 @@ def test_adding_a_flow_stage_keeps_a_trained_warp_until_it_learns(tmp_path) -> N
     assert torch.equal(reloaded(person, garment, mask).warped_garment, after.warped_garment)
 
 
-def test_a_flow_correction_keeps_a_trained_warp_until_it_learns_and_adds_to_the_flow(
-    tmp_path,
-) -> None:
-    torch.manual_seed(0)
-    trained = add_flow_stage(_refined_gmm(0))
-    with torch.no_grad():  # a flow stage that moves the garment
-        trained.flow.unet.head.bias.fill_(0.05)
-    person, garment, mask = image(1, 22, 64, 48, low=0.0), image(1, 3, 64, 48), image(1, 1, 64, 48)
-    grown = add_flow_corrections(trained.eval(), 1).eval()
-    before, after = trained(person, garment, mask), grown(person, garment, mask)
-    assert torch.allclose(before.warped_garment, after.warped_garment, atol=1e-6)
-
-    with torch.no_grad():  # as if the correction had trained: its flow adds to the stage's
-        grown.flow_corrections[0].unet.head.bias.fill_(0.05)
-    after = grown(person, garment, mask)
-    assert torch.allclose(after.flow, 2 * before.flow, atol=1e-5)
-    assert not torch.allclose(after.warped_garment, before.warped_garment, atol=1e-3)
-    reloaded = _saved_and_reloaded(grown, tmp_path)
-    assert reloaded.config["flow_corrections"] == 1
-    assert torch.equal(reloaded(person, garment, mask).warped_garment, after.warped_garment)
-
-    with pytest.raises(ValueError, match="cannot drop to 0"):
-        add_flow_corrections(grown, 0)
-    with pytest.raises(ValueError, match="add the flow stage first"):
-        add_flow_corrections(_refined_gmm(0), 1)
-    with pytest.raises(ValueError, match="needs a flow stage"):
-        GeometricMatcher(flow_corrections=1)
-
-
-def test_gradients_reach_a_flow_correction_and_the_flow_stage_before_it() -> None:
-    """The correction trains, and the flow stage still does through the flow they share."""
-    torch.manual_seed(0)
-    gmm = add_flow_corrections(add_flow_stage(_refined_gmm(0)), 1)
-    garment, mask = image(2, 3, 64, 48), image(2, 1, 64, 48, low=0.0)
-    gmm_loss(gmm(image(2, 22, 64, 48, low=0.0), garment, mask), garment, mask).backward()
-    assert gmm.flow_corrections[0].unet.head.weight.grad.abs().sum() > 0
-    assert gmm.flow.unet.head.weight.grad.abs().sum() > 0
-
-
 def test_flow_smoothness_charges_noise_not_a_smooth_shift() -> None:
     torch.manual_seed(0)
     shift = torch.full((1, 2, 64, 48), 0.1)
@@ -248,3 +220,11 @@ def test_a_flow_stage_fits_a_sleeve_the_spline_cannot() -> None:
 def test_half_resolution_is_the_mean_of_each_two_by_two_block(size) -> None:
     x = torch.randn(2, 22, *size)
     assert torch.allclose(half_resolution(x), F.avg_pool2d(x, 2), atol=1e-6)
+
+
+def test_the_defaults_build_the_shipped_gmm() -> None:
+    """A plain `GeometricMatcher()` is the network the synthetic weights ship (every argument of
+    the bundled config.json, which names them all)."""
+    bundled = json.loads((WEIGHTS / "synthetic" / "gmm" / "config.json").read_text())
+    expected = {k: v for k, v in bundled.items() if not k.startswith("_")}
+    assert GeometricMatcher().config == expected

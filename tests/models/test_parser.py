@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -8,6 +11,8 @@ from tiny_models import fit, image
 from tryon.labels import NUM_KEYPOINTS, NUM_PARSE_LABELS
 from tryon.models import HumanParser, decode_keypoints, decode_parse, keypoint_heatmaps, parser_loss
 from tryon.models.parser import add_parse_refiner, parse_dice_loss
+
+WEIGHTS = Path(__file__).resolve().parents[2] / "tryon" / "weights"
 
 
 @pytest.mark.parametrize("size", [(256, 192), (128, 96)])
@@ -173,3 +178,11 @@ def test_the_dice_weight_adds_the_dice_term_to_the_parser_loss() -> None:
     assert with_dice.item() == pytest.approx(
         plain.item() + 2.0 * parse_dice_loss(logits, truth).item(), rel=1e-5
     )
+
+
+def test_the_defaults_build_the_shipped_parser() -> None:
+    """A plain `HumanParser()` is the network the synthetic weights ship (every argument of
+    the bundled config.json, which names them all)."""
+    bundled = json.loads((WEIGHTS / "synthetic" / "parser" / "config.json").read_text())
+    expected = {k: v for k, v in bundled.items() if not k.startswith("_")}
+    assert HumanParser().config == expected

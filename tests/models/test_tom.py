@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-import math
+import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,12 +9,9 @@ import torch.nn.functional as F
 from tiny_models import fit, image
 
 from tryon.models import TryOnGenerator, compose
-from tryon.models.tom import (
-    add_background_head,
-    add_residual_blocks,
-    add_shading,
-    shade,
-)
+from tryon.models.tom import add_background_head, add_residual_blocks
+
+WEIGHTS = Path(__file__).resolve().parents[2] / "tryon" / "weights"
 
 
 @pytest.mark.parametrize("size", [(256, 192), (128, 96)])
@@ -79,49 +77,12 @@ def test_residual_blocks_grow_a_trained_tom_without_changing_it_until_they_learn
 
 
 def test_residual_blocks_keep_shapes_at_two_resolutions() -> None:
-    tom = TryOnGenerator(base_channels=8, depth=4, max_channels=32, residual_blocks=2)
+    tom = TryOnGenerator(
+        base_channels=8, depth=4, max_channels=32, residual_blocks=2, background=False
+    )
     for size in ((256, 192), (128, 96)):
         person, garment, mask = image(1, 22, *size), image(1, 3, *size), image(1, 1, *size)
         assert tom(person, garment, mask).composite.shape == (1, 3, *size)
-
-
-def test_shade_multiplies_intensities_and_stays_in_range() -> None:
-    garment = torch.tensor([-1.0, 0.0, 1.0]).view(1, 3, 1, 1)
-    assert torch.equal(shade(garment, torch.ones(1, 1, 1, 1)), garment)
-    # Half the light: black stays black, mid-grey 0.5 -> 0.25, white 1 -> 0.5 (in [0, 1]).
-    half = shade(garment, torch.full((1, 1, 1, 1), 0.5))
-    assert torch.allclose(half.flatten(), torch.tensor([-1.0, -0.5, 0.0]))
-    assert shade(garment, torch.full((1, 1, 1, 1), 2.0)).max() == 1.0  # white cannot brighten
-
-
-def test_a_shading_head_grows_a_trained_tom_without_changing_it_until_it_learns(
-    tiny_tom: TryOnGenerator, tmp_path
-) -> None:
-    torch.manual_seed(0)
-    person, garment, mask = image(1, 22, 64, 48), image(1, 3, 64, 48), image(1, 1, 64, 48, low=0.0)
-    trained = tiny_tom.eval()
-    grown = add_shading(trained).eval()
-    before = trained(person, garment, mask)
-    output = grown(person, garment, mask)
-    assert torch.allclose(output.composite, before.composite, atol=1e-6)
-    assert before.shading is None and torch.equal(output.shading, torch.ones(1, 1, 64, 48))
-
-    grown.train()
-    F.l1_loss(grown(person, garment, mask).composite, image(1, 3, 64, 48)).backward()
-    assert grown.shading_head.weight.grad.abs().sum() > 0  # the head learns
-    with torch.no_grad():  # as if it had learnt to halve the light everywhere
-        grown.shading_head.bias.fill_(math.log(1 / 3))
-    grown.eval()
-    output = grown(person, garment, mask)
-    assert torch.allclose(output.shading, torch.full_like(output.shading, 0.5))
-    expected = compose(shade(garment, output.shading), output.rendered, output.composition_mask)
-    assert torch.allclose(output.composite, expected, atol=1e-6)
-    grown.save_pretrained(tmp_path / "tom")
-    reloaded = TryOnGenerator.from_pretrained(tmp_path / "tom")
-    assert reloaded.config["shading"] is True
-    assert torch.equal(reloaded(person, garment, mask).composite, output.composite)
-    with pytest.raises(ValueError, match="already has a shading head"):
-        add_shading(grown)
 
 
 def test_a_background_head_grows_a_trained_tom_and_shows_the_fill_where_it_opens(
@@ -149,3 +110,11 @@ def test_a_background_head_grows_a_trained_tom_and_shows_the_fill_where_it_opens
     assert torch.equal(reloaded(person, garment, mask, fill).composite, fill)
     with pytest.raises(ValueError, match="already has a background head"):
         add_background_head(grown)
+
+
+def test_the_defaults_build_the_shipped_tom() -> None:
+    """A plain `TryOnGenerator()` is the network the synthetic weights ship (every argument of
+    the bundled config.json, which names them all)."""
+    bundled = json.loads((WEIGHTS / "synthetic" / "tom" / "config.json").read_text())
+    expected = {k: v for k, v in bundled.items() if not k.startswith("_")}
+    assert TryOnGenerator().config == expected

@@ -9,17 +9,32 @@ from torch import nn
 
 from tryon.models import GeometricMatcher, HumanParser, MultiScaleDiscriminator, TryOnGenerator
 
+# The plainest form of each network (no refiner, refinement or flow stage, residual blocks
+# or background head: the tests of those parts add them), at a fraction of the width.
 TINY_FACTORIES: dict[str, Callable[[], nn.Module]] = {
     "parser": lambda: HumanParser(
-        encoder_name="tu-regnetx_002", decoder_channels=(16, 16, 8, 8, 8)
+        encoder_name="tu-regnetx_002",
+        decoder_channels=(16, 16, 8, 8, 8),
+        input_scale=0.5,
+        refiner_channels=0,
     ),
     "gmm": lambda: GeometricMatcher(
-        feature_channels=(8, 8, 16, 16), regressor_width=16, grid_size=(4, 3)
+        feature_channels=(8, 8, 16, 16),
+        regressor_width=16,
+        grid_size=(4, 3),
+        refinement_stages=0,
+        flow_stage=False,
     ),
     "gmm_with_flow": lambda: GeometricMatcher(
-        feature_channels=(8, 8, 16, 16), regressor_width=16, grid_size=(4, 3), flow_stage=True
+        feature_channels=(8, 8, 16, 16),
+        regressor_width=16,
+        grid_size=(4, 3),
+        refinement_stages=0,
+        flow_stage=True,
     ),
-    "tom": lambda: TryOnGenerator(base_channels=8, depth=4, max_channels=32),
+    "tom": lambda: TryOnGenerator(
+        base_channels=8, depth=4, max_channels=32, residual_blocks=0, background=False
+    ),
     "discriminator": lambda: MultiScaleDiscriminator(
         base_channels=8, num_layers=2, max_channels=32
     ),
