@@ -46,14 +46,16 @@ class NetworkTraining:
     """How one network of the bundle was trained; None where it is not known.
 
     Attributes:
-        steps: optimisation steps since `init` (all runs together).
-        batch: samples per step in the recipe.
-        hours: wall-clock hours of those steps.
+        steps: optimisation steps since `init`, all its runs together (earlier runs may
+            have used other batch sizes).
+        batch: samples per step in its last run, as its recipe says.
+        hours: training hours of those steps (validation included).
         hardware: what they ran on, e.g. "2-core CPU", "NVIDIA H200".
-        precision: what its convolutions trained in ("float32", "bfloat16").
-        init: the weights it was fine-tuned from (a bundled name or a folder); None when
-            trained from scratch.
-        recipe: the training config that trains it, `configs/<weights>/<network>.yaml`.
+        precision: what its convolutions trained in during its last run ("float32",
+            "bfloat16").
+        init: the weights its training started from (a bundled name, as it was then, or a
+            folder); None when trained from scratch.
+        recipe: its recipe, `configs/<weights>/<network>.yaml` (its last stage).
     """
 
     steps: int | None = None
