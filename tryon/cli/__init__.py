@@ -11,7 +11,7 @@ import sys
 import typer
 
 from catalog.cli import db as database
-from tryon.cli import bench, data, evaluation, service, train, weights
+from tryon.cli import bench, data, evaluation, k8s, service, train, verify, weights
 from tryon.cli.common import console
 from tryon.errors import TryOnError
 
@@ -31,7 +31,9 @@ app.command()(service.serve)
 app.command("try-on")(service.try_on_command)
 app.command()(service.demo)
 app.command()(bench.bench)
+app.command()(verify.verify)
 app.add_typer(database.app, name="db")
+app.add_typer(k8s.app, name="k8s")
 
 PRODUCT_ERROR = 1
 

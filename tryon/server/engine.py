@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from tryon.data.synth import generate_sample, render_garment
 from tryon.errors import InvalidInputError, NoPersonError, NotReadyError
 from tryon.imaging import decode_image
 from tryon.pipeline import PersonAnalysis, TryOnPipeline
+from tryon.provenance import TryOnClaims, load_credentials
 from tryon.server.batching import Batched, BatchQueue
 from tryon.server.caches import BoundedCache
 from tryon.server.errors import InvalidFieldError, LowConfidenceError
@@ -51,8 +53,10 @@ class TryOnCall:
 
 @dataclass(frozen=True)
 class TryOnOutcome:
-    """One finished try-on: the encoded image and what the caller should know about it."""
+    """One finished try-on: the encoded image and what the caller should know about it;
+    `tryon_id` is the id its watermark and C2PA manifest carry."""
 
+    tryon_id: str
     sku: str
     revision: int
     image: EncodedImage
@@ -116,6 +120,10 @@ class TryOnEngine:
         self.garments = garments
         self.metrics = metrics
         self.pipeline = pipeline
+        # Misconfigured signing fails here, before the server listens.
+        self.credentials = load_credentials(
+            settings.c2pa_cert, settings.c2pa_key, required=settings.c2pa_required
+        )
         # One thread runs every model batch, and every torch operation: torch parallelises
         # inside an operation, and batches queue behind each other rather than fighting
         # over the cores. GNU OpenMP lets its workers spin between parallel regions only
@@ -169,6 +177,11 @@ class TryOnEngine:
         self._trimmer = loop.create_task(self._release_memory_when_idle(), name="trim")
         self.ready = True
         self.metrics.ready.set(1)
+        if self.credentials is None:
+            log.warning(
+                "try-ons are watermarked but not C2PA-signed: set TRYON_C2PA_CERT and "
+                "TRYON_C2PA_KEY, and TRYON_C2PA_REQUIRED=1 in production"
+            )
         log.info(
             "models ready",
             extra={
@@ -289,11 +302,17 @@ class TryOnEngine:
         job = batched.value.job
         start = time.perf_counter()
         meta = self.pipeline.meta
+        claims = TryOnClaims(str(uuid.uuid4()), meta.name, meta.version)
         image = encode_result(
-            batched.value.image, output, f"virtual try-on, weights {meta.name} {meta.version}"
+            batched.value.image,
+            output,
+            f"virtual try-on, weights {meta.name} {meta.version}",
+            claims,
+            self.credentials,
         )
         timings["encode"] = (time.perf_counter() - start) * 1e3
         return TryOnOutcome(
+            tryon_id=claims.tryon_id,
             sku=job.garment.sku,
             revision=job.garment.revision,
             image=image,

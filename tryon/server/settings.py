@@ -55,6 +55,10 @@ class ServerSettings:
         stall_s: the event loop not turning for this long turns the liveness health
             service (`liveness`) NOT_SERVING, so the kubelet restarts the container.
         log_level: DEBUG, INFO, WARNING or ERROR.
+        c2pa_cert, c2pa_key: PEM files of the store's C2PA signing certificate chain and
+            its private key; every try-on then carries a signed C2PA manifest.
+        c2pa_required: refuse to start without them (production); otherwise the server
+            warns at start and try-ons carry the watermark and EXIF note only.
     """
 
     host: str = "[::]"
@@ -88,6 +92,9 @@ class ServerSettings:
     schema_retry_s: float = 5.0
     stall_s: float = 10.0
     log_level: str = "INFO"
+    c2pa_cert: str | None = None
+    c2pa_key: str | None = None
+    c2pa_required: bool = False
 
     def __post_init__(self) -> None:
         positive = ("max_batch", "max_queue", "max_skus", "max_message_mib", "max_pixels")
