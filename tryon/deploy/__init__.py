@@ -1,0 +1,1 @@
+"""Deploying the service: the Kubernetes manifests and the autoscaling simulation."""
