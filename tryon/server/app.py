@@ -34,8 +34,14 @@ from catalog.errors import SchemaOutOfDateError
 from tryon.pipeline import TryOnPipeline, weights_folder
 from tryon.server.caches import BoundedCache
 from tryon.server.engine import TryOnEngine
+from tryon.server.experiments import ExperimentServicer, TryOnLedger
 from tryon.server.garments import GarmentStore
-from tryon.server.gen.tryon.v1 import tryon_pb2, tryon_pb2_grpc
+from tryon.server.gen.tryon.v1 import (
+    experiments_pb2,
+    experiments_pb2_grpc,
+    tryon_pb2,
+    tryon_pb2_grpc,
+)
 from tryon.server.interceptor import CallInterceptor
 from tryon.server.memory import limit_malloc_arenas
 from tryon.server.metrics import ServerMetrics
@@ -46,6 +52,7 @@ from tryon.server.watchdog import HealthServicer, LoopWatchdog
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = tryon_pb2.DESCRIPTOR.services_by_name["TryOnService"].full_name
+EXPERIMENT_SERVICE_NAME = experiments_pb2.DESCRIPTOR.services_by_name["ExperimentService"].full_name
 # Room in a message for the fields around the photo, which alone may take max_message_mib.
 MESSAGE_OVERHEAD = 64 * 1024
 
@@ -93,13 +100,19 @@ class TryOnServer:
         server = grpc.aio.server(
             interceptors=[CallInterceptor(self.metrics)], options=self._options()
         )
+        sessions = make_sessionmaker(self.database)
         tryon_pb2_grpc.add_TryOnServiceServicer_to_server(
-            TryOnServicer(self.engine, s.max_skus, s.max_message_bytes), server
+            TryOnServicer(self.engine, s.max_skus, s.max_message_bytes, TryOnLedger(sessions)),
+            server,
+        )
+        experiments_pb2_grpc.add_ExperimentServiceServicer_to_server(
+            ExperimentServicer(sessions), server
         )
         self._health = HealthServicer(self.watchdog)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            (SERVICE_NAME, EXPERIMENT_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),
+            server,
         )
         self.port = server.add_insecure_port(f"{s.host}:{s.port}")
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)

@@ -3,6 +3,9 @@
 | error                                 | code                 | details          |
 | InvalidInputError (InvalidFieldError) | INVALID_ARGUMENT     | BadRequest       |
 | GarmentNotFoundError                  | NOT_FOUND            | ResourceInfo     |
+| ExperimentNotFoundError               | NOT_FOUND            | ResourceInfo     |
+| ExperimentExistsError                 | ALREADY_EXISTS       |                  |
+| ExperimentStateError                  | FAILED_PRECONDITION  | ErrorInfo        |
 | NoPersonError                         | FAILED_PRECONDITION  | ErrorInfo        |
 | OverloadedError                       | RESOURCE_EXHAUSTED   | RetryInfo        |
 | NotReadyError                         | UNAVAILABLE          | RetryInfo        |
@@ -27,6 +30,11 @@ from tryon.errors import (
     NoPersonError,
     NotReadyError,
     TryOnError,
+)
+from tryon.experiments.errors import (
+    ExperimentExistsError,
+    ExperimentNotFoundError,
+    ExperimentStateError,
 )
 
 ERROR_DOMAIN = "tryon.v1"
@@ -74,7 +82,12 @@ class RpcError:
 def to_rpc_error(error: BaseException) -> RpcError:
     """Map any exception to the status the caller sees (see the module's table)."""
     if isinstance(error, InvalidInputError):
-        field = getattr(error, "field", None) or getattr(error, "column", None) or ""
+        field = (
+            getattr(error, "field", None)
+            or getattr(error, "column", None)
+            or getattr(error, "event_id", None)
+            or ""
+        )
         violation = error_details_pb2.BadRequest.FieldViolation(
             field=str(field), description=str(error)
         )
@@ -86,6 +99,16 @@ def to_rpc_error(error: BaseException) -> RpcError:
     if isinstance(error, GarmentNotFoundError):
         info = error_details_pb2.ResourceInfo(resource_type="garment", description=str(error))
         return _status(grpc.StatusCode.NOT_FOUND, str(error), info)
+    if isinstance(error, ExperimentNotFoundError):
+        info = error_details_pb2.ResourceInfo(
+            resource_type="experiment", resource_name=error.key, description=str(error)
+        )
+        return _status(grpc.StatusCode.NOT_FOUND, str(error), info)
+    if isinstance(error, ExperimentExistsError):
+        return _status(grpc.StatusCode.ALREADY_EXISTS, str(error), None)
+    if isinstance(error, ExperimentStateError):
+        info = error_details_pb2.ErrorInfo(reason="EXPERIMENT_NOT_RUNNING", domain=ERROR_DOMAIN)
+        return _status(grpc.StatusCode.FAILED_PRECONDITION, str(error), info)
     if isinstance(error, NoPersonError):
         reason = "LOW_CONFIDENCE" if isinstance(error, LowConfidenceError) else "NO_PERSON"
         info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)

@@ -13,11 +13,13 @@ from catalog.repository import MAX_PAGE_SIZE
 from tryon.errors import InvalidInputError
 from tryon.server.engine import TryOnCall, TryOnEngine, TryOnOutcome
 from tryon.server.errors import InvalidFieldError
+from tryon.server.experiments import TryOnLedger
 from tryon.server.gen.tryon.v1 import tryon_pb2, tryon_pb2_grpc
 from tryon.server.output import DEFAULT_QUALITY, OutputSpec
 
 DEFAULT_PAGE_SIZE = 50
 MAX_SKU_LENGTH = 128
+MAX_UNIT_ID_LENGTH = 128
 FORMATS = {
     tryon_pb2.IMAGE_FORMAT_UNSPECIFIED: "jpeg",
     tryon_pb2.IMAGE_FORMAT_JPEG: "jpeg",
@@ -30,18 +32,32 @@ class TryOnServicer(tryon_pb2_grpc.TryOnServiceServicer):
     """The try-on service's methods; `max_skus` bounds one TryOnMany and
     `max_image_bytes` the photo."""
 
-    def __init__(self, engine: TryOnEngine, max_skus: int, max_image_bytes: int) -> None:
+    def __init__(
+        self,
+        engine: TryOnEngine,
+        max_skus: int,
+        max_image_bytes: int,
+        ledger: TryOnLedger | None = None,
+    ) -> None:
         self.engine = engine
         self.max_skus = max_skus
         self.max_image_bytes = max_image_bytes
+        self.ledger = ledger
+
+    async def _counted(self, outcome: TryOnOutcome, unit_id: str) -> tryon_pb2.TryOnResponse:
+        """The response for `outcome`, after counting it for the shopper's experiments."""
+        if unit_id and self.ledger is not None:
+            await self.ledger.record(outcome.tryon_id, outcome.sku, unit_id)
+        return to_response(outcome)
 
     async def TryOn(  # noqa: N802 (the proto's name)
         self, request: tryon_pb2.TryOnRequest, context: grpc.aio.ServicerContext
     ) -> tryon_pb2.TryOnResponse:
         skus = _skus([request.garment_sku], "garment_sku", self.max_skus)
+        _check_unit_id(request.unit_id)
         results = self.engine.try_on(self._call(request, skus, context))
         try:
-            return to_response(await anext(results))
+            return await self._counted(await anext(results), request.unit_id)
         finally:
             await results.aclose()
 
@@ -49,8 +65,9 @@ class TryOnServicer(tryon_pb2_grpc.TryOnServiceServicer):
         self, request: tryon_pb2.TryOnManyRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[tryon_pb2.TryOnResponse]:
         skus = _skus(list(request.garment_skus), "garment_skus", self.max_skus)
+        _check_unit_id(request.unit_id)
         async for outcome in self.engine.try_on(self._call(request, skus, context)):
-            yield to_response(outcome)
+            yield await self._counted(outcome, request.unit_id)
 
     def _call(
         self,
@@ -115,6 +132,13 @@ def _skus(skus: list[str], field: str, limit: int) -> list[str]:
     return skus
 
 
+def _check_unit_id(unit_id: str) -> None:
+    if len(unit_id) > MAX_UNIT_ID_LENGTH:
+        raise InvalidFieldError(
+            "unit_id", f"unit_id is longer than {MAX_UNIT_ID_LENGTH} characters"
+        )
+
+
 def output_spec(options: tryon_pb2.OutputOptions) -> OutputSpec:
     """Validate the requested output options (unset fields take the defaults)."""
     fmt = FORMATS.get(options.format)
@@ -135,6 +159,7 @@ def output_spec(options: tryon_pb2.OutputOptions) -> OutputSpec:
 def to_response(outcome: TryOnOutcome) -> tryon_pb2.TryOnResponse:
     """A finished try-on as the proto response."""
     return tryon_pb2.TryOnResponse(
+        tryon_id=outcome.tryon_id,
         image=outcome.image.data,
         mime_type=outcome.image.mime_type,
         garment_sku=outcome.sku,
