@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
+import yaml
+from recipes import tiny_recipe, train
 from tiny_trainers import tiny_gmm_trainer
-from typer.testing import CliRunner
 
-from tryon.cli import app
 from tryon.data.synth.writer import write_dataset
 from tryon.data.viton import VitonDataset
 from tryon.errors import InvalidInputError
-from tryon.train.loop import TrainConfig, cosine_lr, read_losses, run_training
+from tryon.train.config import Schedule
+from tryon.train.logs import read_losses
+from tryon.train.loop import cosine_lr, run_training
+
+CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
@@ -25,53 +29,51 @@ def _trainer():
     return tiny_gmm_trainer(lr=1e-3)
 
 
-def _config(root, out, **settings) -> TrainConfig:
-    """A run on the tiny dataset: batches of 2 at 128x96, loaded in this process."""
-    return TrainConfig(data=root, out=out, batch=2, size=(128, 96), workers=0, **settings)
+def _schedule(**settings) -> Schedule:
+    """Batches of 2, loaded in this process."""
+    return Schedule(batch=2, workers=0, **settings)
 
 
 def test_run_writes_checkpoints_logs_samples_and_resumes(tmp_path, dataset):
-    root, data = dataset
-    config = _config(
-        root, tmp_path / "run", steps=4, log_every=2, checkpoint_every=2, sample_every=2
-    )
-    run_training(_trainer(), data, config, torch.device("cpu"))
-    assert (tmp_path / "run" / "checkpoint.pt").exists()
-    assert (tmp_path / "run" / "gmm" / "model.safetensors").exists()
-    assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == [
+    _, data = dataset
+    out = tmp_path / "run"
+    schedule = _schedule(steps=4, log_every=2, checkpoint_every=2, sample_every=2)
+    run_training(_trainer(), data, schedule, out, CPU)
+    assert (out / "checkpoint.pt").exists()
+    assert (out / "gmm" / "model.safetensors").exists()
+    assert sorted(p.name for p in (out / "samples").iterdir()) == [
         "step_000002.png",
         "step_000004.png",
     ]
-    assert read_losses(tmp_path / "run" / "losses.csv")["step"] == [2.0, 4.0]
+    assert read_losses(out / "losses.csv")["step"] == [2.0, 4.0]
 
     with pytest.raises(InvalidInputError, match="--resume"):
-        run_training(_trainer(), data, config, torch.device("cpu"))
-    config.resume, config.steps = True, 6
-    run_training(_trainer(), data, config, torch.device("cpu"))
-    assert read_losses(tmp_path / "run" / "losses.csv")["step"] == [2.0, 4.0, 6.0]
+        run_training(_trainer(), data, schedule, out, CPU)
+    schedule.steps = 6
+    run_training(_trainer(), data, schedule, out, CPU, resume=True)
+    assert read_losses(out / "losses.csv")["step"] == [2.0, 4.0, 6.0]
 
 
 def test_a_time_budget_stops_the_run_and_saves_what_it_trained(tmp_path, dataset):
-    root, data = dataset
-    config = _config(
-        root,
-        tmp_path / "run",
+    _, data = dataset
+    out = tmp_path / "run"
+    schedule = _schedule(
         steps=1000,
         checkpoint_every=500,
         sample_every=500,
         max_minutes=1e-6,  # spent after the first step
     )
-    run_training(_trainer(), data, config, torch.device("cpu"))
-    assert read_losses(tmp_path / "run" / "losses.csv")["step"] == [1.0]
-    assert (tmp_path / "run" / "gmm" / "model.safetensors").exists()
-    assert [p.name for p in (tmp_path / "run" / "samples").iterdir()] == ["step_000001.png"]
-    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    run_training(_trainer(), data, schedule, out, CPU)
+    assert read_losses(out / "losses.csv")["step"] == [1.0]
+    assert (out / "gmm" / "model.safetensors").exists()
+    assert [p.name for p in (out / "samples").iterdir()] == ["step_000001.png"]
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["step"] == 1 and state["seconds"] > 0
 
     # Resumed with a larger budget, it goes on where it stopped and counts the earlier time.
-    config.resume, config.max_minutes, config.steps = True, 10.0, 3
-    run_training(_trainer(), data, config, torch.device("cpu"))
-    losses = read_losses(tmp_path / "run" / "losses.csv")
+    schedule.max_minutes, schedule.steps = 10.0, 3
+    run_training(_trainer(), data, schedule, out, CPU, resume=True)
+    losses = read_losses(out / "losses.csv")
     assert losses["step"] == [1.0, 3.0]
     assert losses["seconds"][1] >= losses["seconds"][0]
 
@@ -100,62 +102,52 @@ def test_training_lowers_the_loss_on_a_fixed_batch(dataset, precision):
 
 
 @pytest.mark.parametrize(
-    ("component", "options", "expected_lr"),
-    [("parser", [], 2e-3), ("gmm", [], 1e-4), ("gmm", ["--lr", "5e-4"], 5e-4)],
+    ("component", "recipe_lr", "expected_lr"),
+    [("parser", None, 2e-3), ("gmm", None, 1e-4), ("gmm", 5e-4, 5e-4)],
 )
 def test_each_network_trains_at_its_own_default_learning_rate(
-    tmp_path, dataset, monkeypatch, component, options, expected_lr
+    tmp_path, dataset, monkeypatch, component, recipe_lr, expected_lr
 ):
     seen = {}
 
-    def record(trainer, dataset, config, device, on_step, validator):  # noqa: ANN001, ANN202
-        seen["config"] = config.lr
+    def record(trainer, dataset, schedule, out, device, **_):  # noqa: ANN001, ANN202
+        seen["schedule"] = schedule.lr
         seen["optimizer"] = trainer.optimizers[component].param_groups[0]["lr"]
-        return tmp_path
+        return out
 
     monkeypatch.setattr("tryon.train.loop.run_training", record)
-    arguments = ["train", component, "--data", str(dataset[0]), "--out", str(tmp_path / "run")]
-    result = CliRunner().invoke(app, [*arguments, "--size", "128x96", *options])
+    training = {} if recipe_lr is None else {"lr": recipe_lr}
+    recipe = tiny_recipe(tmp_path / "r.yaml", component, training=training)
+    result = train(component, "--config", recipe, "--data", dataset[0], "--out", tmp_path / "run")
     assert result.exit_code == 0, result.output
-    assert seen == {"config": expected_lr, "optimizer": expected_lr}
+    assert seen == {"schedule": expected_lr, "optimizer": expected_lr}
 
 
 def test_a_resumed_run_keeps_the_precision_it_trained_in_unless_told_otherwise(
     tmp_path, dataset, monkeypatch
 ):
-    root, data = dataset
+    root, _ = dataset
     out = tmp_path / "run"
-    trainer = tiny_gmm_trainer(lr=1e-3, precision=torch.bfloat16)
-    run_training(
-        trainer, data, _config(root, out, steps=2, precision="bfloat16"), torch.device("cpu")
-    )
+    recipe = tiny_recipe(tmp_path / "r.yaml", "gmm", training={"precision": "bfloat16"})
+    started = train("gmm", "--config", recipe, "--data", root, "--out", out)
+    assert started.exit_code == 0, started.output
     seen = []
 
-    def record(trainer, dataset, config, device, on_step, validator):  # noqa: ANN001, ANN202
-        seen.append(config.precision)
-        return config.out
+    def record(trainer, dataset, schedule, out, device, **_):  # noqa: ANN001, ANN202
+        seen.append(schedule.precision)
+        return out
 
     monkeypatch.setattr("tryon.train.loop.run_training", record)
-    arguments = ["train", "gmm", "--data", str(root), "--size", "128x96", "--out"]
-    resumed = CliRunner().invoke(app, [*arguments, str(out), "--resume"])
-    assert resumed.exit_code == 0, resumed.output
-    assert "resuming in bfloat16" in resumed.output
-    told = CliRunner().invoke(app, [*arguments, str(out), "--resume", "--precision", "float32"])
+    assert train("gmm", "--out", out, "--resume", "--steps", "2").exit_code == 0
+    told = train("gmm", "--out", out, "--resume", "--precision", "float32")
     assert told.exit_code == 0, told.output
-    assert CliRunner().invoke(app, [*arguments, str(tmp_path / "new")]).exit_code == 0
-    # A checkpoint written before checkpoints recorded their precision: float32, said so.
-    state = torch.load(out / "checkpoint.pt", weights_only=True)
-    del state["precision"]
-    torch.save(state, out / "checkpoint.pt")
-    old = CliRunner().invoke(app, [*arguments, str(out), "--resume"])
-    assert old.exit_code == 0, old.output
-    assert "does not record its precision" in old.output and "--precision bfloat16" in old.output
-    assert seen == ["bfloat16", "float32", "float32", "float32"]
+    assert seen == ["bfloat16", "float32"]
+    # The resolved recipe in the run folder says what the run trains in now.
+    assert yaml.safe_load((out / "config.yaml").read_text())["training"]["precision"] == "float32"
 
 
-def test_an_unknown_training_precision_is_refused_with_the_choices(tmp_path, dataset):
-    arguments = ["train", "gmm", "--data", str(dataset[0]), "--out", str(tmp_path / "run")]
-    result = CliRunner().invoke(app, [*arguments, "--size", "128x96", "--precision", "half"])
-    assert isinstance(result.exception, InvalidInputError)
-    assert "--precision 'half'" in str(result.exception) and "bfloat16" in str(result.exception)
+def test_an_unknown_training_precision_is_a_usage_error_naming_the_choices(tmp_path, dataset):
+    result = train("gmm", "--data", dataset[0], "--out", tmp_path / "run", "--precision", "half")
+    assert result.exit_code == 2
+    assert "bfloat16" in result.output
     assert not (tmp_path / "run").exists()

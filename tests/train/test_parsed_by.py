@@ -1,29 +1,29 @@
-"""`tryon train gmm|tom --parsed-by PARSER`: the networks train on the representation a
+"""Recipes with `parsed_by: PARSER` (GMM and TOM): the networks train on the representation a
 parser makes of each photo (as in production), while their targets stay the dataset's."""
 
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import pytest
 import torch
+from recipes import tiny_recipe, train
 from tiny_trainers import tiny_gmm, tiny_gmm_trainer, tiny_tom_trainer
-from typer.testing import CliRunner
 
-from tryon.cli import app
+from tryon.data.batches import collate_tensors
 from tryon.data.viton import VitonDataset
 from tryon.errors import InvalidInputError, WeightsError
 from tryon.models import GeometricMatcher, HumanParser, decode_keypoints
 from tryon.representation import GMM_PERSON_CHANNELS, build_representation
 from tryon.train.components import PersonAnalyst, gmm_targets
-from tryon.train.loop import collate_tensors
 
 SIZE = (128, 96)
 
 
 @pytest.fixture(scope="module")
-def batch(train):
-    data = VitonDataset(train, size=SIZE)
+def batch(train_data):
+    data = VitonDataset(train_data, size=SIZE)
     return collate_tensors([data[i] for i in range(2)])
 
 
@@ -31,7 +31,7 @@ def batch(train):
 def parser_folder(tmp_path_factory):
     """An untrained parser: its parse is nothing like the dataset's."""
     torch.manual_seed(5)
-    return HumanParser(input_scale=1.0).save_pretrained(tmp_path_factory.mktemp("p") / "parser")
+    return HumanParser().save_pretrained(tmp_path_factory.mktemp("p") / "parser")
 
 
 def test_the_analyst_gives_the_parsers_representation_and_the_targets_stay_the_datasets(
@@ -72,48 +72,54 @@ def test_a_tom_trained_on_the_parsers_representation_paints_its_try_on_region(ba
     assert tiny_tom_trainer(lr=1e-3).validation_metric == "region_ssim_gt_parse"
 
 
-def _tom_run(tmp_path, train) -> list[str]:
-    gmm = tiny_gmm().save_pretrained(tmp_path / "gmm")
-    run = ["train", "tom", "--data", str(train), "--out", str(tmp_path / "run"), "--size", "128x96"]
-    run += ["--batch", "2", "--workers", "0", "--checkpoint-every", "1", "--gmm", str(gmm)]
-    return run + ["--adversarial-weight", "0", "--feature-weight", "0"]
+def _tom_recipe(tmp_path, name: str = "tom.yaml", **changes) -> Path:
+    """A tiny TOM recipe `tmp_path/name` without the GAN terms, on `tiny_gmm`'s warps."""
+    gmm = tmp_path / "gmm"
+    if not gmm.exists():
+        tiny_gmm().save_pretrained(gmm)
+    losses = {"adversarial_weight": 0, "feature_weight": 0}
+    return tiny_recipe(tmp_path / name, "tom", gmm=str(gmm), losses=losses, **changes)
 
 
-def _refusal(arguments: list[str]) -> str:
-    result = CliRunner().invoke(app, arguments)
+def _refusal(component: str, *arguments) -> str:
+    result = train(component, *arguments)
     assert isinstance(result.exception, InvalidInputError | WeightsError), result.output
     return str(result.exception)
 
 
 def test_a_parsed_by_run_validates_end_to_end_and_resumes_only_with_its_parser(
-    tmp_path, train, parser_folder
+    tmp_path, train_data, parser_folder
 ):
     # Two pairs train, the other two are held out.
-    lines = (train / "pairs.txt").read_text().splitlines()
+    lines = (train_data / "pairs.txt").read_text().splitlines()
     (tmp_path / "train_pairs.txt").write_text("\n".join(lines[:2]) + "\n")
     (tmp_path / "held_out.txt").write_text("\n".join(lines[2:]) + "\n")
-    run = [*_tom_run(tmp_path, train), "--pairs", str(tmp_path / "train_pairs.txt")]
-    run += ["--val-data", str(train), "--val-pairs", str(tmp_path / "held_out.txt")]
-    run += ["--val-every", "1", "--val-size", "2"]
-    parsed = ["--parsed-by", str(parser_folder)]
-    result = CliRunner().invoke(app, [*run, "--steps", "1", *parsed])
+    data = {"pairs": str(tmp_path / "train_pairs.txt")}
+    validation = {"pairs": str(tmp_path / "held_out.txt"), "every": 1, "size": 2}
+    recipe = _tom_recipe(tmp_path, parsed_by=str(parser_folder), data=data, validation=validation)
+    out = tmp_path / "run"
+    run = ["--data", train_data, "--out", out, "--val-data", train_data]
+    result = train("tom", "--config", recipe, *run)
     assert result.exit_code == 0, result.output
-    with open(tmp_path / "run" / "validation.csv") as log:
+    with open(out / "validation.csv") as log:
         assert "region_ssim_parsed" in next(csv.reader(log))
 
-    resumed = [*run, "--resume", "--steps", "2"]
-    assert f"resume it with --parsed-by {parser_folder}" in _refusal(resumed)
-    result = CliRunner().invoke(app, [*resumed, *parsed])
+    other = _tom_recipe(tmp_path, "other.yaml", data=data, validation=validation)
+    message = _refusal("tom", "--config", other, *run, "--resume", "--steps", 2)
+    assert f"trains with parsed_by '{parser_folder}'" in message
+    result = train("tom", "--out", out, "--resume", "--steps", 2)
     assert result.exit_code == 0, result.output
 
 
-def test_parsed_by_is_refused_for_the_parser_and_for_a_folder_without_a_parser(
-    tmp_path, train, parser_folder
+def test_parsed_by_is_not_a_parser_key_and_must_name_a_parser_folder(
+    tmp_path, train_data, parser_folder
 ):
-    parser_run = ["train", "parser", "--data", str(train), "--out", str(tmp_path / "p")]
-    assert "use it with gmm or tom" in _refusal([*parser_run, "--parsed-by", str(parser_folder)])
+    recipe = tiny_recipe(tmp_path / "p.yaml", "parser", parsed_by=str(parser_folder))
+    message = _refusal("parser", "--config", recipe, "--data", train_data, "--out", tmp_path / "p")
+    assert "unknown key parsed_by" in message
     gmm = GeometricMatcher(person_channels=GMM_PERSON_CHANNELS).save_pretrained(tmp_path / "g")
-    message = _refusal([*_tom_run(tmp_path, train), "--steps", "1", "--parsed-by", str(gmm)])
+    recipe = _tom_recipe(tmp_path, parsed_by=str(gmm))
+    message = _refusal("tom", "--config", recipe, "--data", train_data, "--out", tmp_path / "t")
     assert "not a 'HumanParser'" in message
 
 

@@ -6,10 +6,9 @@ import json
 
 import pytest
 import torch
+from recipes import tiny_recipe, train
 from tiny_trainers import tiny_gmm_trainer
-from typer.testing import CliRunner
 
-from tryon.cli import app
 from tryon.data.synth.writer import write_dataset
 from tryon.data.viton import VitonDataset
 from tryon.errors import InvalidInputError
@@ -17,7 +16,9 @@ from tryon.models import GeometricMatcher, HumanParser, TryOnGenerator
 from tryon.models.parser import keypoint_heatmaps
 from tryon.representation import GMM_PERSON_CHANNELS, TOM_PERSON_CHANNELS
 from tryon.train.components import GmmTrainer, ParserTrainer, TomTrainer
-from tryon.train.loop import TrainConfig, read_losses, run_training
+from tryon.train.config import Schedule
+from tryon.train.logs import read_losses
+from tryon.train.loop import run_training
 from tryon.train.validation import Validator
 
 SIZE = (128, 96)
@@ -37,21 +38,24 @@ def _gmm_trainer() -> GmmTrainer:
     return tiny_gmm_trainer(lr=3e-3)
 
 
-def _config(train, out, **settings) -> TrainConfig:
-    """A validated run on the tiny training set: batches of 2, scored every 2 steps."""
-    return TrainConfig(data=train, out=out, batch=2, size=SIZE, workers=0, val_every=2, **settings)
+def _schedule(**settings) -> Schedule:
+    """A run on the tiny training set: batches of 2, loaded in this process."""
+    return Schedule(batch=2, workers=0, **settings)
 
 
 def _validator(held_out, out, size=3) -> Validator:
-    return Validator(VitonDataset(held_out, size=SIZE), batch=2, size=size, out=out)
+    """Scores the first `size` held-out pairs every 2 steps."""
+    return Validator(VitonDataset(held_out, size=SIZE), batch=2, size=size, out=out, every=2)
 
 
 def test_the_best_step_is_kept_and_its_weights_score_what_was_logged(tmp_path, datasets):
     train, held_out = datasets
     out = tmp_path / "run"
-    config = _config(train, out, steps=6, log_every=2)
     validator = _validator(held_out, out)
-    run_training(_gmm_trainer(), VitonDataset(train, size=SIZE), config, CPU, validator=validator)
+    data = VitonDataset(train, size=SIZE)
+    run_training(
+        _gmm_trainer(), data, _schedule(steps=6, log_every=2), out, CPU, validator=validator
+    )
 
     logged = read_losses(out / "validation.csv")
     assert logged["step"] == [0.0, 2.0, 4.0, 6.0]  # 0: the starting weights
@@ -118,7 +122,7 @@ def test_a_run_is_resumed_only_on_the_held_out_pairs_it_chose_its_best_on(
     first(trainer, 10, 1.0, CPU)
     log = (out / "validation.csv").read_text()
 
-    with pytest.raises(InvalidInputError, match="same --val-data, --val-pairs and --val-size"):
+    with pytest.raises(InvalidInputError, match="same validation path, pairs and size"):
         _validator(held_out, out, size=2).start(10)
     assert (out / "validation.csv").read_text() == log  # nothing touched
 
@@ -126,14 +130,15 @@ def test_a_run_is_resumed_only_on_the_held_out_pairs_it_chose_its_best_on(
 def test_resuming_scores_only_new_steps_and_forgets_steps_it_trains_again(tmp_path, datasets):
     train, held_out = datasets
     out = tmp_path / "run"
-    config = _config(train, out, steps=4, checkpoint_every=4)
+    schedule = _schedule(steps=4, checkpoint_every=4)
     data = VitonDataset(train, size=SIZE)
-    run_training(_gmm_trainer(), data, config, CPU, validator=_validator(held_out, out))
+    run_training(_gmm_trainer(), data, schedule, out, CPU, validator=_validator(held_out, out))
     # A run killed after scoring step 6 but before checkpointing it: step 6 is trained again.
     with (out / "validation.csv").open("a") as handle:
         handle.write("6,9.0,0.99\n")
-    config.resume, config.steps = True, 8
-    run_training(_gmm_trainer(), data, config, CPU, validator=_validator(held_out, out))
+    schedule.steps = 8
+    validator = _validator(held_out, out)
+    run_training(_gmm_trainer(), data, schedule, out, CPU, resume=True, validator=validator)
     assert read_losses(out / "validation.csv")["step"] == [0.0, 2.0, 4.0, 6.0, 8.0]
 
 
@@ -143,9 +148,9 @@ def test_a_fresh_run_ignores_what_a_run_killed_before_its_first_checkpoint_left(
     (out / "best").mkdir(parents=True)
     (out / "best" / "score.json").write_text('{"step": 7, "metric": "warp_iou", "score": 2.0}')
     (out / "validation.csv").write_text("step,seconds,warp_iou\n7,1.0,2.0\n")
-    config = _config(train, out, steps=2)
     validator = _validator(held_out, out)
-    run_training(_gmm_trainer(), VitonDataset(train, size=SIZE), config, CPU, validator=validator)
+    data = VitonDataset(train, size=SIZE)
+    run_training(_gmm_trainer(), data, _schedule(steps=2), out, CPU, validator=validator)
     assert read_losses(out / "validation.csv")["step"] == [0.0, 2.0]
     assert validator.best["step"] in (0, 2) and validator.best["score"] < 1.0
 
@@ -192,37 +197,33 @@ def test_parser_and_tom_score_between_zero_and_one(datasets, tmp_path, component
 
 
 def test_validating_on_the_training_pairs_is_refused(tmp_path, datasets):
-    train, _ = datasets
-    arguments = ["train", "gmm", "--data", str(train), "--out", str(tmp_path / "run")]
-    result = CliRunner().invoke(app, [*arguments, "--val-data", str(train), "--steps", "1"])
+    train_data, _ = datasets
+    out = tmp_path / "run"
+    recipe = tiny_recipe(tmp_path / "r.yaml", "gmm")
+    result = train(
+        "gmm", "--config", recipe, "--data", train_data, "--out", out, "--val-data", train_data
+    )
     assert isinstance(result.exception, InvalidInputError)
-    assert "4 of the --val-data pairs are training pairs too" in str(result.exception)
-    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    assert "4 of the validation pairs are training pairs too" in str(result.exception)
+    assert not (out / "checkpoint.pt").exists() and not (out / "config.yaml").exists()
 
     # Another pairs file in the same folder is refused too when it shares a pair.
-    shared = (train / "pairs.txt").read_text().splitlines()[0]
+    shared = (train_data / "pairs.txt").read_text().splitlines()[0]
     (tmp_path / "mixed.txt").write_text(shared + "\n")
-    options = ["--val-data", str(train), "--val-pairs", str(tmp_path / "mixed.txt")]
-    result = CliRunner().invoke(app, [*arguments, *options, "--steps", "1"])
-    assert "1 of the --val-data pairs are training pairs too" in str(result.exception)
-
-
-def test_validation_settings_without_held_out_data_are_refused(tmp_path, datasets):
-    train, _ = datasets
-    arguments = ["train", "gmm", "--data", str(train), "--out", str(tmp_path / "run")]
-    result = CliRunner().invoke(app, [*arguments, "--val-every", "10"])
-    assert isinstance(result.exception, InvalidInputError)
-    assert "add --val-data" in str(result.exception)
+    validation = {"path": str(train_data), "pairs": str(tmp_path / "mixed.txt")}
+    recipe = tiny_recipe(tmp_path / "r.yaml", "gmm", validation=validation)
+    result = train("gmm", "--config", recipe, "--data", train_data, "--out", out)
+    assert "1 of the validation pairs are training pairs too" in str(result.exception)
 
 
 def test_cli_trains_with_validation_and_reports_the_best_step(tmp_path, datasets):
-    train, held_out = datasets
+    train_data, held_out = datasets
     out = tmp_path / "run"
-    arguments = ["train", "gmm", "--data", str(train), "--out", str(out), "--size", "128x96"]
-    options = ["--val-data", str(held_out), "--val-every", "1", "--steps", "2", "--batch", "2"]
-    result = CliRunner().invoke(app, [*arguments, *options, "--workers", "0"])
+    recipe = tiny_recipe(tmp_path / "r.yaml", "gmm", validation={"every": 1})
+    arguments = ["--config", recipe, "--data", train_data, "--out", out, "--steps", 2]
+    result = train("gmm", *arguments, "--val-data", held_out)
     assert result.exit_code == 0, result.output
-    assert "best on --val-data: warp_iou" in result.output
+    assert "best on the held-out pairs: warp_iou" in result.output
     assert (out / "best" / "gmm" / "config.json").exists()
     assert read_losses(out / "validation.csv")["step"] == [0.0, 1.0, 2.0]
 

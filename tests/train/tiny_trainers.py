@@ -10,13 +10,15 @@ from tryon.train.components import GmmTrainer, TomTrainer
 
 
 def tiny_gmm() -> GeometricMatcher:
-    """A seeded small GMM (widths 8-16, correlation 8x6)."""
+    """A seeded small GMM (widths 8-16, correlation 8x6, no refinement or flow stage)."""
     torch.manual_seed(0)
     return GeometricMatcher(
         person_channels=GMM_PERSON_CHANNELS,
         feature_channels=(8, 8, 16, 16),
         regressor_width=16,
         correlation_size=(8, 6),
+        refinement_stages=0,
+        flow_stage=False,
     )
 
 
@@ -30,6 +32,10 @@ def tiny_tom_trainer(lr: float, *, background: bool = False, **loss_weights: flo
     `tiny_gmm`'s warps, in a CPU `TomTrainer`."""
     gmm = tiny_gmm()
     tom = TryOnGenerator(
-        person_channels=TOM_PERSON_CHANNELS, base_channels=8, max_channels=16, background=background
+        person_channels=TOM_PERSON_CHANNELS,
+        base_channels=8,
+        max_channels=16,
+        residual_blocks=0,
+        background=background,
     )
     return TomTrainer(lr=lr, device=torch.device("cpu"), gmm=gmm, tom=tom, **loss_weights)

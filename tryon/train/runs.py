@@ -62,7 +62,8 @@ def resolve_recipe(
     line's `overrides` (recipe keys -> values, None for "as the recipe says").
 
     A resumed run keeps its network, losses, `gmm` and `parsed_by`: a `recipe` that
-    changes one is refused, naming the key."""
+    changes one is refused, naming the key. The training and held-out data a `recipe`
+    leaves out stay the run's."""
     saved_path = out / CONFIG_NAME
     saved = load_config(component, saved_path) if resume and saved_path.exists() else None
     if resume and (out / CHECKPOINT_NAME).exists() and saved is None and recipe is None:
@@ -80,6 +81,10 @@ def resolve_recipe(
                 f"resumed run keeps its networks and losses; resume it without --config, or "
                 f"start a new run with --init {out / component}"
             )
+        if config.data.path is None:
+            config.data.path = saved.data.path
+        if config.validation.path is None:
+            config.validation.path = saved.validation.path
     config = with_overrides(config, overrides)
     check_config(config, "the command line")
     return config
