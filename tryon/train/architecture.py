@@ -58,7 +58,7 @@ def network_to_train(config: TrainingConfig, resuming: bool) -> nn.Module:
     the recipe may set, as the network has it."""
     cls = NETWORK_CLASSES[config.component]
     if config.init is None or resuming:
-        network = _build(cls, network_arguments(config), "network")
+        network = _build(cls, network_arguments(config))
     else:
         network = cls.from_pretrained(config.init)
         network = _grown(config.component, network, config.network, config.init)
@@ -67,12 +67,14 @@ def network_to_train(config: TrainingConfig, resuming: bool) -> nn.Module:
     return network.train()
 
 
-def _build(cls: type, arguments: dict[str, Any], where: str) -> nn.Module:
+def _build(cls: type, arguments: dict[str, Any]) -> nn.Module:
+    """`cls(**arguments)`; a recipe whose `network:` the constructor refuses (a value out
+    of range) is refused with its reason."""
     try:
         return cls(**arguments)
     except (TypeError, ValueError) as error:
         raise InvalidInputError(
-            f"the recipe's {where} does not build a {cls.__name__}: {error}"
+            f"the recipe's network does not build a {cls.__name__}: {error}"
         ) from error
 
 

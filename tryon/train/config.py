@@ -33,7 +33,6 @@ from tryon.models.precision import PRECISIONS
 from tryon.representation import GMM_PERSON_CHANNELS, TOM_PERSON_CHANNELS
 
 CONFIG_NAME = "config.yaml"  # the resolved recipe in a run folder
-COMPONENTS = ("parser", "gmm", "tom")
 NETWORK_CLASSES: dict[str, type] = {
     "parser": HumanParser,
     "gmm": GeometricMatcher,
