@@ -1,4 +1,5 @@
-"""A client of the try-on service (`tryon try-on`, `tryon demo`, `tryon bench --grpc`).
+"""Clients of the try-on service (`tryon try-on`, `tryon demo`, `tryon bench --grpc`) and
+of its A/B experiments (`tryon ab simulate`).
 
     with TryOnClient("localhost:50051") as client:
         client.wait_until_serving()
@@ -16,12 +17,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from tryon.errors import NotReadyError, TryOnError
-from tryon.server.gen.tryon.v1 import tryon_pb2, tryon_pb2_grpc
+from tryon.experiments.events import Event, Purchase
+from tryon.server.gen.tryon.v1 import (
+    experiments_pb2,
+    experiments_pb2_grpc,
+    tryon_pb2,
+    tryon_pb2_grpc,
+)
 
 RESPONSE_LIMIT = 64 * 1024 * 1024  # a PNG of a large photo is bigger than any request
 FORMATS = {
@@ -112,11 +120,15 @@ class TryOnClient:
         self.channel.close()
 
     def try_on(
-        self, photo: bytes, sku: str, output: OutputOptions | None = None
+        self, photo: bytes, sku: str, output: OutputOptions | None = None, unit_id: str = ""
     ) -> tryon_pb2.TryOnResponse:
-        """The shopper in `photo` wearing garment `sku`."""
+        """The shopper in `photo` wearing garment `sku`; with the store's `unit_id` for the
+        shopper, the try-on is counted for the shopper's experiment arms."""
         request = tryon_pb2.TryOnRequest(
-            person_image=photo, garment_sku=sku, output=(output or OutputOptions()).to_proto()
+            person_image=photo,
+            garment_sku=sku,
+            output=(output or OutputOptions()).to_proto(),
+            unit_id=unit_id,
         )
         try:
             return self.stub.TryOn(request, timeout=self.timeout_s, metadata=self._metadata())
@@ -124,11 +136,18 @@ class TryOnClient:
             raise ServiceError.from_rpc_error(error) from None
 
     def try_on_many(
-        self, photo: bytes, skus: list[str], output: OutputOptions | None = None
+        self,
+        photo: bytes,
+        skus: list[str],
+        output: OutputOptions | None = None,
+        unit_id: str = "",
     ) -> Iterator[tryon_pb2.TryOnResponse]:
         """The shopper in `photo` wearing each of `skus`, in the order they finish."""
         request = tryon_pb2.TryOnManyRequest(
-            person_image=photo, garment_skus=skus, output=(output or OutputOptions()).to_proto()
+            person_image=photo,
+            garment_skus=skus,
+            output=(output or OutputOptions()).to_proto(),
+            unit_id=unit_id,
         )
         try:
             yield from self.stub.TryOnMany(
@@ -172,3 +191,73 @@ class TryOnClient:
 
     def _metadata(self) -> tuple[tuple[str, str], ...]:
         return (("x-request-id", self.request_id),) if self.request_id else ()
+
+
+def event_to_proto(event: Event) -> experiments_pb2.Event:
+    """A purchase or return (`tryon.experiments.events`) as the proto `Event`."""
+    when = Timestamp()
+    when.FromDatetime(event.time)
+    if isinstance(event, Purchase):
+        items = [
+            experiments_pb2.LineItem(sku=i.sku, quantity=i.quantity, unit_price=i.unit_price)
+            for i in event.items
+        ]
+        return experiments_pb2.Event(
+            event_id=event.event_id,
+            unit_id=event.unit_id,
+            time=when,
+            purchase=experiments_pb2.Purchase(order_id=event.order_id, items=items),
+        )
+    returned = experiments_pb2.Return(
+        order_id=event.order_id, sku=event.sku, quantity=event.quantity
+    )
+    return experiments_pb2.Event(
+        event_id=event.event_id, unit_id=event.unit_id, time=when, **{"return": returned}
+    )
+
+
+@dataclass
+class ExperimentClient:
+    """A channel to the experiment service (same server and port as the try-ons)."""
+
+    target: str
+    timeout_s: float = 30.0
+    channel: grpc.Channel = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.channel = grpc.insecure_channel(self.target)
+        self.stub = experiments_pb2_grpc.ExperimentServiceStub(self.channel)
+
+    def __enter__(self) -> ExperimentClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def assign(self, experiment_key: str, unit_id: str) -> experiments_pb2.AssignResponse:
+        """The shopper's arm (recording the first exposure)."""
+        request = experiments_pb2.AssignRequest(experiment_key=experiment_key, unit_id=unit_id)
+        return self._call(self.stub.Assign, request)
+
+    def record_events(
+        self, experiment_key: str, events: list[Event]
+    ) -> experiments_pb2.RecordEventsResponse:
+        """Store purchases and returns (idempotent on their event ids)."""
+        request = experiments_pb2.RecordEventsRequest(
+            experiment_key=experiment_key, events=[event_to_proto(e) for e in events]
+        )
+        return self._call(self.stub.RecordEvents, request)
+
+    def results(self, experiment_key: str) -> experiments_pb2.GetResultsResponse:
+        """The experiment's report."""
+        request = experiments_pb2.GetResultsRequest(experiment_key=experiment_key)
+        return self._call(self.stub.GetResults, request)
+
+    def _call(self, method, request):  # noqa: ANN001, ANN202 (any unary stub method)
+        try:
+            return method(request, timeout=self.timeout_s)
+        except grpc.RpcError as error:
+            raise ServiceError.from_rpc_error(error) from None

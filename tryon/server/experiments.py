@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -204,3 +205,52 @@ class TryOnLedger:
                 exc_info=True,
                 extra={"fields": {"tryon_id": tryon_id, "sku": sku}},
             )
+
+
+class ExperimentServerThread:
+    """The experiment service alone on a free loopback port, on its own event loop in a
+    background thread: `tryon ab simulate` drives the real gRPC API with it when no
+    running server is given. No networks are loaded.
+
+        with ExperimentServerThread(sessions) as running:
+            client = ExperimentClient(running.target)
+    """
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+        self.port: int | None = None
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="experiment-server", daemon=True
+        )
+        self._server: grpc.aio.Server | None = None
+
+    @property
+    def target(self) -> str:
+        """Where clients connect: `localhost:<port>`."""
+        return f"localhost:{self.port}"
+
+    async def _start(self) -> None:
+        # Imported here: the interceptor's metrics are only needed by a running server.
+        from tryon.server.interceptor import CallInterceptor
+        from tryon.server.metrics import ServerMetrics
+
+        server = grpc.aio.server(interceptors=[CallInterceptor(ServerMetrics(max_batch=1))])
+        experiments_pb2_grpc.add_ExperimentServiceServicer_to_server(
+            ExperimentServicer(self.sessions), server
+        )
+        self.port = server.add_insecure_port("localhost:0")
+        await server.start()
+        self._server = server
+
+    def __enter__(self) -> ExperimentServerThread:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._server is not None:
+            asyncio.run_coroutine_threadsafe(self._server.stop(1.0), self.loop).result()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()

@@ -1,0 +1,312 @@
+"""`tryon ab`: A/B tests on return rates — define, run, import events, report, plan, simulate.
+
+Every command works on the database at `--db-url` (default `TRYON_DATABASE_URL`, else the
+SQLite file ./tryon.db), the same one the catalog and the server use; `tryon db upgrade`
+creates its tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from catalog.cli.common import DbUrlOption, open_catalog
+from tryon.cli.common import JsonOption, OutputOption, console, emit_json
+
+app = typer.Typer(
+    help="A/B tests on return rates: shoppers split into arms, orders and returns recorded, "
+    "a report on whether try-on lowers returns.",
+    no_args_is_help=True,
+)
+
+KeyArgument = Annotated[str, typer.Argument(help="The experiment's key, e.g. tryon-2026-q1.")]
+EVENTS_PER_CALL = 500
+
+
+def parse_arms(text: str) -> list[tuple[str, float]]:
+    """'control:50,tryon:50' -> [("control", 50.0), ("tryon", 50.0)]; a usage error otherwise."""
+    arms = []
+    for part in text.split(","):
+        name, _, weight = part.partition(":")
+        try:
+            arms.append((name.strip(), float(weight) if weight else 1.0))
+        except ValueError:
+            raise typer.BadParameter(
+                f"{part!r} is not NAME:WEIGHT; write e.g. control:50,tryon:50", param_hint="--arms"
+            ) from None
+    return arms
+
+
+def _experiment_row(experiment: Any) -> dict[str, Any]:
+    return {
+        "key": experiment.key,
+        "status": experiment.status.value,
+        "arms": {arm.name: round(arm.weight, 6) for arm in experiment.arms},
+        "coverage": experiment.coverage,
+        "seed": experiment.seed,
+        "started_at": experiment.started_at,
+        "stopped_at": experiment.stopped_at,
+    }
+
+
+@app.command()
+def create(
+    key: KeyArgument,
+    arms: Annotated[
+        str,
+        typer.Option(help="Arms and their weights, control first: NAME:WEIGHT,NAME:WEIGHT."),
+    ] = "control:50,tryon:50",
+    seed: Annotated[
+        str | None, typer.Option(help="Hash seed (default: the key); GrowthBook's `seed`.")
+    ] = None,
+    coverage: Annotated[
+        float, typer.Option(help="Share of shoppers in the experiment, in (0, 1].")
+    ] = 1.0,
+    db_url: DbUrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Define a draft experiment; `tryon ab start KEY` starts assigning shoppers."""
+    from tryon.experiments.store import create_experiment
+
+    with open_catalog(db_url) as sessions, sessions.begin() as session:
+        row = _experiment_row(create_experiment(session, key, parse_arms(arms), seed, coverage))
+    _show(row, as_json, f"created draft experiment {key}: arms {row['arms']}")
+
+
+@app.command()
+def start(key: KeyArgument, db_url: DbUrlOption = None, as_json: JsonOption = False) -> None:
+    """Start assigning shoppers and taking their orders and returns."""
+    from tryon.experiments.store import start_experiment
+
+    with open_catalog(db_url) as sessions, sessions.begin() as session:
+        row = _experiment_row(start_experiment(session, key))
+    _show(row, as_json, f"experiment {key} running since {row['started_at']}")
+
+
+@app.command()
+def stop(key: KeyArgument, db_url: DbUrlOption = None, as_json: JsonOption = False) -> None:
+    """Stop the experiment: no new shoppers; returns of its orders are still taken."""
+    from tryon.experiments.store import stop_experiment
+
+    with open_catalog(db_url) as sessions, sessions.begin() as session:
+        row = _experiment_row(stop_experiment(session, key))
+    _show(row, as_json, f"experiment {key} stopped at {row['stopped_at']}")
+
+
+@app.command("list")
+def list_command(db_url: DbUrlOption = None, as_json: JsonOption = False) -> None:
+    """The experiments, newest first, with their status and arms."""
+    from tryon.experiments.store import list_experiments
+
+    with open_catalog(db_url) as sessions, sessions.begin() as session:
+        rows = [_experiment_row(experiment) for experiment in list_experiments(session)]
+    if as_json:
+        emit_json(rows, print_it=True, output=None)
+        return
+    if not rows:
+        console.print("no experiments yet: `tryon ab create KEY`")
+    for row in rows:
+        arms = ", ".join(f"{name} {weight:.0%}" for name, weight in row["arms"].items())
+        console.print(f"{row['key']:24s} {row['status']:8s} {arms}")
+
+
+@app.command()
+def report(
+    key: KeyArgument,
+    db_url: DbUrlOption = None,
+    as_json: JsonOption = False,
+    output: OutputOption = None,
+    html: Annotated[
+        Path | None, typer.Option(help="Also write the report as one self-contained HTML file.")
+    ] = None,
+    sequential: Annotated[
+        float | None,
+        typer.Option(
+            help="Always-valid (sequential) intervals tuned for this many units per arm, so "
+            "that looking every day is safe; default fixed-horizon intervals."
+        ),
+    ] = None,
+) -> None:
+    """Per-arm return rate, conversion and revenue per shopper, and each arm against control."""
+    from tryon.experiments.report import build_report, srm_verdict, summary
+
+    with open_catalog(db_url) as sessions, sessions.begin() as session:
+        result = build_report(session, key, sequential_tuning=sequential)
+        if html is not None:
+            from tryon.experiments.html import render_html
+
+            html.parent.mkdir(parents=True, exist_ok=True)
+            html.write_text(render_html(session, key, sequential_tuning=sequential))
+    emit_json(result, print_it=as_json, output=output)
+    if not as_json:
+        _print_report(result)
+        console.print(summary(result))
+        console.print(srm_verdict(result))
+    if html is not None:
+        console.print(f"HTML report: {html}")
+
+
+def _print_report(result: dict[str, Any]) -> None:
+    console.print(
+        f"{'arm':12s} {'units':>8s} {'buyers':>7s} {'bought':>7s} {'returned':>8s} "
+        f"{'return rate':>11s} {'try-ons':>8s}"
+    )
+    for arm in result["arms"]:
+        rate = "-" if arm["return_rate"] is None else f"{arm['return_rate']:.1%}"
+        console.print(
+            f"{arm['name']:12s} {arm['units']:8d} {arm['buyers']:7d} {arm['items_bought']:7d} "
+            f"{arm['items_returned']:8d} {rate:>11s} {arm['tryons']:8d}"
+        )
+
+
+@app.command()
+def plan(
+    return_rate: Annotated[
+        float, typer.Option(help="Today's return rate (items returned / items bought).")
+    ] = 0.25,
+    mde: Annotated[
+        float, typer.Option(help="Smallest relative change worth detecting: 0.10 = 25% -> 22.5%.")
+    ] = 0.10,
+    power: Annotated[float, typer.Option(help="Chance to detect a change of that size.")] = 0.8,
+    alpha: Annotated[float, typer.Option(help="False-positive rate (two-sided).")] = 0.05,
+    arms: Annotated[int, typer.Option(help="Arms, control included.")] = 2,
+    items_per_buyer: Annotated[float, typer.Option(help="Items in a buyer's order.")] = 2.0,
+    conversion: Annotated[float, typer.Option(help="Share of shoppers who buy.")] = 0.05,
+    as_json: JsonOption = False,
+) -> None:
+    """How many items and shoppers each arm needs to detect a change in the return rate."""
+    from tryon.experiments.stats import plan as plan_sample
+
+    try:
+        result = plan_sample(
+            return_rate,
+            mde,
+            power,
+            alpha,
+            arms,
+            items_per_buyer=items_per_buyer,
+            conversion=conversion,
+        )
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    values = {**asdict(result), "total_shoppers": result.total_shoppers}
+    _show(
+        values,
+        as_json,
+        f"{result.items_per_arm:,} items bought per arm, {result.shoppers_per_arm:,} shoppers "
+        f"per arm ({result.total_shoppers:,} in all) to detect {return_rate:.1%} -> "
+        f"{return_rate * (1 - abs(mde)):.1%} with {power:.0%} power at alpha {alpha:g}",
+    )
+
+
+@app.command()
+def simulate(
+    units: Annotated[int, typer.Option(min=1, help="Shoppers to send.")] = 2000,
+    return_rate: Annotated[float, typer.Option(help="Control arm's return rate.")] = 0.25,
+    effect: Annotated[
+        float, typer.Option(help="Relative change of the return rate in the try-on arm.")
+    ] = -0.10,
+    conversion: Annotated[float, typer.Option(help="Share of shoppers who buy.")] = 0.3,
+    experiment: Annotated[
+        str | None,
+        typer.Option(
+            help="A running experiment to send to (its last arm gets the effect); default: "
+            "create and start `simulation-SEED` with arms control and tryon."
+        ),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help="A running `tryon serve` (host:port) using the same --db-url; default: "
+            "start the experiment service in this process on a loopback port."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated shoppers.")] = 0,
+    db_url: DbUrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Send realistic shoppers through the real gRPC API: Assign each, then their orders
+    and returns (multi-item orders, per-shopper return propensity, returns days later).
+
+    The simulated 14 days start now, so orders and returns carry times in the coming
+    weeks; use a database of its own (--db-url) to keep them away from a real experiment.
+    """
+    from tryon.experiments.simulation import Shoppers
+
+    try:
+        shoppers = Shoppers(return_rate=return_rate, conversion=conversion)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    with open_catalog(db_url) as sessions:
+        key = experiment or _new_simulation(sessions, seed)
+        if target is None:
+            from tryon.server.experiments import ExperimentServerThread
+
+            with ExperimentServerThread(sessions) as running:
+                sent = _send_traffic(running.target, key, units, shoppers, effect, seed)
+        else:
+            sent = _send_traffic(target, key, units, shoppers, effect, seed)
+    _show({"experiment": key, **sent}, as_json, f"sent to {key}: {sent}")
+    if not as_json:
+        console.print(f"report: tryon ab report {key}")
+
+
+def _new_simulation(sessions: Any, seed: int) -> str:
+    from tryon.experiments.store import create_experiment, start_experiment
+
+    key = f"simulation-{seed}"
+    with sessions.begin() as session:
+        create_experiment(session, key, [("control", 50), ("tryon", 50)])
+        start_experiment(session, key)
+    return key
+
+
+def _send_traffic(
+    target: str, key: str, units: int, shoppers: Any, effect: float, seed: int
+) -> dict[str, int]:
+    """Assign `units` shoppers over gRPC and send their events in batches; the counts."""
+    from catalog.models import utcnow
+    from tryon.client import ExperimentClient
+    from tryon.experiments.simulation import simulate_traffic
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    counts = {"units": units, "in_experiment": 0, "stored": 0, "duplicates": 0}
+    with ExperimentClient(target) as client, Progress(*columns, console=console) as bar:
+        assigning = bar.add_task("assign", total=units)
+        arms: dict[str, str | None] = {}
+
+        def arm_of(unit: str) -> str | None:
+            answer = client.assign(key, unit)
+            bar.advance(assigning)
+            counts["in_experiment"] += answer.in_experiment
+            arms[unit] = answer.arm or None
+            return arms[unit]
+
+        treated = client.results(key).arms[-1].name
+        traffic = simulate_traffic(
+            arm_of,
+            units,
+            start=utcnow(),
+            shoppers=shoppers,
+            effects={treated: effect},
+            seed=seed,
+        )
+        sending = bar.add_task("events", total=len(traffic.events))
+        for first in range(0, len(traffic.events), EVENTS_PER_CALL):
+            batch = traffic.events[first : first + EVENTS_PER_CALL]
+            answer = client.record_events(key, batch)
+            counts["stored"] += answer.stored
+            counts["duplicates"] += answer.duplicates
+            bar.advance(sending, len(batch))
+    return counts
+
+
+def _show(values: dict[str, Any], as_json: bool, line: str) -> None:
+    if as_json:
+        emit_json(values, print_it=True, output=None)
+    else:
+        console.print(line)
