@@ -225,7 +225,8 @@ class Timeline:
 
 @dataclass(frozen=True)
 class Figures:
-    """The simulation's summary."""
+    """The simulation's summary. "Above target" means beyond the HPA's tolerance band,
+    `target x (1 + tolerance)`, within which it does not act."""
 
     target_in_progress: float
     peak_offered: float
@@ -422,7 +423,8 @@ def _resize(replicas: list[_Pod], count: int, t: float, startup_s: float) -> lis
 
 def _figures(timeline: Timeline, hpa: HpaSpec, c: ControllerSettings) -> Figures:
     target = hpa.target_in_progress
-    above = [value > target for value in timeline.in_progress_per_pod]
+    # The HPA leaves the metric alone within its tolerance: above means beyond that band.
+    above = [value > target * (1 + c.tolerance) for value in timeline.in_progress_per_pod]
     longest = run = 0
     for flag in above:
         run = run + 1 if flag else 0
