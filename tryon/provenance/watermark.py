@@ -44,6 +44,7 @@ MIN_SIDE = 32  # pixels: smaller images cannot carry the mark reliably
 # more. A reading below this is no mark even if its CRC passes: fewer false positives.
 MIN_STRENGTH = 0.8
 
+
 @dataclass(frozen=True)
 class WatermarkPayload:
     """What a mark says: which try-on (`tryon_hash`, 32 bits) by which weights
