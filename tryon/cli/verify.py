@@ -20,7 +20,12 @@ BUNDLED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 def verify(
     images: Annotated[
         list[Path],
-        typer.Argument(help="Image files (JPEG, PNG, WebP) to check.", exists=True, dir_okay=False),
+        typer.Argument(
+            help="Image files (JPEG, PNG, WebP) to check.",
+            metavar="IMAGE...",
+            exists=True,
+            dir_okay=False,
+        ),
     ],
     trust_anchors: Annotated[
         Path | None,
