@@ -170,8 +170,7 @@ def tom(
     val_data: ValDataOption = None,
     precision: TrainPrecisionOption = None,
 ) -> None:
-    """Train the try-on module (renders the person wearing the warped garment) on the warps
-    of a trained GMM."""
+    """Train the try-on module (renders the person in the garment a trained GMM warps)."""
     options = dict(
         data=data,
         steps=steps,
