@@ -22,7 +22,7 @@ def verify(
         list[Path],
         typer.Argument(
             help="Image files (JPEG, PNG, WebP) to check.",
-            metavar="IMAGE...",
+            metavar="IMAGE",
             exists=True,
             dir_okay=False,
         ),
