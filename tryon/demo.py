@@ -3,11 +3,13 @@
 Creates a SQLite catalog of generated sample garments, starts the gRPC server in this
 process on a free loopback port, sends generated shopper photos through the real client
 (TryOnMany: several garments per photo, the person analysed once), writes a contact
-sheet and prints per-request timings, then stops the server.
+sheet and prints per-request timings, runs a small simulated A/B test on return rates
+through the same server and writes its report beside the sheet, then stops the server.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import time
@@ -24,6 +26,8 @@ SAMPLE_SEED = 0  # the generator seed of the sample garments (SKUs SAMPLE-0-0000
 SHOPPER_SEED = 101  # shoppers are drawn from another seed than the garments they try on
 PHOTO_SIZE = (512, 384)  # height, width of the shopper photos sent
 TILE = (256, 192)  # height, width of one picture on the sheet
+DEMO_EXPERIMENT = "demo"  # the A/B test the demo runs through the experiment service
+DEMO_UNITS = 600  # simulated shoppers it sends (a few seconds)
 
 
 @dataclass
@@ -112,7 +116,8 @@ def run_demo(
             result = ShopperResult(photo)
             sent = time.perf_counter()
             try:
-                for response in client.try_on_many(_jpeg(photo), skus):
+                # The demo's shoppers are units of the demo experiment: their try-ons count.
+                for response in client.try_on_many(_jpeg(photo), skus, unit_id=f"unit-{index}"):
                     elapsed = (time.perf_counter() - sent) * 1e3
                     result.images[response.garment_sku] = np.asarray(
                         Image.open(io.BytesIO(response.image)).convert("RGB")
@@ -125,6 +130,7 @@ def run_demo(
                 result.refused = error.message
                 echo(f"{index:>7}  refused: {error}")
             results.append(result)
+        report = run_demo_experiment(running.target, url, out, echo)
     garment_photos = [render_garment(SAMPLE_SEED, index)[0] for index in range(garments)]
     sheet = out / "tryon_sheet.png"
     contact_sheet(garment_photos, skus, results).save(sheet)
@@ -135,7 +141,51 @@ def run_demo(
             "are the weights trained? See docs/service.md"
         )
     echo(f"wrote {sheet}: {dressed} try-ons of {shoppers} shoppers")
+    echo(f"wrote {report}: the demo A/B test on return rates")
     return sheet
+
+
+def run_demo_experiment(
+    target: str, database_url: str, out: Path, echo: Callable[[str], None]
+) -> Path:
+    """A small A/B test through the running server's experiment service.
+
+    Simulated shoppers (the demo's own among them) are assigned, their orders and returns
+    sent, and the report written to OUT/experiment_report.html; the path is returned. A
+    rerun sends the same events again, which are stored once.
+    """
+    from catalog.database import create_catalog_engine, make_sessionmaker
+    from tryon.client import ExperimentClient
+    from tryon.experiments.errors import ExperimentExistsError
+    from tryon.experiments.html import render_html
+    from tryon.experiments.report import build_report, summary
+    from tryon.experiments.simulation import Shoppers
+    from tryon.experiments.store import create_experiment, get_experiment, start_experiment
+    from tryon.experiments.tables import ExperimentStatus
+    from tryon.experiments.traffic import send_traffic
+
+    engine = create_catalog_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    try:
+        # A rerun of the demo goes on with the same experiment.
+        with sessions.begin() as session, contextlib.suppress(ExperimentExistsError):
+            create_experiment(session, DEMO_EXPERIMENT, [("control", 50), ("tryon", 50)])
+        with sessions.begin() as session:
+            if get_experiment(session, DEMO_EXPERIMENT).status is ExperimentStatus.DRAFT:
+                start_experiment(session, DEMO_EXPERIMENT)
+        with ExperimentClient(target) as client:
+            shoppers = Shoppers(conversion=0.3)
+            sent = send_traffic(client, DEMO_EXPERIMENT, DEMO_UNITS, shoppers, effect=-0.15)
+        with sessions.begin() as session:
+            page = render_html(session, DEMO_EXPERIMENT)
+            outcome = summary(build_report(session, DEMO_EXPERIMENT))
+    finally:
+        engine.dispose()
+    path = out / "experiment_report.html"
+    path.write_text(page)
+    echo(f"experiment {DEMO_EXPERIMENT}: {sent['units']} shoppers, {sent['stored']} new events")
+    echo(outcome)
+    return path
 
 
 def contact_sheet(

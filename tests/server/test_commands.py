@@ -60,6 +60,10 @@ def test_demo_writes_the_contact_sheet(tiny_weights, tmp_path, monkeypatch, caps
     assert sheet.size == (3 * 192, 3 * 256)  # photo + 2 garments; header + 2 shoppers
     output = " ".join(capsys.readouterr().err.split())  # the console wraps long lines
     assert "SAMPLE-0-0001" in output and "4 try-ons of 2 shoppers" in output
+    # The demo's A/B test went through the experiment service and has a report.
+    report = (tmp_path / "experiment_report.html").read_text()
+    assert "Experiment demo" in report and "<svg" in report
+    assert "experiment demo: 600 shoppers" in output
 
 
 def test_demo_without_weights_says_what_is_missing(tmp_path, monkeypatch, capsys):

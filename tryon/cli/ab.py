@@ -24,7 +24,6 @@ app = typer.Typer(
 )
 
 KeyArgument = Annotated[str, typer.Argument(help="The experiment's key, e.g. tryon-2026-q1.")]
-EVENTS_PER_CALL = 500
 
 
 def parse_arms(text: str) -> list[tuple[str, float]]:
@@ -268,41 +267,20 @@ def _new_simulation(sessions: Any, seed: int) -> str:
 def _send_traffic(
     target: str, key: str, units: int, shoppers: Any, effect: float, seed: int
 ) -> dict[str, int]:
-    """Assign `units` shoppers over gRPC and send their events in batches; the counts."""
-    from catalog.models import utcnow
+    """`send_traffic` to the service at `target`, with progress bars."""
     from tryon.client import ExperimentClient
-    from tryon.experiments.simulation import simulate_traffic
+    from tryon.experiments.traffic import send_traffic
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    counts = {"units": units, "in_experiment": 0, "stored": 0, "duplicates": 0}
     with ExperimentClient(target) as client, Progress(*columns, console=console) as bar:
-        assigning = bar.add_task("assign", total=units)
-        arms: dict[str, str | None] = {}
+        tasks: dict[str, Any] = {}
 
-        def arm_of(unit: str) -> str | None:
-            answer = client.assign(key, unit)
-            bar.advance(assigning)
-            counts["in_experiment"] += answer.in_experiment
-            arms[unit] = answer.arm or None
-            return arms[unit]
+        def show(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done)
 
-        treated = client.results(key).arms[-1].name
-        traffic = simulate_traffic(
-            arm_of,
-            units,
-            start=utcnow(),
-            shoppers=shoppers,
-            effects={treated: effect},
-            seed=seed,
-        )
-        sending = bar.add_task("events", total=len(traffic.events))
-        for first in range(0, len(traffic.events), EVENTS_PER_CALL):
-            batch = traffic.events[first : first + EVENTS_PER_CALL]
-            answer = client.record_events(key, batch)
-            counts["stored"] += answer.stored
-            counts["duplicates"] += answer.duplicates
-            bar.advance(sending, len(batch))
-    return counts
+        return send_traffic(client, key, units, shoppers, effect, seed, on_progress=show)
 
 
 def _show(values: dict[str, Any], as_json: bool, line: str) -> None:
