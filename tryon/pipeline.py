@@ -57,6 +57,8 @@ from tryon.representation import PersonRepresentation, build_representation
 
 BUNDLED_WEIGHTS = Path(__file__).parent / "weights"
 DEFAULT_WEIGHTS = "synthetic"
+# Research-only weights: in a checkout, never in the wheel or the image.
+RESEARCH_WEIGHTS = ("viton",)
 MIN_PERSON_FRACTION = 0.01  # of the framed photo's pixels, below which there is no person
 MIN_FOUND_CONFIDENCE = 1e-3
 CORE_KEYPOINTS = (NOSE, NECK, R_SHOULDER, L_SHOULDER)  # a top cannot be fitted without these
@@ -72,6 +74,14 @@ def weights_folder(spec: str | Path | None = None) -> Path:
     bundled = BUNDLED_WEIGHTS / str(spec)
     if (bundled / "pipeline.json").exists():
         return bundled
+    if str(spec) in RESEARCH_WEIGHTS:
+        raise WeightsError(
+            f"the {spec!r} weights are research-only (non-commercial licence) and are not "
+            f"installed with the package or the image: run from a checkout of the "
+            f"repository (tryon/weights/{spec}), or copy that folder where the service can "
+            f"read it and give its path (--weights /weights/{spec}, TRYON_WEIGHTS); see "
+            "docs/deployment.md"
+        )
     names = sorted(p.name for p in BUNDLED_WEIGHTS.glob("*") if (p / "pipeline.json").exists())
     raise WeightsError(
         f"no pipeline weights at {spec!r}: give a folder holding pipeline.json or one of the "
