@@ -25,7 +25,8 @@ POSTGRES_URL = os.environ.get(
 )
 
 
-def _postgres_schema_url() -> Iterator[str]:
+def postgres_schema_url() -> Iterator[str]:
+    """Yields the URL of a new PostgreSQL schema, dropping it when resumed."""
     admin = create_catalog_engine(POSTGRES_URL)
     schema = f"experiments_test_{uuid.uuid4().hex[:12]}"
     try:
@@ -54,7 +55,7 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # 
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'experiments.db'}"
     else:
-        yield from _postgres_schema_url()
+        yield from postgres_schema_url()
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ def _migrated_engine(
     if request.param == "sqlite":
         urls: Iterator[str] = iter([f"sqlite:///{tmp_path_factory.mktemp('db') / 'shared.db'}"])
     else:
-        urls = _postgres_schema_url()
+        urls = postgres_schema_url()
     url = next(urls)
     engine = create_catalog_engine(url)
     upgrade(engine)

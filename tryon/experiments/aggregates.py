@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, distinct, func, select
+from sqlalchemy import Float, Integer, and_, case, func, literal, select, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
@@ -46,62 +46,67 @@ class ArmStats:
     revenue_per_unit: SampleStats
 
 
-def _exposed_purchases(experiment: Experiment, as_of: datetime | None) -> Select:
-    """Purchases by exposed units from their first exposure on, up to ``as_of``."""
-    exposed = and_(
-        Exposure.experiment_id == Purchase.experiment_id, Exposure.unit_id == Purchase.unit_id
-    )
-    query = (
-        select(Purchase.id, Purchase.unit_id)
-        .join(Exposure, exposed)
-        .where(
-            Purchase.experiment_id == experiment.id, Purchase.purchased_at >= Exposure.first_seen
-        )
-    )
-    if as_of is not None:
-        query = query.where(Purchase.purchased_at <= as_of)
-    return query
-
-
 def _per_unit(experiment: Experiment, as_of: datetime | None) -> Select:
-    purchases = _exposed_purchases(experiment, as_of).subquery()
-    bought = (
+    """Each exposed unit's arm, items bought ``d``, items returned ``m`` and net revenue.
+
+    A ``UNION ALL`` of plain joins (every exposed unit with zeros, its purchase lines, its
+    returns) summed per unit: no aggregate is joined to another, so the plan stays a
+    few scans and one aggregation however stale the planner's statistics are.
+    """
+    exposed = and_(
+        Exposure.experiment_id == Purchase.experiment_id,
+        Exposure.unit_id == Purchase.unit_id,
+        Purchase.purchased_at >= Exposure.first_seen,
+    )
+    zero, no_money = literal(0, Integer), literal(0.0, Float)
+    units = select(
+        Exposure.arm_id,
+        Exposure.unit_id,
+        zero.label("d"),
+        zero.label("m"),
+        no_money.label("revenue"),
+    ).where(Exposure.experiment_id == experiment.id)
+    lines = (
         select(
-            purchases.c.unit_id,
-            func.sum(PurchaseItem.quantity).label("d"),
-            func.sum(PurchaseItem.quantity * PurchaseItem.unit_price).label("gross"),
+            Exposure.arm_id,
+            Exposure.unit_id,
+            PurchaseItem.quantity,
+            zero,
+            PurchaseItem.quantity * PurchaseItem.unit_price,
         )
-        .join(PurchaseItem, PurchaseItem.purchase_id == purchases.c.id)
-        .group_by(purchases.c.unit_id)
-        .subquery()
+        .select_from(Purchase)
+        .join(Exposure, exposed)
+        .join(PurchaseItem, PurchaseItem.purchase_id == Purchase.id)
+        .where(Purchase.experiment_id == experiment.id)
     )
     returns = (
         select(
-            purchases.c.unit_id,
-            func.sum(Return.quantity).label("m"),
-            func.sum(Return.quantity * PurchaseItem.unit_price).label("refund"),
+            Exposure.arm_id,
+            Exposure.unit_id,
+            zero,
+            Return.quantity,
+            -Return.quantity * PurchaseItem.unit_price,
         )
-        .join(Return, Return.purchase_id == purchases.c.id)
+        .select_from(Return)
+        .join(Purchase, Purchase.id == Return.purchase_id)
+        .join(Exposure, exposed)
         .join(
             PurchaseItem,
             and_(PurchaseItem.purchase_id == Return.purchase_id, PurchaseItem.sku == Return.sku),
         )
+        .where(Purchase.experiment_id == experiment.id)
     )
     if as_of is not None:
-        returns = returns.where(Return.returned_at <= as_of)
-    returned = returns.group_by(purchases.c.unit_id).subquery()
-    d = func.coalesce(bought.c.d, 0)
-    m = func.coalesce(returned.c.m, 0)
-    revenue = func.coalesce(bought.c.gross, 0.0) - func.coalesce(returned.c.refund, 0.0)
-    query = (
-        select(Exposure.arm_id, d.label("d"), m.label("m"), revenue.label("revenue"))
-        .outerjoin(bought, bought.c.unit_id == Exposure.unit_id)
-        .outerjoin(returned, returned.c.unit_id == Exposure.unit_id)
-        .where(Exposure.experiment_id == experiment.id)
-    )
-    if as_of is not None:
-        query = query.where(Exposure.first_seen <= as_of)
-    return query
+        units = units.where(Exposure.first_seen <= as_of)
+        lines = lines.where(Purchase.purchased_at <= as_of)
+        returns = returns.where(Purchase.purchased_at <= as_of, Return.returned_at <= as_of)
+    parts = union_all(units, lines, returns).subquery()
+    return select(
+        parts.c.arm_id,
+        func.sum(parts.c.d).label("d"),
+        func.sum(parts.c.m).label("m"),
+        func.sum(parts.c.revenue).label("revenue"),
+    ).group_by(parts.c.arm_id, parts.c.unit_id)
 
 
 def _tryons_per_arm(session: Session, experiment: Experiment, as_of: datetime | None) -> dict:
@@ -114,7 +119,7 @@ def _tryons_per_arm(session: Session, experiment: Experiment, as_of: datetime | 
     until = min((t for t in (as_of, experiment.stopped_at) if t is not None), default=None)
     if until is not None:
         query = query.where(TryOn.created_at <= until)
-    return dict(session.execute(query).tuples().all())
+    return {arm_id: count for arm_id, count in session.execute(query)}
 
 
 def arm_stats(
@@ -172,7 +177,8 @@ def arm_stats(
 def unknown_skus(session: Session, experiment: Experiment) -> list[str]:
     """SKUs bought in the experiment that the catalog does not have, sorted."""
     query = (
-        select(distinct(PurchaseItem.sku))
+        select(PurchaseItem.sku)
+        .distinct()
         .join(Purchase, Purchase.id == PurchaseItem.purchase_id)
         .where(
             Purchase.experiment_id == experiment.id,
@@ -210,7 +216,5 @@ def arm_stats_over_time(
     if start is None or end is None or end <= start:
         return []
     step = (end - start) / points
-    return [
-        (start + step * i, arm_stats(session, experiment, start + step * i))
-        for i in range(1, points + 1)
-    ]
+    times = [start + step * i for i in range(1, points)] + [end]
+    return [(time, arm_stats(session, experiment, time)) for time in times]
