@@ -2,6 +2,7 @@
 
 Modules, each with one job: :mod:`~tryon.experiments.tables` (the database tables),
 :mod:`~tryon.experiments.hashing` (GrowthBook-compatible assignment),
+:mod:`~tryon.experiments.events` (purchase and return events as plain objects),
 :mod:`~tryon.experiments.store` (experiments, exposures and events in the database),
 :mod:`~tryon.experiments.stats` (tests on sufficient statistics),
 :mod:`~tryon.experiments.aggregates` (sufficient statistics computed in SQL),

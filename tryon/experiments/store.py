@@ -32,6 +32,7 @@ from tryon.experiments.errors import (
 from tryon.experiments.events import Event, Purchase, Return, check_event
 from tryon.experiments.hashing import HASH_VERSIONS, bucket, bucket_ranges, choose_arm
 from tryon.experiments.tables import (
+    ID_LENGTH,
     KEY_LENGTH,
     EventKind,
     Experiment,
@@ -200,8 +201,8 @@ def assign(session: Session, key: str, unit_id: str, at: datetime | None = None)
     Sticky: once exposed, a unit keeps its arm whatever happens to coverage later.
     Draft and stopped experiments assign nobody.
     """
-    if not unit_id or len(unit_id) > 128:
-        raise ExperimentDefinitionError("unit_id must have 1 to 128 characters")
+    if not unit_id or len(unit_id) > ID_LENGTH:
+        raise ExperimentDefinitionError(f"unit_id must have 1 to {ID_LENGTH} characters")
     experiment = get_experiment(session, key)
     unit_bucket = bucket(experiment.seed, unit_id, experiment.hash_version)
     if experiment.status is not ExperimentStatus.RUNNING:
