@@ -13,14 +13,11 @@ import pytest
 from tryon.deploy.manifests import Manifest, render
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "server"))
+from k8s_paths import K8S, OVERLAYS  # noqa: E402
 from loopback import loopback_settings, make_catalog, shopper, tiny_pipeline  # noqa: E402
 
 from tryon.client import TryOnClient  # noqa: E402
 from tryon.server.app import ServerThread  # noqa: E402
-
-ROOT = Path(__file__).parents[2]
-K8S = ROOT / "k8s"
-OVERLAYS = ("dev", "prod", "gpu")
 
 
 @pytest.fixture(scope="session")

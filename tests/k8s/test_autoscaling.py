@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import K8S
+from k8s_paths import K8S
 from typer.testing import CliRunner
 
 from tryon.cli import app

@@ -12,7 +12,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import K8S, OVERLAYS
+from k8s_paths import K8S, OVERLAYS
 
 from tryon.deploy.manifests import Manifest, find, render
 from tryon.server.app import SERVICE_NAME

@@ -6,7 +6,7 @@ import json
 import re
 
 import yaml
-from conftest import K8S
+from k8s_paths import K8S
 
 METRIC = re.compile(r"\b((?:tryon|process)_[a-z_]+)\b")
 

@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 import tomllib
-from conftest import ROOT
+from k8s_paths import ROOT
 from packaging.requirements import Requirement
 
 from tryon import pipeline
