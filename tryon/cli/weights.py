@@ -39,16 +39,33 @@ def pack(
         typer.Option(help="What the runs trained on, e.g. 'NVIDIA H100', '16-core CPU'."),
     ] = None,
     size: Annotated[str, typer.Option(help="Model resolution HEIGHTxWIDTH.")] = "256x192",
+    categories: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--categories",
+            help="A garment category the networks can dress (top, dress, trousers, skirt, "
+            "outerwear, jumpsuit); repeat for several. Unset: the server serves every one.",
+        ),
+    ] = None,
     fp16: Annotated[bool, typer.Option(help="Store half-precision weights (bundling).")] = True,
 ) -> None:
     """Assemble three trained networks into a pipeline folder (what --weights loads).
 
     `pipeline.json` records how each network was trained: its steps, training hours and
     precision from its run's checkpoint (none when the folder is not in a run), --hardware,
-    and its recipe `configs/NAME/NETWORK.yaml` when that file is here.
+    and its recipe `configs/NAME/NETWORK.yaml` when that file is here; and the garment
+    --categories the networks can dress, which the server refuses others by.
     """
+    from catalog.models import Category
     from tryon.models import GeometricMatcher, HumanParser, TryOnGenerator
     from tryon.models.bundle import DatasetRecord, PipelineMeta, TrainingRecord, save_pipeline
+
+    known = [category.value for category in Category]
+    unknown = sorted(set(categories or ()) - set(known))
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown categories {unknown}; the catalog's are {known}", param_hint="--categories"
+        )
 
     folders = {"parser": parser, "gmm": gmm, "tom": tom}
     record = TrainingRecord(
@@ -60,7 +77,11 @@ def pack(
         },
     )
     meta = PipelineMeta(
-        name=name, licence=licence, training_data=record, resolution=parse_size(size)
+        name=name,
+        licence=licence,
+        training_data=record,
+        resolution=parse_size(size),
+        categories=tuple(dict.fromkeys(categories)) if categories else None,
     )
     folder = save_pipeline(
         out,

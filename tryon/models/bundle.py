@@ -168,6 +168,9 @@ class PipelineMeta:
         label_set: the parse label vocabulary ("lip-20").
         keypoint_set: the keypoint vocabulary ("coco-18").
         version: the tryon version that wrote the folder.
+        categories: the garment categories the networks can dress (catalog category
+            values such as "top"); None when the folder does not say, which servers treat
+            as every category.
     """
 
     name: str
@@ -177,11 +180,21 @@ class PipelineMeta:
     label_set: str = "lip-20"
     keypoint_set: str = "coco-18"
     version: str = __version__
+    categories: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.training_data, TrainingRecord):
             record = TrainingRecord.from_json(self.training_data)
             object.__setattr__(self, "training_data", record)  # frozen: set once, here
+        if self.categories is not None:
+            if isinstance(self.categories, str) or not all(
+                isinstance(name, str) and name for name in self.categories
+            ):
+                raise ValueError(
+                    f'categories must be a list of category names such as ["top"], '
+                    f"not {self.categories!r}"
+                )
+            object.__setattr__(self, "categories", tuple(self.categories))
 
 
 class PipelineComponents(NamedTuple):
@@ -209,6 +222,10 @@ def save_pipeline(
         component.save_pretrained(directory / subfolder, fp16=fp16)
     fields = dataclasses.asdict(meta)
     fields["resolution"] = list(meta.resolution)
+    if meta.categories is None:
+        del fields["categories"]  # unknown stays unknown, as in older folders
+    else:
+        fields["categories"] = list(meta.categories)
     (directory / PIPELINE_CONFIG_NAME).write_text(json.dumps(fields, indent=2) + "\n")
     return directory
 

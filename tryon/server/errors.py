@@ -7,7 +7,10 @@
 | ExperimentExistsError                 | ALREADY_EXISTS       |                  |
 | ExperimentStateError                  | FAILED_PRECONDITION  | ErrorInfo        |
 | NoPersonError                         | FAILED_PRECONDITION  | ErrorInfo        |
-| OverloadedError                       | RESOURCE_EXHAUSTED   | RetryInfo        |
+| UnsupportedCategoryError              | FAILED_PRECONDITION  | ErrorInfo        |
+| UnauthenticatedError                  | UNAUTHENTICATED      | ErrorInfo        |
+| KeyRevokedError                       | PERMISSION_DENIED    | ErrorInfo        |
+| OverloadedError (RateLimitedError)    | RESOURCE_EXHAUSTED   | RetryInfo        |
 | NotReadyError                         | UNAVAILABLE          | RetryInfo        |
 | DeadlineExpiredError                  | DEADLINE_EXCEEDED    |                  |
 | anything else                         | INTERNAL             | a fixed message  |
@@ -55,6 +58,32 @@ class OverloadedError(TryOnError):
     def __init__(self, message: str, retry_after_s: float) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class RateLimitedError(OverloadedError):
+    """A caller's API key used up its request rate; it may retry after `retry_after_s`."""
+
+
+class UnauthenticatedError(TryOnError):
+    """The call carries no API key, or one the server does not know."""
+
+
+class KeyRevokedError(TryOnError):
+    """The call's API key was revoked by the operator."""
+
+
+class UnsupportedCategoryError(TryOnError):
+    """The garment's `category` is not one the serving weights can dress (`supported`)."""
+
+    def __init__(self, sku: str, category: str, supported: tuple[str, ...]) -> None:
+        super().__init__(
+            f"garment `{sku}` is a {category}, and the serving weights dress only "
+            f"{', '.join(supported)}; list what they support with ListGarments "
+            "(supported_only) or serve weights trained on this category"
+        )
+        self.sku = sku
+        self.category = category
+        self.supported = supported
 
 
 class DeadlineExpiredError(TryOnError):
@@ -113,6 +142,19 @@ def to_rpc_error(error: BaseException) -> RpcError:
         reason = "LOW_CONFIDENCE" if isinstance(error, LowConfidenceError) else "NO_PERSON"
         info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)
         return _status(grpc.StatusCode.FAILED_PRECONDITION, str(error), info)
+    if isinstance(error, UnsupportedCategoryError):
+        info = error_details_pb2.ErrorInfo(
+            reason="UNSUPPORTED_CATEGORY",
+            domain=ERROR_DOMAIN,
+            metadata={"category": error.category, "supported": ",".join(error.supported)},
+        )
+        return _status(grpc.StatusCode.FAILED_PRECONDITION, str(error), info)
+    if isinstance(error, UnauthenticatedError):
+        info = error_details_pb2.ErrorInfo(reason="API_KEY_INVALID", domain=ERROR_DOMAIN)
+        return _status(grpc.StatusCode.UNAUTHENTICATED, str(error), info)
+    if isinstance(error, KeyRevokedError):
+        info = error_details_pb2.ErrorInfo(reason="API_KEY_REVOKED", domain=ERROR_DOMAIN)
+        return _status(grpc.StatusCode.PERMISSION_DENIED, str(error), info)
     if isinstance(error, OverloadedError):
         return _status(
             grpc.StatusCode.RESOURCE_EXHAUSTED, str(error), _retry_info(error.retry_after_s)
