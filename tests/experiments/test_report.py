@@ -201,3 +201,35 @@ def test_html_report_is_one_self_contained_file(experiment) -> None:  # noqa: AN
     # Nothing is fetched from elsewhere: every link points inside the page.
     assert re.findall(r'(?:src|href)="(?!#)', page) == []
     assert "<link" not in page and "<script" not in page
+
+
+def _report_with(effect: float, ci_low: float, ci_high: float, p_value: float) -> dict:
+    arm = {"return_rate": 0.25}
+    return {
+        "arms": [{**arm, "name": "control"}, {"name": "tryon", "return_rate": 0.25 + effect}],
+        "comparisons": [
+            {
+                "arm": "tryon",
+                "metric": "return_rate",
+                "absolute": {
+                    "effect": effect,
+                    "ci_low": ci_low,
+                    "ci_high": ci_high,
+                    "p_value": p_value,
+                },
+                "relative": None,
+            }
+        ],
+    }
+
+
+def test_the_summary_says_lowered_and_gives_the_interval_of_the_difference():
+    text = summary(_report_with(-0.021, -0.035, -0.007, 0.004))
+    assert text.startswith("tryon lowered the return rate by 2.1 points")
+    assert "difference -2.1 points, 95% CI -3.5 to -0.7" in text
+
+
+def test_the_summary_calls_an_interval_across_zero_no_clear_difference():
+    text = summary(_report_with(-0.022, -0.062, 0.018, 0.28))
+    assert text.startswith("No clear difference in return rate between tryon and control")
+    assert "95% CI -6.2 to +1.8" in text

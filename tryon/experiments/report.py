@@ -141,10 +141,13 @@ def summary(report: dict[str, Any], alpha: float = DEFAULT_ALPHA) -> str:
             )
             continue
         points = -absolute["effect"] * 100
-        low, high = sorted((-absolute["ci_high"] * 100, -absolute["ci_low"] * 100))
+        # The interval is of the difference as measured, arm minus control, so its sign
+        # reads the same way in every sentence.
         figures = (
             f"({rates[control['name']]:.1%} in {control['name']}, {rates[arm]:.1%} in {arm}; "
-            f"{level} CI {low:.1f} to {high:.1f} points, p = {absolute['p_value']:.2g})"
+            f"difference {absolute['effect'] * 100:+.1f} points, {level} CI "
+            f"{absolute['ci_low'] * 100:+.1f} to {absolute['ci_high'] * 100:+.1f}, "
+            f"p = {absolute['p_value']:.2g})"
         )
         if absolute["ci_low"] > 0 or absolute["ci_high"] < 0:
             verb = "lowered" if points > 0 else "raised"
