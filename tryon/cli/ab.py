@@ -12,9 +12,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
 
-from catalog.cli.common import DbUrlOption, open_catalog
+from catalog.cli.common import DbUrlOption, fail, open_catalog
 from tryon.cli.common import JsonOption, OutputOption, console, emit_json
 
 app = typer.Typer(
@@ -111,6 +118,89 @@ def list_command(db_url: DbUrlOption = None, as_json: JsonOption = False) -> Non
     for row in rows:
         arms = ", ".join(f"{name} {weight:.0%}" for name, weight in row["arms"].items())
         console.print(f"{row['key']:24s} {row['status']:8s} {arms}")
+
+
+@app.command("import-events")
+def import_events_command(
+    file: Annotated[Path, typer.Argument(help="The CSV file of orders and returns.")],
+    experiment: Annotated[
+        str, typer.Option("--experiment", "-e", help="The experiment's key.", show_default=False)
+    ],
+    db_url: DbUrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import a store's orders and returns from CSV into an experiment.
+
+    Columns (a header row names them, in any order):
+      event_id    idempotency key; the lines of one order share it
+      type        purchase or return
+      unit_id     the shopper, as assigned to the experiment
+      order_id    the order
+      sku         the garment bought or returned
+      quantity    a positive whole number of items
+      unit_price  price of one item (purchase rows; empty on returns)
+      time        ISO 8601, e.g. 2026-03-01T10:15:00+01:00 (UTC without offset)
+
+    Bad rows are listed with line and column; the rest is still stored.
+    Importing the same file again stores nothing new. SKUs the catalog
+    lacks are stored and flagged in the report. Exit status 1 when any
+    row failed.
+    """
+    from tryon.experiments.importer import import_events
+
+    if not file.is_file():
+        fail(f"cannot read {file}: no such file; give the path of the CSV export")
+    columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with (
+        open_catalog(db_url) as sessions,
+        Progress(*columns, console=console, transient=True, disable=as_json) as bar,
+    ):
+        task = bar.add_task("import", total=None)
+
+        def show(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            with sessions.begin() as session:
+                result = import_events(session, experiment, file, on_progress=show)
+        except UnicodeDecodeError as error:
+            fail(f"{file} is not UTF-8 text ({error.reason}); export it as UTF-8 CSV")
+    failed = [
+        {"line": error.line, "column": error.column, "reason": error.reason}
+        for error in result.errors
+    ]
+    values = {
+        "experiment": experiment,
+        "stored": result.stored,
+        "duplicates": result.duplicates,
+        "failed": len(failed),
+        "unknown_skus": sorted(result.unknown_skus),
+        "errors": failed,
+    }
+    if as_json:
+        emit_json(values, print_it=True, output=None)
+    else:
+        _print_import(values)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _print_import(values: dict[str, Any]) -> None:
+    if values["errors"]:
+        table = Table("line", "column", "reason", title="rows not stored", title_justify="left")
+        for error in values["errors"]:
+            table.add_row(str(error["line"]), error["column"] or "-", error["reason"])
+        console.print(table)
+    if values["unknown_skus"]:
+        console.print(
+            f"[yellow]warning:[/] {len(values['unknown_skus'])} SKUs are not in the catalog "
+            f"(stored, flagged in the report): {', '.join(values['unknown_skus'][:10])}",
+            highlight=False,
+        )
+    console.print(
+        f"{values['experiment']}: {values['stored']} events stored, {values['duplicates']} "
+        f"already there, {values['failed']} rows failed"
+    )
 
 
 @app.command()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -148,24 +149,32 @@ def read_events(text: str) -> tuple[list[tuple[int, Event]], list[RowError]]:
     return events, errors
 
 
-def import_events(session: Session, key: str, path: Path) -> ImportResult:
+def import_events(
+    session: Session,
+    key: str,
+    path: Path,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ImportResult:
     """Store the events of the CSV file at ``path`` in experiment ``key``, event by event.
 
     Never commits: the caller's transaction holds the events stored, each in its own
-    savepoint so that a refused one leaves the others in place.
+    savepoint so that a refused one leaves the others in place. ``on_progress(done,
+    total)`` is told of each event handled.
     """
     get_experiment(session, key)  # an unknown experiment fails the whole import at once
     events, errors = read_events(path.read_text(encoding="utf-8"))
     result = ImportResult(errors=errors)
-    for line, event in events:
+    for done, (line, event) in enumerate(events, start=1):
         try:
             with session.begin_nested():
                 recorded = record_events(session, key, [event])
         except EventError as error:
             result.errors.append(RowError(line, None, str(error)))
-            continue
-        result.stored += recorded.stored
-        result.duplicates += recorded.duplicates
-        result.unknown_skus.update(recorded.unknown_skus)
+        else:
+            result.stored += recorded.stored
+            result.duplicates += recorded.duplicates
+            result.unknown_skus.update(recorded.unknown_skus)
+        if on_progress is not None:
+            on_progress(done, len(events))
     result.errors.sort(key=lambda error: error.line)
     return result
