@@ -27,7 +27,11 @@ _UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 @dataclass(frozen=True)
 class ImportRow:
-    """One garment to import; ``columns`` maps each field to the header it came from."""
+    """One garment to import; ``columns`` maps each field to the header it came from.
+
+    ``downloaded`` maps ``image``/``mask`` to the local file holding a URL cell's
+    download, once the importer has fetched it.
+    """
 
     line: int
     sku: str
@@ -39,6 +43,7 @@ class ImportRow:
     colour: str | None = None
     tags: str | None = None
     columns: dict[str, str] = field(default_factory=dict)
+    downloaded: dict[str, str] = field(default_factory=dict)
 
     def error(self, field_name: str | None, reason: str) -> RowError:
         """A RowError for this row's line, pointing at ``field_name``'s column."""
@@ -239,7 +244,8 @@ def _shopify_product(
                 )
                 continue
             sku = handle
-        image = get(cells, "Variant Image") or (images[0][2] if images else "")
+        variant_image = get(cells, "Variant Image")
+        image = variant_image or (images[0][2] if images else "")
         if not image:
             errors.append(RowError(line, "Image Src", f"product {handle} has no image"))
             continue
@@ -254,7 +260,11 @@ def _shopify_product(
                 brand=get(first, "Vendor") or None,
                 colour=colour or None,
                 tags=get(first, "Tags") or None,
-                columns={**columns, "colour": f"Option{colour_option} Value"},
+                columns={
+                    **columns,
+                    "colour": f"Option{colour_option} Value",
+                    "image": "Variant Image" if variant_image else "Image Src",
+                },
             )
         )
     return rows
@@ -296,15 +306,16 @@ def parse_import_file(data: bytes, fmt: str = "auto") -> ParsedFile:
 def resolve_source(source: str, base: Path) -> Path:
     """The local file an image cell names: a path (relative to the CSV's folder) or file URL.
 
-    Raises ValueError for remote URLs, which are never fetched.
+    ``http(s)`` URLs are downloaded by the importer before this (catalog.fetching);
+    raises ValueError for other remote URLs, which are not.
     """
     parsed = urlparse(source)
     if parsed.scheme == "file":
         return Path(unquote(parsed.path))
-    if parsed.scheme in ("http", "https", "ftp", "s3", "gs"):
+    if parsed.scheme in ("ftp", "s3", "gs"):
         raise ValueError(
-            f"{source} is a remote URL; the catalog reads only local files: download the "
-            "images and give their paths or file:// URLs"
+            f"{source} is a remote URL the catalog does not download (only http:// and "
+            "https:// ones): download the images and give their paths or file:// URLs"
         )
     path = Path(source).expanduser()
     return path if path.is_absolute() else base / path

@@ -1,6 +1,8 @@
-"""Importing a parsed CSV: prepare every row's images, then write rows in transactions.
+"""Importing a parsed CSV: download, prepare every row's images, then write rows in transactions.
 
-Images are decoded and masks extracted in worker processes; the main process writes.
+Image cells that are ``http(s)`` URLs are downloaded first, all at once and concurrently
+(catalog.fetching); a row whose download fails is reported and not written. Images are
+decoded and masks extracted in worker processes; the main process writes.
 Rows are written in batches, one transaction per batch and a savepoint per row, so a
 row is all-or-nothing, a bad row never takes good ones down with it, and an import
 killed halfway leaves only whole garments behind. Because it commits batch by batch,
@@ -9,6 +11,7 @@ killed halfway leaves only whole garments behind. Because it commits batch by ba
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 from collections import Counter
@@ -21,10 +24,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.csvfiles import ImportRow, ParsedFile, resolve_source
 from catalog.errors import FieldError, ImageError, RowError
+from catalog.fetching import FetchedImage, FetchError, FetchSettings, fetch_images, is_url
 from catalog.onboarding import make_fields, prepare_images, read_file
 from catalog.repository import GarmentFields, GarmentImages, SaveOutcome, save_garment
+from catalog.weights import ServingWeights
 
 ROWS_PER_TRANSACTION = 25
+IMAGE_FIELDS = ("image", "mask")
 PARALLEL_FROM_ROWS = 16  # below this, starting worker processes costs more than it saves
 
 
@@ -51,9 +57,13 @@ class RowResult:
 
 @dataclass
 class ImportReport:
-    """Every row's result, in file order, and the totals the summary shows."""
+    """Every row's result, in file order, the totals the summary shows, and how many
+    image URLs were ``downloaded``, found unchanged in the cache (``cached``) or ``failed``."""
 
     results: list[RowResult] = field(default_factory=list)
+    downloads: dict[str, int] = field(
+        default_factory=lambda: {"downloaded": 0, "cached": 0, "failed": 0}
+    )
 
     @property
     def counts(self) -> dict[str, int]:
@@ -68,10 +78,13 @@ class ImportReport:
 
 
 def _read(row: ImportRow, field_name: str, base: Path) -> bytes:
-    """The bytes of the file that ``row``'s ``field_name`` cell names, or a RowError."""
-    source = getattr(row, field_name)
+    """The bytes of the file (or download) that ``row``'s ``field_name`` cell names, or a
+    RowError."""
+    downloaded = row.downloaded.get(field_name)
     try:
-        return read_file(resolve_source(source, base), field_name)
+        if downloaded is not None:
+            return read_file(Path(downloaded), field_name)
+        return read_file(resolve_source(getattr(row, field_name), base), field_name)
     except (ValueError, ImageError) as error:
         raise row.error(field_name, str(error)) from None
 
@@ -88,8 +101,48 @@ def prepare_row(row: ImportRow, base: Path) -> PreparedRow | RowError:
     except FieldError as error:
         return row.error(error.field, error.reason)
     except ImageError as error:
-        return row.error("mask" if error.part == "mask" else "image", str(error))
+        field_name = "mask" if error.part == "mask" else "image"
+        source = getattr(row, field_name)
+        # A bad download names its URL: the cell alone may not tell which image it was.
+        reason = f"{source}: {error}" if field_name in row.downloaded else str(error)
+        return row.error(field_name, reason)
     return PreparedRow(row, fields, prepared.images, prepared.warnings)
+
+
+def remote_urls(rows: list[ImportRow]) -> list[str]:
+    """The ``http(s)`` URLs that ``rows``' image and mask cells name, each once."""
+    cells = (getattr(row, name) for row in rows for name in IMAGE_FIELDS)
+    return list(dict.fromkeys(cell for cell in cells if cell and is_url(cell)))
+
+
+def _download_all(
+    rows: list[ImportRow],
+    settings: FetchSettings,
+    report: ImportReport,
+    on_fetched: Callable[[FetchedImage | FetchError], None] | None,
+) -> tuple[list[ImportRow], list[RowResult]]:
+    """Download every URL the rows name; rows pointed at their downloads, and the results
+    of rows whose download failed."""
+    fetched = fetch_images(remote_urls(rows), settings, on_fetched=on_fetched)
+    for result in fetched.values():
+        outcome = "failed" if isinstance(result, FetchError) else "cached"
+        if isinstance(result, FetchedImage) and not result.from_cache:
+            outcome = "downloaded"
+        report.downloads[outcome] += 1
+    ready, failed = [], []
+    for row in rows:
+        downloaded: dict[str, str] = {}
+        for name in IMAGE_FIELDS:
+            cell = getattr(row, name)
+            result = fetched.get(cell) if cell else None
+            if isinstance(result, FetchError):
+                failed.append(RowResult(row.line, row.sku, None, row.error(name, str(result))))
+                break
+            if result is not None:
+                downloaded[name] = str(result.path)
+        else:
+            ready.append(dataclasses.replace(row, downloaded=downloaded) if downloaded else row)
+    return ready, failed
 
 
 def _prepare_all(
@@ -118,8 +171,14 @@ def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _write(session: Session, prepared: PreparedRow, activate: bool) -> RowResult:
+def _write(
+    session: Session, prepared: PreparedRow, activate: bool, weights: ServingWeights | None
+) -> RowResult:
     row = prepared.row
+    warnings = prepared.warnings
+    category_warning = weights.warning(prepared.fields.category) if weights else None
+    if category_warning is not None:
+        warnings = (category_warning, *warnings)
     try:
         with session.begin_nested():
             _, outcome = save_garment(session, prepared.fields, prepared.images, activate=activate)
@@ -127,7 +186,7 @@ def _write(session: Session, prepared: PreparedRow, activate: bool) -> RowResult
         detail = getattr(error, "orig", None) or error
         reason = f"the database refused the row ({type(error).__name__}: {detail})"
         return RowResult(row.line, row.sku, None, row.error(None, reason))
-    return RowResult(row.line, row.sku, outcome, warnings=prepared.warnings)
+    return RowResult(row.line, row.sku, outcome, warnings=warnings)
 
 
 def run_import(
@@ -138,12 +197,18 @@ def run_import(
     activate: bool = False,
     dry_run: bool = False,
     jobs: int = 1,
+    fetch: FetchSettings | None = None,
+    weights: ServingWeights | None = None,
     on_row: Callable[[RowResult], None] | None = None,
+    on_fetched: Callable[[FetchedImage | FetchError], None] | None = None,
 ) -> ImportReport:
     """Import ``parsed`` (image paths relative to ``base``) and report on every row.
 
-    ``dry_run`` does all the checking and rolls every write back. ``on_row`` is called
-    after each row (for a progress bar), rows that failed parsing included.
+    ``dry_run`` does all the checking and rolls every write back. Image URLs are
+    downloaded with ``fetch`` (default: settings from the environment). Rows whose
+    category ``weights`` cannot dress get a warning. ``on_row`` is called after each row
+    (for a progress bar), rows that failed parsing included; ``on_fetched`` after each
+    image URL.
     """
     report = ImportReport()
 
@@ -154,7 +219,13 @@ def run_import(
 
     for error in parsed.errors:
         record(RowResult(error.line, None, None, error))
-    prepared_rows = _prepare_all(parsed.rows, base, jobs)
+    rows = parsed.rows
+    if remote_urls(rows):
+        settings = fetch or FetchSettings.from_environ(os.environ)
+        rows, failed = _download_all(rows, settings, report, on_fetched)
+        for result in failed:
+            record(result)
+    prepared_rows = _prepare_all(rows, base, jobs)
     pending = True
     while pending:
         with sessions() as session, session.begin() as transaction:
@@ -162,7 +233,7 @@ def run_import(
                 if isinstance(prepared, RowError):
                     record(RowResult(row.line, row.sku, None, prepared))
                 else:
-                    record(_write(session, prepared, activate))
+                    record(_write(session, prepared, activate, weights))
                 if count == ROWS_PER_TRANSACTION:
                     break
             else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -19,21 +20,28 @@ from catalog.cli.common import (
     open_catalog,
     print_json,
 )
+from catalog.errors import ImageError
+from catalog.fetching import FetchError, FetchSettings, fetch_images, is_url
 from catalog.images import encode_mask, load_photo
 from catalog.masks import extract_mask, inspect_mask
 from catalog.models import Category, ImageKind, MaskSource, Status
 from catalog.onboarding import PreparedImages, make_fields, prepare_images, read_file
-from catalog.repository import GarmentImages
+from catalog.repository import GarmentFields, GarmentImages
+from catalog.weights import serving_weights
 from tryon.errors import TryOnError
 
 SkuArgument = Annotated[str, typer.Argument(help="The garment's SKU.", show_default=False)]
 SkusArgument = Annotated[list[str], typer.Argument(help="One or more SKUs.", show_default=False)]
 ImageOption = Annotated[
-    Path | None, typer.Option("--image", help="Product photo (JPEG, PNG or WebP).")
+    str | None,
+    typer.Option("--image", help="Product photo (JPEG, PNG or WebP): a file or an http(s) URL."),
 ]
 MaskOption = Annotated[
-    Path | None,
-    typer.Option("--mask", help="Garment mask (white = garment) instead of extracting one."),
+    str | None,
+    typer.Option(
+        "--mask",
+        help="Garment mask (white = garment) instead of extracting one: a file or an http(s) URL.",
+    ),
 ]
 BrandOption = Annotated[str | None, typer.Option("--brand", help="Brand name.")]
 ColourOption = Annotated[str | None, typer.Option("--colour", "--color", help="Colour name.")]
@@ -42,11 +50,30 @@ TagOption = Annotated[
 ]
 
 
-def _prepare(image: Path, mask: Path | None) -> PreparedImages:
+def _read_source(source: str, what: str) -> bytes:
+    """The bytes of a photo or mask given as a file or an http(s) URL (downloaded through
+    the image cache, with the limits of TRYON_IMAGE_*)."""
+    if not is_url(source):
+        return read_file(Path(source).expanduser(), what)
+    (result,) = fetch_images([source], FetchSettings.from_environ(os.environ)).values()
+    if isinstance(result, FetchError):
+        raise ImageError(f"--{what} {result}", what)
+    return read_file(result.path, what)
+
+
+def _prepare(image: str, mask: str | None) -> PreparedImages:
     try:
-        return prepare_images(read_file(image, "image"), read_file(mask, "mask") if mask else None)
+        mask_data = _read_source(mask, "mask") if mask else None
+        return prepare_images(_read_source(image, "image"), mask_data)
     except TryOnError as error:
         fail(str(error))
+
+
+def _category_warnings(fields: GarmentFields) -> tuple[str, ...]:
+    """A warning when the serving weights cannot dress the garment's category."""
+    weights = serving_weights(os.environ)
+    warning = weights.warning(fields.category) if weights else None
+    return (warning,) if warning else ()
 
 
 def _warn(sku: str, warnings: tuple[str, ...]) -> None:
@@ -56,7 +83,12 @@ def _warn(sku: str, warnings: tuple[str, ...]) -> None:
 
 def add(
     sku: SkuArgument,
-    image: Annotated[Path, typer.Option("--image", help="Product photo (JPEG, PNG or WebP).")],
+    image: Annotated[
+        str,
+        typer.Option(
+            "--image", help="Product photo (JPEG, PNG or WebP): a file or an http(s) URL."
+        ),
+    ],
     name: Annotated[str, typer.Option("--name", help="Name shoppers see.")],
     category: Annotated[str, typer.Option("--category", help="top, dress, trousers, ...")],
     mask: MaskOption = None,
@@ -74,9 +106,10 @@ def add(
         with sessions.begin() as session:
             garment = repository.add_garment(session, fields, prepared.images, activate=activate)
             result = garment_dict(garment)
-    _warn(sku, prepared.warnings)
+    warnings = _category_warnings(fields) + prepared.warnings
+    _warn(sku, warnings)
     if as_json:
-        print_json({**result, "warnings": list(prepared.warnings)})
+        print_json({**result, "warnings": list(warnings)})
     else:
         console.print(f"added {result['sku']} ({result['status']}, revision {result['revision']})")
 
@@ -103,24 +136,28 @@ def update(
     An empty --brand "" or --colour "" clears the value.
     """
     warnings: tuple[str, ...] = ()
-    with open_catalog(db_url) as sessions, sessions.begin() as session:
-        garment = repository.get_garment(session, sku, with_image_data=True)
-        fields = make_fields(
-            sku,
-            name if name is not None else garment.name,
-            category if category is not None else garment.category.value,
-            brand if brand is not None else garment.brand,
-            colour if colour is not None else garment.colour,
-            tag if tag is not None else garment.tags,
-        )
-        images = None
-        if image is not None:
-            prepared = _prepare(image, mask)
-            images, warnings = prepared.images, prepared.warnings
-        elif mask is not None or extract:
-            images, warnings = _new_mask(garment.image(ImageKind.PHOTO).data, mask)
-        changed = repository.update_garment(session, sku, fields=fields, images=images)
-        result = garment_dict(garment)
+    with open_catalog(db_url) as sessions:
+        # A new photo is read (perhaps downloaded) before the transaction starts.
+        new_photo = _prepare(image, mask) if image is not None else None
+        with sessions.begin() as session:
+            garment = repository.get_garment(session, sku, with_image_data=True)
+            fields = make_fields(
+                sku,
+                name if name is not None else garment.name,
+                category if category is not None else garment.category.value,
+                brand if brand is not None else garment.brand,
+                colour if colour is not None else garment.colour,
+                tag if tag is not None else garment.tags,
+            )
+            images = None
+            if new_photo is not None:
+                images, warnings = new_photo.images, new_photo.warnings
+            elif mask is not None or extract:
+                images, warnings = _new_mask(garment.image(ImageKind.PHOTO).data, mask)
+            changed = repository.update_garment(session, sku, fields=fields, images=images)
+            result = garment_dict(garment)
+    if category is not None:
+        warnings = _category_warnings(fields) + warnings
     _warn(sku, warnings)
     if as_json:
         print_json({**result, "changed": changed, "warnings": list(warnings)})
@@ -130,10 +167,10 @@ def update(
         console.print(f"{sku} unchanged")
 
 
-def _new_mask(photo_data: bytes, mask: Path | None) -> tuple[GarmentImages, tuple[str, ...]]:
+def _new_mask(photo_data: bytes, mask: str | None) -> tuple[GarmentImages, tuple[str, ...]]:
     """The stored photo with a mask from ``mask``, or extracted anew when it is None."""
     if mask is not None:
-        prepared = _prepare_bytes(photo_data, read_file(mask, "mask"))
+        prepared = _prepare_bytes(photo_data, mask)
         return prepared.images, prepared.warnings
     photo = load_photo(photo_data)
     extracted = extract_mask(photo.rgb)
@@ -141,9 +178,9 @@ def _new_mask(photo_data: bytes, mask: Path | None) -> tuple[GarmentImages, tupl
     return images, inspect_mask(extracted).warnings
 
 
-def _prepare_bytes(photo: bytes, mask: bytes) -> PreparedImages:
+def _prepare_bytes(photo: bytes, mask: str) -> PreparedImages:
     try:
-        return prepare_images(photo, mask)
+        return prepare_images(photo, _read_source(mask, "mask"))
     except TryOnError as error:
         fail(str(error))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -22,8 +23,10 @@ from catalog.cli.common import (
     print_json,
 )
 from catalog.csvfiles import FORMATS, parse_import_file
-from catalog.importer import ImportReport, RowResult, default_jobs, run_import
+from catalog.fetching import FetchedImage, FetchError, FetchSettings
+from catalog.importer import ImportReport, RowResult, default_jobs, remote_urls, run_import
 from catalog.models import ImageKind, Status
+from catalog.weights import serving_weights
 
 EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
 
@@ -51,6 +54,7 @@ def import_command(
 
     Each row goes in whole or not at all; bad rows are listed with line, column and
     reason while good rows still go in. Re-importing the same file changes nothing.
+    Images given as http(s) URLs are downloaded (limits and cache: TRYON_IMAGE_*).
     The exit status is 1 when any row failed.
     """
     try:
@@ -59,9 +63,10 @@ def import_command(
         fail(f"cannot read {file}: {error.strerror}")
     with open_catalog(db_url) as sessions:
         parsed = parse_import_file(data, fmt)
+        fetch = FetchSettings.from_environ(os.environ)
         total = len(parsed.rows) + len(parsed.errors)
         with Progress(
-            TextColumn("importing"),
+            TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
@@ -69,10 +74,15 @@ def import_command(
             transient=True,
             disable=as_json,
         ) as progress:
-            task = progress.add_task("import", total=total)
+            urls = remote_urls(parsed.rows)
+            downloads = progress.add_task("downloading", total=len(urls), visible=bool(urls))
+            task = progress.add_task("importing", total=total)
 
             def advance(_: RowResult) -> None:
                 progress.advance(task)
+
+            def fetched(_: FetchedImage | FetchError) -> None:
+                progress.advance(downloads)
 
             report = run_import(
                 sessions,
@@ -81,7 +91,10 @@ def import_command(
                 activate=activate,
                 dry_run=dry_run,
                 jobs=jobs or default_jobs(),
+                fetch=fetch,
+                weights=serving_weights(os.environ),
                 on_row=advance,
+                on_fetched=fetched,
             )
     _print_report(report, parsed.format, dry_run, as_json)
     if report.failed:
@@ -95,6 +108,7 @@ def _print_report(report: ImportReport, fmt: str, dry_run: bool, as_json: bool) 
                 "format": fmt,
                 "dry_run": dry_run,
                 "summary": report.counts,
+                "images": report.downloads,
                 "rows": [
                     {
                         "line": r.line,
@@ -121,6 +135,12 @@ def _print_report(report: ImportReport, fmt: str, dry_run: bool, as_json: bool) 
             console.print(
                 f"[yellow]warning:[/] line {r.line} ({r.sku}): {warning}", highlight=False
             )
+    downloads = report.downloads
+    if any(downloads.values()):
+        console.print(
+            f"image URLs: {downloads['downloaded']} downloaded, {downloads['cached']} unchanged "
+            f"since the last download (cached), {downloads['failed']} failed"
+        )
     counts = report.counts
     prefix = "dry run, nothing written: would have " if dry_run else ""
     console.print(
