@@ -66,7 +66,8 @@ def make_catalog(url: str) -> None:
 
 
 def loopback_settings(catalog_url: str, **changes) -> ServerSettings:
-    """Settings for a test server: free ports, no drain, any confidence, one thread."""
+    """Settings for a test server: free ports, no drain, any confidence, one thread,
+    reflection on."""
     values = dict(
         host="127.0.0.1",
         port=0,
@@ -78,5 +79,6 @@ def loopback_settings(catalog_url: str, **changes) -> ServerSettings:
         max_batch=8,
         max_wait_ms=10.0,
         workers=1,
+        reflection=True,
     )
     return ServerSettings(**{**values, **changes})

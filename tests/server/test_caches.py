@@ -77,7 +77,7 @@ def test_size_changes_are_reported_for_the_metrics():
 def test_prepared_garments_hold_8_bit_pixels_and_give_back_the_exact_network_inputs(pipeline):
     image, mask = render_garment(3, 0, pipeline.size)
     tensors = pipeline.prepare_garments([image], [mask])
-    garment = PreparedGarment.from_tensors("SKU", 1, *tensors)
+    garment = PreparedGarment.from_tensors("SKU", 1, "top", *tensors)
     assert torch.equal(garment.image, tensors[0]) and torch.equal(garment.mask, tensors[1])
     float32_bytes = sum(t.numel() * t.element_size() for t in tensors)
     assert garment.nbytes * 4 == float32_bytes

@@ -18,6 +18,7 @@ import signal
 import threading
 import time
 from concurrent.futures import Future
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -31,7 +32,9 @@ from catalog.database import (
     resolve_database_url,
 )
 from catalog.errors import SchemaOutOfDateError
+from tryon.errors import InvalidInputError
 from tryon.pipeline import TryOnPipeline, weights_folder
+from tryon.server.auth import KeyRing
 from tryon.server.caches import BoundedCache
 from tryon.server.engine import TryOnEngine
 from tryon.server.experiments import ExperimentServicer, TryOnLedger
@@ -42,23 +45,27 @@ from tryon.server.gen.tryon.v1 import (
     tryon_pb2,
     tryon_pb2_grpc,
 )
+from tryon.server.gen.tryon.v2 import tryon_pb2 as tryon_v2_pb2
+from tryon.server.gen.tryon.v2 import tryon_pb2_grpc as tryon_v2_pb2_grpc
 from tryon.server.interceptor import CallInterceptor
 from tryon.server.memory import limit_malloc_arenas
 from tryon.server.metrics import ServerMetrics
-from tryon.server.servicer import TryOnServicer
+from tryon.server.servicer import TryOnServicer, TryOnServicerV1
 from tryon.server.settings import ServerSettings
 from tryon.server.watchdog import HealthServicer, LoopWatchdog
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = tryon_pb2.DESCRIPTOR.services_by_name["TryOnService"].full_name
+SERVICE_NAME_V2 = tryon_v2_pb2.DESCRIPTOR.services_by_name["TryOnService"].full_name
 EXPERIMENT_SERVICE_NAME = experiments_pb2.DESCRIPTOR.services_by_name["ExperimentService"].full_name
 # Room in a message for the fields around the photo, which alone may take max_message_mib.
 MESSAGE_OVERHEAD = 64 * 1024
 
 
 class TryOnServer:
-    """One gRPC server: TryOnService, health, reflection, and `/metrics` on its own port.
+    """One gRPC server: TryOnService (v2 and v1), ExperimentService, health, reflection if
+    enabled, and `/metrics` on its own port; API keys and TLS as the settings say.
 
     Args:
         settings: everything configurable.
@@ -97,24 +104,48 @@ class TryOnServer:
         """Listen (NOT_SERVING), start loading the models in the background; return the port."""
         s = self.settings
         self.started = time.perf_counter()
+        keys = None
+        if s.api_keys_file is not None:
+            keys = KeyRing(s.api_keys_file, s.api_keys_reload_s)  # a bad file fails here
+            log.info("API keys required", extra={"fields": {"keys": len(keys.keys)}})
+        else:
+            log.warning(
+                "no API keys file: the service is open to every caller (set "
+                "TRYON_API_KEYS_FILE, see `tryon keys add`)"
+            )
         server = grpc.aio.server(
-            interceptors=[CallInterceptor(self.metrics)], options=self._options()
+            interceptors=[CallInterceptor(self.metrics, keys=keys)], options=self._options()
         )
         sessions = make_sessionmaker(self.database)
-        tryon_pb2_grpc.add_TryOnServiceServicer_to_server(
-            TryOnServicer(self.engine, s.max_skus, s.max_message_bytes, TryOnLedger(sessions)),
-            server,
+        servicer = TryOnServicer(
+            self.engine, s.max_skus, s.max_message_bytes, TryOnLedger(sessions)
         )
+        tryon_v2_pb2_grpc.add_TryOnServiceServicer_to_server(servicer, server)
+        tryon_pb2_grpc.add_TryOnServiceServicer_to_server(TryOnServicerV1(servicer), server)
         experiments_pb2_grpc.add_ExperimentServiceServicer_to_server(
             ExperimentServicer(sessions), server
         )
         self._health = HealthServicer(self.watchdog)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, EXPERIMENT_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),
-            server,
+        if s.reflection:
+            names = (SERVICE_NAME_V2, SERVICE_NAME, EXPERIMENT_SERVICE_NAME, health.SERVICE_NAME)
+            reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server)
+        credentials = _server_credentials(s)
+        if credentials is None:
+            self.port = server.add_insecure_port(f"{s.host}:{s.port}")
+        else:
+            self.port = server.add_secure_port(f"{s.host}:{s.port}", credentials)
+        log.info(
+            "transport",
+            extra={
+                "fields": {
+                    "tls": "off"
+                    if credentials is None
+                    else ("mutual" if s.tls_client_ca else "server"),
+                    "reflection": s.reflection,
+                }
+            },
         )
-        self.port = server.add_insecure_port(f"{s.host}:{s.port}")
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await server.start()
         self._server = server
@@ -191,7 +222,7 @@ class TryOnServer:
             log.info("database schema ready")
 
     async def _set_health(self, status: int) -> None:
-        for service in ("", SERVICE_NAME):
+        for service in ("", SERVICE_NAME, SERVICE_NAME_V2):
             await self._health.set(service, status)
 
     def _options(self) -> list[tuple[str, int]]:
@@ -207,6 +238,27 @@ class TryOnServer:
             ("grpc.max_connection_age_ms", int(s.max_connection_age_s * 1e3)),
             ("grpc.max_connection_age_grace_ms", int(s.max_connection_age_grace_s * 1e3)),
         ]
+
+
+def _server_credentials(settings: ServerSettings) -> grpc.ServerCredentials | None:
+    """TLS credentials from the settings' PEM files (mutual TLS with a client CA); None
+    for plaintext."""
+    if settings.tls_cert is None:
+        return None
+
+    def pem(path: str, what: str) -> bytes:
+        try:
+            return Path(path).read_bytes()
+        except OSError as error:
+            raise InvalidInputError(f"cannot read the {what} {path}: {error.strerror}") from None
+
+    pair = (pem(settings.tls_key, "TLS private key"), pem(settings.tls_cert, "TLS certificate"))
+    client_ca = settings.tls_client_ca
+    return grpc.ssl_server_credentials(
+        [pair],
+        root_certificates=None if client_ca is None else pem(client_ca, "TLS client CA"),
+        require_client_auth=client_ca is not None,
+    )
 
 
 def _http_host(host: str) -> str:

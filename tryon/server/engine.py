@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from catalog.repository import GarmentPage
+from catalog.repository import GarmentPage, GarmentSummary
 from tryon.data.synth import generate_sample, render_garment
 from tryon.errors import InvalidInputError, NoPersonError, NotReadyError
 from tryon.imaging import decode_image
@@ -31,7 +31,7 @@ from tryon.provenance import TryOnClaims, load_credentials
 from tryon.server.batching import Batched, BatchQueue
 from tryon.server.caches import BoundedCache
 from tryon.server.errors import InvalidFieldError, LowConfidenceError
-from tryon.server.garments import GarmentStore, PreparedGarment
+from tryon.server.garments import GarmentRefusal, GarmentStore, PreparedGarment
 from tryon.server.memory import release_free_memory
 from tryon.server.metrics import ServerMetrics
 from tryon.server.output import EncodedImage, OutputSpec, encode_result
@@ -43,12 +43,23 @@ IDLE_TRIM_S = 2.0  # seconds without a batch after which freed memory goes back
 
 @dataclass(frozen=True)
 class TryOnCall:
-    """What one call asks for: photo bytes, SKUs, encoding, and seconds until its deadline."""
+    """What one call asks for: photo bytes, SKUs, encoding, and seconds until its deadline;
+    `partial`: a garment that cannot be served (unknown, archived, unsupported category)
+    comes back as a `GarmentRefused` instead of failing the call."""
 
     photo: bytes
     skus: list[str]
     output: OutputSpec
     timeout_s: float | None = None
+    partial: bool = False
+
+
+@dataclass(frozen=True)
+class GarmentRefused:
+    """A garment of a partial call that is not dressed, and the error that says why."""
+
+    sku: str
+    error: GarmentRefusal
 
 
 @dataclass(frozen=True)
@@ -177,6 +188,13 @@ class TryOnEngine:
         self._trimmer = loop.create_task(self._release_memory_when_idle(), name="trim")
         self.ready = True
         self.metrics.ready.set(1)
+        if meta.categories is None:
+            log.warning(
+                "the weights do not say which garment categories they can dress; every "
+                "category is served: add `categories` to their pipeline.json (tryon pack "
+                "--categories)",
+                extra={"fields": {"weights": meta.name}},
+            )
         if self.credentials is None:
             log.warning(
                 "try-ons are watermarked but not C2PA-signed: set TRYON_C2PA_CERT and "
@@ -190,6 +208,7 @@ class TryOnEngine:
                     "version": meta.version,
                     "licence": meta.licence,
                     "precision": self.pipeline.precision_name,
+                    "categories": "all" if meta.categories is None else list(meta.categories),
                     "seconds": round(time.perf_counter() - started, 2),
                 }
             },
@@ -241,8 +260,14 @@ class TryOnEngine:
                 await loop.run_in_executor(self.model_thread, release_free_memory)
 
     # Calls -----------------------------------------------------------------------------
-    async def try_on(self, call: TryOnCall) -> AsyncIterator[TryOnOutcome]:
-        """Dress the person in `call.photo` in each garment; yield results as they finish.
+    @property
+    def supported_categories(self) -> tuple[str, ...] | None:
+        """The garment categories the serving weights can dress; None: all (undeclared)."""
+        return self.pipeline.meta.categories
+
+    async def try_on(self, call: TryOnCall) -> AsyncIterator[TryOnOutcome | GarmentRefused]:
+        """Dress the person in `call.photo` in each garment; yield results as they finish
+        (in a partial call, refused garments first).
 
         Each garment counts in `try_ons_in_progress` from now until its result is handed
         over (or the call ends)."""
@@ -253,10 +278,21 @@ class TryOnEngine:
         try:
             person, (garments, catalog_ms) = await asyncio.gather(
                 asyncio.to_thread(self._person, call.photo),
-                asyncio.to_thread(self.garments.fetch, call.skus, self.pipeline.prepare_garments),
+                asyncio.to_thread(
+                    self.garments.fetch,
+                    call.skus,
+                    self.pipeline.prepare_garments,
+                    self.supported_categories,
+                    partial=call.partial,
+                ),
             )
-            jobs = [_Job(person, garment) for garment in garments]
-            futures = self.queue.submit(jobs, call.timeout_s)
+            for sku, garment in zip(call.skus, garments, strict=True):
+                if not isinstance(garment, PreparedGarment):
+                    unanswered -= 1
+                    self.metrics.try_ons_in_progress.dec()
+                    yield GarmentRefused(sku, garment)
+            jobs = [_Job(person, g) for g in garments if isinstance(g, PreparedGarment)]
+            futures = self.queue.submit(jobs, call.timeout_s) if jobs else []
             for finished in asyncio.as_completed(futures):
                 batched = await finished
                 timings = {
@@ -274,10 +310,19 @@ class TryOnEngine:
             for future in futures:
                 future.cancel()  # the caller left or one failed: drop what has not run
 
-    async def list_garments(self, page_size: int, page_token: str | None) -> GarmentPage:
-        """One page of active garments."""
+    async def list_garments(
+        self, page_size: int, page_token: str | None, supported_only: bool = False
+    ) -> GarmentPage:
+        """One page of active garments; with `supported_only`, of the categories the
+        weights can dress only."""
         self._check_ready()
-        return await asyncio.to_thread(self.garments.page, page_size, page_token)
+        supported = self.supported_categories if supported_only else None
+        return await asyncio.to_thread(self.garments.page, page_size, page_token, supported)
+
+    async def get_garment(self, sku: str) -> GarmentSummary:
+        """The active garment `sku` (GarmentNotFoundError if none)."""
+        self._check_ready()
+        return await asyncio.to_thread(self.garments.get, sku)
 
     def _check_ready(self) -> None:
         if not self.ready:

@@ -1,9 +1,12 @@
-"""Per-call bookkeeping around the servicer: request id, status mapping, metrics, one log line.
+"""Per-call bookkeeping around the servicer: API key, request id, status mapping, metrics,
+one log line.
 
-The servicer raises domain errors; here they become statuses (via `errors.to_rpc_error`,
-the one mapping), every call is counted by method and code and timed, the in-flight
-gauge is kept, and the request id (the caller's `x-request-id`, or a new one) is put in
-the logs' context and sent back in the trailers.
+With a `KeyRing`, a call's API key and rate are checked before the servicer sees it (the
+key's name, never the key, goes in the log line). The servicer raises domain errors; here
+they become statuses (via `errors.to_rpc_error`, the one mapping), every call is counted
+by method and code and timed, the in-flight gauge is kept, and the request id (the
+caller's `x-request-id`, or a new one) is put in the logs' context and sent back in the
+trailers. Only the services under `prefix` are wrapped: health and reflection stay open.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 
+from tryon.server.auth import KeyRing
 from tryon.server.errors import to_rpc_error
 from tryon.server.logs import REQUEST_ID
 from tryon.server.metrics import ServerMetrics
@@ -28,11 +32,15 @@ _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 class CallInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps the methods of the services whose full names start with `prefix`."""
+    """Wraps the methods of the services whose full names start with `prefix`; with
+    `keys`, each call needs one of their valid keys."""
 
-    def __init__(self, metrics: ServerMetrics, prefix: str = "/tryon.") -> None:
+    def __init__(
+        self, metrics: ServerMetrics, prefix: str = "/tryon.", keys: KeyRing | None = None
+    ) -> None:
         self.metrics = metrics
         self.prefix = prefix
+        self.keys = keys
 
     async def intercept_service(
         self,
@@ -61,6 +69,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         async def call(request, context: grpc.aio.ServicerContext):  # noqa: ANN001, ANN202
             call_state = _CallState(self.metrics, method, context)
             try:
+                call_state.authenticate(self.keys)
                 response = await behaviour(request, context)
             except Exception as error:
                 await call_state.fail(error)
@@ -79,6 +88,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         async def call(request, context: grpc.aio.ServicerContext) -> AsyncIterator:  # noqa: ANN001
             call_state = _CallState(self.metrics, method, context)
             try:
+                call_state.authenticate(self.keys)
                 async for response in behaviour(request, context):
                     yield response
             except Exception as error:
@@ -95,7 +105,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
 
 class _CallState:
-    """One call's request id, start time and final code."""
+    """One call's request id, caller (its key's name), start time and final code."""
 
     def __init__(
         self, metrics: ServerMetrics, method: str, context: grpc.aio.ServicerContext
@@ -105,6 +115,7 @@ class _CallState:
         self.context = context
         self.start = time.perf_counter()
         self.code = grpc.StatusCode.UNKNOWN
+        self.caller: str | None = None
         given = dict(context.invocation_metadata() or ()).get(REQUEST_ID_HEADER)
         self.request_id = (
             given
@@ -114,6 +125,11 @@ class _CallState:
         # Each call runs in its own task, so its context holds this id until the call ends.
         REQUEST_ID.set(self.request_id)
         metrics.in_flight.inc()
+
+    def authenticate(self, keys: KeyRing | None) -> None:
+        """Check the call's API key (nothing to check without `keys`)."""
+        if keys is not None:
+            self.caller = keys.authenticate(self.context.invocation_metadata()).name
 
     def succeed(self) -> None:
         self.code = grpc.StatusCode.OK
@@ -146,6 +162,7 @@ class _CallState:
                     "method": self.method,
                     "code": self.code.name,
                     "ms": round(seconds * 1e3, 1),
+                    **({"caller": self.caller} if self.caller else {}),
                 }
             },
         )

@@ -59,6 +59,14 @@ class ServerSettings:
             its private key; every try-on then carries a signed C2PA manifest.
         c2pa_required: refuse to start without them (production); otherwise the server
             warns at start and try-ons carry the watermark and EXIF note only.
+        api_keys_file: the API keys file (`tryon keys add`); every TryOnService and
+            ExperimentService call then needs one of its keys. None: open to all callers.
+        api_keys_reload_s: how often, at most, the keys file is checked for changes.
+        tls_cert, tls_key: PEM files of the server's certificate chain and private key;
+            the port then speaks TLS only.
+        tls_client_ca: PEM file of the CAs whose client certificates are accepted; every
+            client must then present one (mutual TLS). Needs tls_cert and tls_key.
+        reflection: serve gRPC server reflection (what `grpcurl list` reads).
     """
 
     host: str = "[::]"
@@ -95,6 +103,12 @@ class ServerSettings:
     c2pa_cert: str | None = None
     c2pa_key: str | None = None
     c2pa_required: bool = False
+    api_keys_file: str | None = None
+    api_keys_reload_s: float = 2.0
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    reflection: bool = False
 
     def __post_init__(self) -> None:
         positive = ("max_batch", "max_queue", "max_skus", "max_message_mib", "max_pixels")
@@ -128,6 +142,17 @@ class ServerSettings:
         for name in ("schema_retry_s", "stall_s"):
             if getattr(self, name) <= 0:
                 raise InvalidInputError(f"{name} must be positive, not {getattr(self, name)}")
+        if self.api_keys_reload_s < 0:
+            raise InvalidInputError("api_keys_reload_s must not be negative")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise InvalidInputError(
+                "TLS needs both TRYON_TLS_CERT (certificate chain) and TRYON_TLS_KEY "
+                "(private key); set both or neither"
+            )
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise InvalidInputError(
+                "TRYON_TLS_CLIENT_CA (mutual TLS) needs TRYON_TLS_CERT and TRYON_TLS_KEY too"
+            )
 
     @property
     def max_message_bytes(self) -> int:
