@@ -46,7 +46,7 @@ def test_every_bundled_network_has_its_recipe():
 def test_a_shipped_recipe_trains_the_shipped_architecture(
     tmp_path, train_data, monkeypatch, recipe
 ):
-    monkeypatch.chdir(REPOSITORY)  # the recipes name the bundled weights from here
+    monkeypatch.chdir(tmp_path)  # the recipes name the bundled weights, found from anywhere
     component = recipe.stem
     values = merged(yaml.safe_load(recipe.read_text()), TINY_SCHEDULE)
     tiny = write_recipe(tmp_path / "tiny.yaml", values)
@@ -270,3 +270,14 @@ def test_init_on_the_command_line_starts_from_those_weights(tmp_path, train_data
     trained = GeometricMatcher.from_pretrained(init)
     for before, after in zip(trained.parameters(), seen["gmm"].parameters(), strict=True):
         assert torch.equal(before, after)
+
+
+def test_a_network_source_that_is_neither_a_folder_nor_bundled_weights_is_named(
+    tmp_path, train_data, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    recipe = write_recipe(tmp_path / "r.yaml", merged({"init": "no-such-weights"}, TINY_SCHEDULE))
+    result = train("parser", "--config", recipe, "--data", train_data, "--out", tmp_path / "run")
+    assert result.exit_code != 0
+    message = " ".join(str(result.exception).split())
+    assert "no-such-weights" in message and "bundled weights name such as synthetic" in message

@@ -27,6 +27,7 @@ from tryon.train.config import (
     TrainingConfig,
     network_arguments,
     network_defaults,
+    network_folder,
 )
 
 # How each growable `network:` key grows a trained network to a value: (network, value)
@@ -60,8 +61,8 @@ def network_to_train(config: TrainingConfig, resuming: bool) -> nn.Module:
     if config.init is None or resuming:
         network = _build(cls, network_arguments(config))
     else:
-        network = cls.from_pretrained(config.init)
-        network = _grown(config.component, network, config.network, config.init)
+        init = network_folder(config.init, config.component)
+        network = _grown(config.component, cls.from_pretrained(init), config.network, init)
     recipe_keys = network_defaults(config.component)
     config.network = {key: value for key, value in network.config.items() if key in recipe_keys}
     return network.train()

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from tryon.errors import InvalidInputError
+from tryon.errors import InvalidInputError, WeightsError
 from tryon.labels import NUM_KEYPOINTS, NUM_PARSE_LABELS
 from tryon.models import GeometricMatcher, HumanParser, TryOnGenerator
 from tryon.models.gmm import GRID_WEIGHT
@@ -186,6 +186,23 @@ def load_config(component: str, path: Path | None) -> TrainingConfig:
     config = _from_mapping(config, values, "", path)
     check_config(config, path)
     return config
+
+
+def network_folder(value: Path, network: str) -> Path:
+    """The component folder an `init:`, `gmm:` or `parsed_by:` value names: a folder
+    written by `tryon train` or `save_pretrained` (RUN/tom), or the name of a set of
+    bundled weights ("synthetic", "viton"), meaning that set's `network`."""
+    if value.is_dir() or len(value.parts) > 1:
+        return value
+    from tryon.pipeline import weights_folder
+
+    try:
+        return weights_folder(str(value)) / network
+    except WeightsError as error:
+        raise InvalidInputError(
+            f"{value}: neither a network folder nor bundled weights ({error}); give a "
+            "component folder such as RUN/tom, or a bundled weights name such as synthetic"
+        ) from None
 
 
 def network_arguments(config: TrainingConfig) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from tryon.train.config import (
     check_config,
     frozen_differences,
     load_config,
+    network_folder,
     save_config,
     with_overrides,
 )
@@ -160,7 +161,9 @@ def _trainer(config: TrainingConfig, device: torch.device, resuming: bool) -> Co
     analyst = (
         PersonAnalyst(device)
         if config.parsed_by is None
-        else PersonAnalyst.from_folder(config.parsed_by, device, precision)
+        else PersonAnalyst.from_folder(
+            network_folder(config.parsed_by, "parser"), device, precision
+        )
     )
     if isinstance(config, GmmConfig):
         grid_weight = config.losses.grid_weight
@@ -169,7 +172,7 @@ def _trainer(config: TrainingConfig, device: torch.device, resuming: bool) -> Co
     return TomTrainer(
         lr,
         device,
-        GeometricMatcher.from_pretrained(config.gmm),
+        GeometricMatcher.from_pretrained(network_folder(config.gmm, "gmm")),
         network,
         adversarial_weight=config.losses.adversarial_weight,
         feature_weight=config.losses.feature_weight,
