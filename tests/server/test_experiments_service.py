@@ -16,7 +16,8 @@ from catalog.database import create_catalog_engine, make_sessionmaker
 from tryon.experiments import store
 from tryon.experiments.report import build_report
 from tryon.server.gen.tryon.v1 import experiments_pb2 as pb
-from tryon.server.gen.tryon.v1 import experiments_pb2_grpc, tryon_pb2, tryon_pb2_grpc
+from tryon.server.gen.tryon.v1 import experiments_pb2_grpc
+from tryon.server.gen.tryon.v2 import tryon_pb2, tryon_pb2_grpc
 
 
 @pytest.fixture()

@@ -19,7 +19,7 @@ from catalog.database import create_catalog_engine, make_sessionmaker, upgrade
 from tryon.client import ServiceError, TryOnClient
 from tryon.server.app import ServerThread
 from tryon.server.errors import INTERNAL_MESSAGE
-from tryon.server.gen.tryon.v1 import tryon_pb2
+from tryon.server.gen.tryon.v2 import tryon_pb2
 from tryon.server.watchdog import LIVENESS_SERVICE
 
 SERVING = health_pb2.HealthCheckResponse.SERVING

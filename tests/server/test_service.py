@@ -16,7 +16,7 @@ from loopback import ARCHIVED_SKU, SKUS, shopper
 from PIL import Image
 
 from tryon.client import OutputOptions, ServiceError
-from tryon.server.gen.tryon.v1 import tryon_pb2
+from tryon.server.gen.tryon.v2 import tryon_pb2
 
 
 def size_of(data: bytes) -> tuple[int, int]:

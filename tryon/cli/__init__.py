@@ -11,7 +11,7 @@ import sys
 import typer
 
 from catalog.cli import db as database
-from tryon.cli import ab, bench, data, evaluation, k8s, service, train, verify, weights
+from tryon.cli import ab, bench, data, evaluation, k8s, keys, service, train, verify, weights
 from tryon.cli.common import console
 from tryon.errors import TryOnError
 
@@ -35,6 +35,7 @@ app.command()(verify.verify)
 app.add_typer(database.app, name="db")
 app.add_typer(k8s.app, name="k8s")
 app.add_typer(ab.app, name="ab")
+app.add_typer(keys.app, name="keys")
 
 PRODUCT_ERROR = 1
 
