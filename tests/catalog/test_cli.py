@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from catalog_pictures import encode, tshirt_mask, write_photo
+from catalog_pictures import encode, product_photo, tshirt_mask, write_photo
+from image_server import image, serve
 from PIL import Image
 from sqlalchemy import update
 from typer.testing import CliRunner
@@ -232,3 +234,146 @@ def test_preview_sheet_shows_photo_and_mask(db_url: str, photos: Path, tmp_path:
     assert "tried-on panels" in result.output  # says why they are missing
     pixels = np.asarray(Image.open(sheet))
     assert pixels.shape[0] == 384 + 16 and pixels.shape[1] > 3 * 280
+
+
+# --- images named by URL ------------------------------------------------------------------
+
+SHOPIFY_HEADER = (
+    "Handle,Title,Body (HTML),Vendor,Type,Tags,Option1 Name,Option1 Value,Option2 Name,"
+    "Option2 Value,Variant SKU,Image Src,Image Position,Variant Image\n"
+)
+
+
+def _served_photo(seed: int, colour: tuple[int, int, int]) -> bytes:
+    return encode(product_photo(tshirt_mask(shift=seed), colour, seed=seed))
+
+
+@pytest.fixture
+def image_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Download settings for a test server on loopback; returns the image cache folder."""
+    cache = tmp_path / "image-cache"
+    monkeypatch.setenv("TRYON_IMAGE_CACHE", str(cache))
+    monkeypatch.setenv("TRYON_ALLOW_PRIVATE_URLS", "1")
+    monkeypatch.setenv("TRYON_IMAGE_TIMEOUT", "2")
+    monkeypatch.delenv("TRYON_WEIGHTS", raising=False)  # the bundled synthetic weights: tops
+    return cache
+
+
+def test_shopify_export_with_image_urls_imports_twice_downloading_once(
+    db_url: str, tmp_path: Path, image_env: Path
+) -> None:
+    navy, red, dress = (
+        _served_photo(i, c) for i, c in enumerate([(30, 40, 90), (200, 30, 30), (20, 120, 60)])
+    )
+    routes = {
+        "/files/tee-navy.png": image(navy),
+        "/files/tee-red.png": image(red),
+        "/files/dress.png": image(dress),
+        "/files/promo.html": image(b"<html>sale!</html>", "text/html"),
+    }
+    with serve(routes) as server:
+        url = server.url
+        sheet = tmp_path / "products_export.csv"
+        sheet.write_text(
+            SHOPIFY_HEADER
+            + f"crew-tee,Crew Tee,<p>Soft</p>,Acme,T-Shirts,summer,Color,Navy,,,TEE-NAVY,"
+            f"{url('/files/tee-navy.png')},1,\n"
+            f"crew-tee,,,,,,,Red,,,TEE-RED,{url('/files/tee-red.png')},2,"
+            f"{url('/files/tee-red.png')}\n"
+            f"wrap-dress,Wrap Dress,,Acme,Dresses,,Title,Default Title,,,DRS-1,"
+            f"{url('/files/dress.png')},1,\n"
+            f"old-tee,Old Tee,,Acme,Tops,,Title,Default Title,,,TEE-OLD,"
+            f"{url('/files/gone.png')},1,\n"
+            f"promo,Promo,,Acme,Tops,,Title,Default Title,,,TEE-PROMO,"
+            f"{url('/files/promo.html')},1,\n"
+        )
+        first = run(db_url, "import", str(sheet), "--json")
+        assert first.exit_code == 1  # two rows failed
+        report = json.loads(first.stdout)
+        assert report["format"] == "shopify"
+        assert report["summary"] == {"added": 3, "updated": 0, "unchanged": 0, "failed": 2}
+        assert report["images"] == {"downloaded": 3, "cached": 0, "failed": 2}
+        rows = {r["line"]: r for r in report["rows"]}
+        assert rows[5]["column"] == "Image Src"
+        assert rows[5]["reason"] == f"{url('/files/gone.png')}: HTTP 404 Not Found"
+        assert rows[6]["column"] == "Image Src" and url("/files/promo.html") in rows[6]["reason"]
+        assert "sent text/html, not an image" in rows[6]["reason"]
+        assert any("dress only top" in w for w in rows[4]["warnings"])  # the wrap dress
+        assert not any("dress only" in w for w in rows[2]["warnings"] + rows[3]["warnings"])
+        # Each variant got its own photo, byte for byte.
+        for sku, served in (("TEE-NAVY", navy), ("TEE-RED", red), ("DRS-1", dress)):
+            stored = run_json(db_url, "show", sku)["images"]["photo"]["sha256"]
+            assert stored == hashlib.sha256(served).hexdigest()
+        photo_paths = ("/files/tee-navy.png", "/files/tee-red.png", "/files/dress.png")
+        assert [server.bodies[p] for p in photo_paths] == [1, 1, 1]
+
+        again = json.loads(run(db_url, "import", str(sheet), "--json").stdout)
+        assert again["summary"] == {"added": 0, "updated": 0, "unchanged": 3, "failed": 2}
+        assert again["images"] == {"downloaded": 0, "cached": 3, "failed": 2}
+        assert [server.bodies[p] for p in photo_paths] == [1, 1, 1]  # only 304s this time
+        assert [server.requests[p] for p in photo_paths] == [2, 2, 2]
+    assert [g["revision"] for g in run_json(db_url, "list")] == [1, 1, 1]
+
+
+def test_import_refuses_private_image_urls_without_the_override(
+    db_url: str, tmp_path: Path, image_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TRYON_ALLOW_PRIVATE_URLS")
+    with serve({"/tee.png": image(_served_photo(0, (30, 40, 90)))}) as server:
+        sheet = _sheet(tmp_path, [f"A1,Tee,top,{server.url('/tee.png')},,"])
+        result = run(db_url, "import", str(sheet))
+        assert server.requests["/tee.png"] == 0
+    assert result.exit_code == 1
+    assert "loopback address 127.0.0.1" in result.output
+    assert "TRYON_ALLOW_PRIVATE_URLS=1" in result.output
+    assert "0 added, 0 updated, 0 unchanged, 1 failed" in result.output
+
+
+def test_add_downloads_its_image_and_warns_on_categories_the_weights_cannot_dress(
+    db_url: str, tmp_path: Path, image_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photo = _served_photo(1, (30, 40, 90))
+    with serve({"/dress.png": image(photo)}) as server:
+        added = run_json(
+            db_url,
+            "add",
+            "D1",
+            "--image",
+            server.url("/dress.png"),
+            "--name",
+            "Wrap",
+            "--category",
+            "dress",
+        )
+        missing = run(
+            db_url,
+            "add",
+            "D2",
+            "--image",
+            server.url("/nope.png"),
+            "--name",
+            "Wrap",
+            "--category",
+            "dress",
+        )
+        # Weights that declare no categories: no warning.
+        undeclared = tmp_path / "weights"
+        undeclared.mkdir()
+        (undeclared / "pipeline.json").write_text('{"name": "mine", "version": "0.1.0"}')
+        monkeypatch.setenv("TRYON_WEIGHTS", str(undeclared))
+        quiet = run_json(
+            db_url,
+            "add",
+            "D3",
+            "--image",
+            server.url("/dress.png"),
+            "--name",
+            "Wrap",
+            "--category",
+            "dress",
+        )
+    assert added["images"]["photo"]["sha256"] == hashlib.sha256(photo).hexdigest()
+    assert any("synthetic" in w and "dress only top" in w for w in added["warnings"])
+    assert missing.exit_code == 1
+    assert f"--image {server.url('/nope.png')}: HTTP 404 Not Found" in missing.output
+    assert not any("dress only" in w for w in quiet["warnings"])
