@@ -3,6 +3,7 @@ answers, and a count of what it was asked and what it sent."""
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections import Counter
@@ -80,14 +81,18 @@ class ImageServer:
                 self._in_flight -= 1
 
     def record(self, handler: BaseHTTPRequestHandler, status: int) -> None:
+        """Count an answer about to be sent: a 200 is a download."""
         if status == 200:
             with self._lock:
                 self.bodies[handler.path] += 1
 
 
 @contextmanager
-def serve(routes: dict[str, Route]) -> Iterator[ImageServer]:
-    """Run an ImageServer with ``routes`` in a thread for the duration of the block."""
+def serve(
+    routes: dict[str, Route], tls: ssl.SSLContext | None = None, host: str = "127.0.0.1"
+) -> Iterator[ImageServer]:
+    """Run an ImageServer with ``routes`` in a thread for the duration of the block; over
+    HTTPS with ``tls`` (a server context), its URLs then naming ``host``."""
     server = ImageServer(routes)
 
     class Handler(BaseHTTPRequestHandler):
@@ -105,7 +110,10 @@ def serve(routes: dict[str, Route]) -> Iterator[ImageServer]:
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True
-    server.base = f"http://127.0.0.1:{httpd.server_port}"
+    if tls is not None:
+        httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
+    scheme = "https" if tls is not None else "http"
+    server.base = f"{scheme}://{host}:{httpd.server_port}"
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     try:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from catalog_pictures import encode, product_photo, tshirt_mask
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from image_server import (
     ImageServer,
     endless,
@@ -21,6 +27,7 @@ from image_server import (
     trickle,
 )
 
+from catalog import fetching
 from catalog.errors import CatalogError
 from catalog.fetching import (
     MIB,
@@ -226,6 +233,52 @@ def test_downloads_run_concurrently_within_the_limit(
 def test_each_url_is_fetched_once(server: ImageServer, settings: FetchSettings) -> None:
     results = fetch_images([server.url("/tee.png")] * 3, settings)
     assert len(results) == 1 and server.requests["/tee.png"] == 1
+
+
+def _certificate_for(name: str, folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for the DNS name ``name`` and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def test_https_checks_the_certificate_against_the_host_name(
+    settings: FetchSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connections go to the checked address, yet TLS still verifies the host's name."""
+    cert_file, key_file = _certificate_for("localhost", tmp_path)
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(cert_file, key_file)
+    trusting = ssl.create_default_context(cafile=str(cert_file))
+    monkeypatch.setattr(fetching.httpx, "create_ssl_context", lambda: trusting)
+    single = dataclasses.replace(settings, attempts=1)
+    with serve({"/tee.png": image(PNG)}, tls=server_side, host="localhost") as server:
+        by_name = fetch_one(server.url("/tee.png"), single)
+        by_address = fetch_one(server.url("/tee.png").replace("localhost", "127.0.0.1"), single)
+    assert isinstance(by_name, FetchedImage) and by_name.path.read_bytes() == PNG
+    assert "certificate is not valid for '127.0.0.1'" in reason(by_address)
 
 
 # --- private addresses ----------------------------------------------------------------
