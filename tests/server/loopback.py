@@ -20,6 +20,7 @@ from tryon.server.settings import ServerSettings
 
 SKUS = [f"TEST-{index}" for index in range(4)]
 ARCHIVED_SKU = "TEST-ARCHIVED"
+DRESS_SKU = "TEST-DRESS"  # active, of a category the test weights may decline
 
 
 def png(pixels: np.ndarray) -> bytes:
@@ -53,14 +54,17 @@ def tiny_pipeline(precision: str = "auto") -> TryOnPipeline:
 
 
 def make_catalog(url: str) -> None:
-    """A catalog at `url` with the active garments SKUS and the archived ARCHIVED_SKU."""
+    """A catalog at `url` with the active tops SKUS, the active dress DRESS_SKU and the
+    archived top ARCHIVED_SKU."""
     engine = create_catalog_engine(url)
     upgrade(engine)
     with make_sessionmaker(engine)() as session, session.begin():
-        for index, sku in enumerate([*SKUS, ARCHIVED_SKU]):
+        garments = [(sku, "top") for sku in [*SKUS, ARCHIVED_SKU]] + [(DRESS_SKU, "dress")]
+        for index, (sku, category) in enumerate(garments):
             photo, mask = render_garment(11, index)
             images = prepare_images(png(photo), png(mask)).images
-            save_garment(session, make_fields(sku, f"Top {index}", "top"), images, activate=True)
+            fields = make_fields(sku, f"{category} {index}", category)
+            save_garment(session, fields, images, activate=True)
         set_status(session, [ARCHIVED_SKU], Status.ARCHIVED)
     engine.dispose()
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from loopback import ARCHIVED_SKU, SKUS, shopper
+from loopback import ARCHIVED_SKU, DRESS_SKU, SKUS, shopper
 from PIL import Image
 
 from tryon.client import OutputOptions, ServiceError
@@ -152,7 +152,7 @@ def test_unknown_or_archived_sku_is_not_found(client, photo, sku):
 
 
 def test_list_garments_pages_through_the_active_garments(client):
-    assert [g.sku for g in client.list_garments(page_size=3)] == SKUS
+    assert [g.sku for g in client.list_garments(page_size=3)] == [*SKUS, DRESS_SKU]
 
 
 def test_a_forged_page_token_is_invalid_argument(client):
