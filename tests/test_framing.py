@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tryon.framing import crop_to_model, fit_aspect, paste_back, person_box, whole_photo_box
+from tryon.framing import (
+    blend_weight,
+    crop_to_model,
+    fit_aspect,
+    paste_back,
+    person_box,
+    whole_photo_box,
+)
 
 
 def test_boxes_take_the_model_aspect_around_the_person():
@@ -46,3 +53,17 @@ def test_paste_back_keeps_untouched_pixels_and_the_photo_size():
     assert changed.any() and changed.mean() < 0.2
     # The inside of the pasted patch (rows 20-40, columns 10-30 of the crop) is the result.
     assert (out[150:200, 40:90] == 255).all()
+
+
+def test_blend_weight_is_the_alpha_enlarged_into_the_crop_as_paste_back_blends():
+    alpha = torch.zeros(1, 1, 8, 6)
+    alpha[..., 2:6, 1:5] = 1
+    box = (10, 20, 40, 60)  # x0, y0, x1, y1: the crop the model saw, 5x its size
+    weight = blend_weight((100, 80), alpha, box)
+    assert weight.shape == (100, 80) and weight.dtype == np.float32
+    assert weight[40, 25] == 1.0  # inside the painted block
+    assert weight[:20].max() == 0 and weight[:, :10].max() == 0  # outside the crop
+    photo = np.full((100, 80, 3), 50, np.uint8)
+    pasted = paste_back(photo, torch.ones(1, 3, 8, 6), alpha, box)
+    changed = pasted[..., 0] != 50
+    assert np.array_equal(changed, weight > 0)

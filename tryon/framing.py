@@ -139,3 +139,12 @@ def paste_back(
     blended += 0.5  # round to nearest; the blend stays within [0, 255]
     np.copyto(region, blended.astype(np.uint8), where=weight > 0)
     return out
+
+
+def blend_weight(shape: tuple[int, int], alpha: torch.Tensor, box: Box) -> np.ndarray:
+    """Where `paste_back` replaces the photo, `(H, W)` float32 in [0, 1] at the photo's
+    resolution `shape` (H, W): `alpha` `(1, 1, h, w)` enlarged into the crop `box` exactly
+    as the blend enlarges it (to 1/255)."""
+    black = np.zeros((*shape, 3), dtype=np.uint8)
+    white = torch.ones((1, 3, *alpha.shape[-2:]))
+    return paste_back(black, white, alpha, box)[..., 0].astype(np.float32) / 255.0

@@ -139,12 +139,16 @@ class PersonAnalysis:
 @dataclass
 class TryOnResult:
     """One try-on: `image` at the photo's resolution, `model_image` at model resolution
-    (before paste-back), both `(H, W, 3)` uint8; per-stage milliseconds in `timings`."""
+    (before paste-back), both `(H, W, 3)` uint8; per-stage milliseconds in `timings`;
+    `alpha` `(1, 1, h, w)` in [0, 1], how much of `model_image` was blended into the crop
+    `box` of the photo (`tryon.framing.blend_weight` gives it at the photo's resolution)."""
 
     image: np.ndarray
     model_image: np.ndarray
     confidence: float
     timings: dict[str, float]
+    alpha: torch.Tensor
+    box: Box
 
 
 class _Timer:
@@ -390,11 +394,19 @@ class TryOnPipeline:
                 image = paste_back(
                     analysis.photo, final[index : index + 1].cpu(), alpha.cpu(), analysis.box
                 )
-                results.append((image, tensor_to_image(final[index : index + 1].cpu())[0]))
+                model_image = tensor_to_image(final[index : index + 1].cpu())[0]
+                results.append((image, model_image, alpha.cpu()))
         share = {k: v / len(analyses) for k, v in timer.timings.items()}
         return [
-            TryOnResult(image, model_image, analysis.confidence, {**analysis.timings, **share})
-            for (image, model_image), analysis in zip(results, analyses, strict=True)
+            TryOnResult(
+                image,
+                model_image,
+                analysis.confidence,
+                {**analysis.timings, **share},
+                alpha,
+                analysis.box,
+            )
+            for (image, model_image, alpha), analysis in zip(results, analyses, strict=True)
         ]
 
     def warp_onto(

@@ -17,6 +17,7 @@ KEYS = (
     "parse_miou", "pck_0.1", "warp_iou", "warp_ssim", "tryon_ssim", "tryon_psnr",
     "tryon_ssim_gt_parse", "region_ssim", "region_l1", "baseline_grey_ssim",
     "baseline_grey_region_ssim", "baseline_affine_ssim", "baseline_affine_region_ssim",
+    "parse_miou_frequent", "painted_ssim", "region_sharpness", "region_gmsd",
     "n_samples", "seconds",
 )  # fmt: skip
 
@@ -38,6 +39,9 @@ def test_eval_writes_every_metric_and_an_unpaired_sheet(tmp_path, monkeypatch):
     assert set(KEYS) <= set(metrics)
     assert metrics["n_samples"] == 3
     assert metrics["warp_ssim"] is not None  # generated data has warp-gt/
+    assert 0 < metrics["region_sharpness"] < 2 and 0 < metrics["region_gmsd"] < 1
+    # The painted pixels exclude the arms kept from the photo, which match it exactly.
+    assert metrics["painted_ssim"] <= metrics["region_ssim"]
     per_label = metrics["parse_iou_per_label"]
     assert {"background", "upper-clothes", "face"} <= set(per_label)
     mean = sum(label["iou"] for label in per_label.values()) / len(per_label)

@@ -96,3 +96,51 @@ def test_baselines_keep_the_bare_arms_when_the_pipeline_does(keep_arms):
         else:
             assert (image[0][:, arm] == 0).all()  # grey, as the whole region
     assert torch.allclose(images["affine"][0, :, 18:38, 16:32], torch.tensor(0.5))  # garment
+
+
+def _textured(seed: int = 0) -> torch.Tensor:
+    """A photo-like batch `(1, 3, 64, 48)` with stripes and noise: texture to lose."""
+    torch.manual_seed(seed)
+    stripes = torch.sin(torch.arange(48.0) * 1.3)[None, None, None, :].expand(1, 3, 64, 48)
+    return (0.5 * stripes + 0.3 * torch.randn(1, 3, 64, 48)).clamp(-1, 1)
+
+
+def _blurred(image: torch.Tensor) -> torch.Tensor:
+    from kornia.filters import gaussian_blur2d
+
+    return gaussian_blur2d(image, (9, 9), (3.0, 3.0))
+
+
+def test_sharpness_is_one_for_the_photo_and_falls_when_the_texture_is_blurred():
+    photo, everywhere = _textured(), torch.ones(1, 1, 64, 48)
+    assert M.region_sharpness(photo, photo, everywhere).item() == pytest.approx(1.0)
+    assert M.region_sharpness(_blurred(photo), photo, everywhere).item() < 0.5
+
+
+def test_gmsd_is_zero_for_the_photo_and_sees_blur_that_ssim_forgives_in_flat_areas():
+    photo, everywhere = _textured(), torch.ones(1, 1, 64, 48)
+    assert M.region_gmsd(photo, photo, everywhere).item() == pytest.approx(0.0, abs=1e-6)
+    blurred = M.region_gmsd(_blurred(photo), photo, everywhere).item()
+    slightly_noisy = M.region_gmsd((photo + 0.02).clamp(-1, 1), photo, everywhere).item()
+    assert blurred > 0.1 > slightly_noisy
+
+
+def test_gmsd_and_sharpness_look_only_inside_the_region():
+    photo = _textured()
+    broken = photo.clone()
+    broken[..., :24, :] = _blurred(photo)[..., :24, :]  # top rows blurred
+    bottom = torch.zeros(1, 1, 64, 48)
+    bottom[..., 36:, :] = 1  # far enough from the blurred rows for the 3x3 gradients
+    assert M.region_gmsd(broken, photo, bottom).item() == pytest.approx(0.0, abs=1e-6)
+    assert M.region_sharpness(broken, photo, bottom).item() == pytest.approx(1.0)
+    assert M.region_gmsd(broken, photo, 1 - bottom).item() > 0.05
+
+
+def test_frequent_mean_iou_leaves_out_labels_with_a_handful_of_pixels():
+    counts = torch.zeros(20, 20, dtype=torch.long)
+    counts[0, 0] = 10_000  # background
+    counts[5, 5], counts[5, 0] = 3_000, 1_000  # upper clothes, IoU 0.75
+    counts[8, 0] = 10  # socks: 10 pixels, all missed
+    background = 10_000 / 11_010  # the missed pixels were called background
+    assert M.mean_iou(counts) == pytest.approx((background + 0.75 + 0) / 3)
+    assert M.frequent_mean_iou(counts) == pytest.approx((background + 0.75) / 2)

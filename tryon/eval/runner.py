@@ -27,6 +27,7 @@ from tryon.data.batches import collate_tensors
 from tryon.data.viton import VitonDataset, sample_to_tensors
 from tryon.eval import metrics as M
 from tryon.eval.baselines import baselines
+from tryon.framing import blend_weight
 from tryon.imaging import image_to_tensor, resize_image
 from tryon.labels import PARSE_LABELS
 from tryon.models import decode_keypoints
@@ -122,6 +123,7 @@ def evaluate(
         "precision": pipeline.precision_name,
         "keep_arms": pipeline.keep_arms,
         "parse_miou": M.mean_iou(parse_counts),
+        "parse_miou_frequent": M.frequent_mean_iou(parse_counts),
         "pck_0.1": pck[0] / pck[1] if pck[1] else None,
     }
     for name in (
@@ -132,6 +134,9 @@ def evaluate(
         "tryon_ssim_gt_parse",
         "region_ssim",
         "region_l1",
+        "region_gmsd",
+        "painted_ssim",
+        "region_sharpness",
         "baseline_grey_ssim",
         "baseline_grey_region_ssim",
         "baseline_affine_ssim",
@@ -171,6 +176,11 @@ def _score_full_pipeline(pipeline: TryOnPipeline, sample, scores: _Scores) -> No
     region = M.scoring_region(torch.from_numpy(sample.parse)[None].long())
     scores.add("region_ssim", M.region_ssim(output, truth, region))
     scores.add("region_l1", M.region_l1(output, truth, region))
+    scores.add("region_gmsd", M.region_gmsd(output, truth, region))
+    weight = blend_weight(photo.shape[:2], result.alpha, result.box)
+    painted = region * torch.from_numpy(weight > 0.5)[None, None].float()
+    scores.add("painted_ssim", M.region_ssim(output, truth, painted))
+    scores.add("region_sharpness", M.region_sharpness(output, truth, painted))
 
 
 @torch.inference_mode()
