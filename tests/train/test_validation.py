@@ -308,3 +308,21 @@ def test_the_parsers_validation_logs_how_far_its_keypoints_are_from_the_true_one
     logged = read_losses(tmp_path / "run" / "validation.csv")
     assert logged["parse_miou"] == pytest.approx([1.0, 1.0])
     assert logged["keypoint_error"] == pytest.approx([0.0, 3.0], abs=0.05)
+
+
+def test_the_toms_validation_also_logs_the_scores_that_see_texture(datasets, tmp_path):
+    _, held_out = datasets
+    torch.manual_seed(0)
+    gmm = GeometricMatcher(
+        person_channels=GMM_PERSON_CHANNELS, feature_channels=(8, 8, 16, 16), regressor_width=16
+    )
+    tom = TryOnGenerator(person_channels=TOM_PERSON_CHANNELS, base_channels=8, max_channels=32)
+    trainer = TomTrainer(lr=1e-3, device=CPU, gmm=gmm, tom=tom)
+    for net in trainer.networks.values():
+        net.eval()
+    with torch.no_grad():
+        scores = trainer.validate(_validator(held_out, tmp_path).batches)
+    assert {"painted_ssim", "region_sharpness", "region_gmsd"} <= set(scores)
+    # An untrained TOM paints a smooth blur: far less texture than the photos have.
+    assert 0.0 <= scores["region_sharpness"] < 0.9
+    assert 0.0 < scores["region_gmsd"] < 1.0

@@ -507,13 +507,23 @@ class TomTrainer:
         """Mean SSIM of the try-on, as the pipeline shows it (bare arms kept), against the
         photo inside the scored try-on region (upper clothes and arms of the dataset's
         parse, dilated), at model resolution, on the representation the TOM trains on (the
-        dataset's parse, or the parser's)."""
-        scores = []
+        dataset's parse, or the parser's); the step kept is chosen by it. Logged beside it,
+        the scores that see texture: `painted_ssim` and `region_sharpness` on the pixels
+        painted there (the kept arms left out), and `region_gmsd`."""
+        scores: dict[str, list[torch.Tensor]] = {}
         for batch in batches:
-            final = self._generate(batch).dressed
+            generated = self._generate(batch)
+            final, person = generated.dressed, batch["person"]
             region = M.scoring_region(batch["parse"])
-            scores.append(M.region_ssim(final, batch["person"], region))
-        return {self.validation_metric: float(torch.cat(scores).nanmean())}
+            painted = region * generated.rep.repainted_region(generated.warp.warped_mask)
+            for name, value in (
+                (self.validation_metric, M.region_ssim(final, person, region)),
+                ("painted_ssim", M.region_ssim(final, person, painted)),
+                ("region_sharpness", M.region_sharpness(final, person, painted)),
+                ("region_gmsd", M.region_gmsd(final, person, region)),
+            ):
+                scores.setdefault(name, []).append(value)
+        return {name: float(torch.cat(values).nanmean()) for name, values in scores.items()}
 
     def sample_grid(self, batch: Batch) -> np.ndarray:
         generated = self._generate(batch)
