@@ -423,7 +423,8 @@ async def _fetch(
     """One URL, tried up to ``settings.attempts`` times."""
     _check_url(url)
     cached = cache.lookup(url)
-    for attempt in range(1, settings.attempts + 1):
+    attempt = 1
+    while True:
         try:
             return await _download(client, cache, url, cached, settings)
         except _Failure as failure:
@@ -444,7 +445,7 @@ async def _fetch(
                     ) from None
                 delay = max(delay, failure.retry_after)
             await asyncio.sleep(delay)
-    raise AssertionError("unreachable: the last attempt returns or raises")
+            attempt += 1
 
 
 async def _download(
