@@ -194,6 +194,22 @@ def test_a_folder_with_the_old_free_text_still_loads_keeping_the_text(tmp_path: 
     assert training.networks == {}
 
 
+def test_categories_round_trip_and_stay_unknown_when_not_said(tmp_path: Path) -> None:
+    parser, gmm, tom = (TINY_FACTORIES[name]() for name in ("parser", "gmm", "tom"))
+    meta = PipelineMeta(name="tiny", licence="test only", categories=["top", "dress"])
+    save_pipeline(tmp_path / "said", parser, gmm, tom, meta)
+    assert load_pipeline_components(tmp_path / "said").meta.categories == ("top", "dress")
+    unsaid = _tiny_pipeline_folder(tmp_path / "unsaid")
+    assert "categories" not in (unsaid / "pipeline.json").read_text()
+    assert load_pipeline_components(unsaid).meta.categories is None
+
+
+def test_categories_that_are_not_a_list_of_names_are_a_weights_error(tmp_path: Path) -> None:
+    folder = _tiny_pipeline_folder(tmp_path, categories="top")
+    with pytest.raises(WeightsError, match="categories must be a list"):
+        load_pipeline_components(folder)
+
+
 @pytest.mark.parametrize(
     ("training_data", "names"),
     [
