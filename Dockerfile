@@ -16,6 +16,8 @@ COPY pyproject.toml README.md constraints.txt ./
 COPY proto ./proto
 COPY tryon ./tryon
 COPY catalog ./catalog
+# tryon_client: the client package with the gRPC stubs the server imports (in the wheel).
+COPY clients/python ./clients/python
 # Refuse to build an image whose stubs do not match the .proto it ships, or whose wheel
 # holds the research weights or lacks the synthetic ones.
 RUN pip install -c constraints.txt grpcio-tools \

@@ -9,11 +9,11 @@ import grpc
 import pytest
 import torch
 from loopback import loopback_settings, make_catalog, shopper, tiny_pipeline
+from tryon_client.stubs.tryon.v2 import tryon_pb2_grpc
 
 from tryon.client import TryOnClient
 from tryon.pipeline import TryOnPipeline
 from tryon.server.app import ServerThread
-from tryon.server.gen.tryon.v2 import tryon_pb2_grpc
 
 
 @pytest.fixture(scope="session")

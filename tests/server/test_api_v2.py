@@ -9,11 +9,11 @@ import grpc
 import pytest
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from loopback import ARCHIVED_SKU, DRESS_SKU, SKUS, shopper
+from tryon_client.stubs.tryon.v1 import tryon_pb2 as v1
+from tryon_client.stubs.tryon.v1 import tryon_pb2_grpc as v1_grpc
+from tryon_client.stubs.tryon.v2 import tryon_pb2
 
 from tryon.client import GarmentsNotDressedError, ServiceError
-from tryon.server.gen.tryon.v1 import tryon_pb2 as v1
-from tryon.server.gen.tryon.v1 import tryon_pb2_grpc as v1_grpc
-from tryon.server.gen.tryon.v2 import tryon_pb2
 
 
 @pytest.fixture()

@@ -11,13 +11,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from loopback import SKUS
+from tryon_client.stubs.tryon.v1 import experiments_pb2 as pb
+from tryon_client.stubs.tryon.v1 import experiments_pb2_grpc
+from tryon_client.stubs.tryon.v2 import tryon_pb2, tryon_pb2_grpc
 
 from catalog.database import create_catalog_engine, make_sessionmaker
 from tryon.experiments import store
 from tryon.experiments.report import build_report
-from tryon.server.gen.tryon.v1 import experiments_pb2 as pb
-from tryon.server.gen.tryon.v1 import experiments_pb2_grpc
-from tryon.server.gen.tryon.v2 import tryon_pb2, tryon_pb2_grpc
 
 
 @pytest.fixture()

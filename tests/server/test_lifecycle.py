@@ -14,12 +14,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from loopback import loopback_settings, shopper
+from tryon_client.stubs.tryon.v2 import tryon_pb2
 
 from catalog.database import create_catalog_engine, make_sessionmaker, upgrade
 from tryon.client import ServiceError, TryOnClient
 from tryon.server.app import ServerThread
 from tryon.server.errors import INTERNAL_MESSAGE
-from tryon.server.gen.tryon.v2 import tryon_pb2
 from tryon.server.watchdog import LIVENESS_SERVICE
 
 SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -14,9 +14,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from loopback import ARCHIVED_SKU, DRESS_SKU, SKUS, shopper
 from PIL import Image
+from tryon_client.stubs.tryon.v2 import tryon_pb2
 
 from tryon.client import OutputOptions, ServiceError
-from tryon.server.gen.tryon.v2 import tryon_pb2
 
 
 def size_of(data: bytes) -> tuple[int, int]:

@@ -24,6 +24,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy.exc import SQLAlchemyError
+from tryon_client.stubs.tryon.v1 import (
+    experiments_pb2,
+    experiments_pb2_grpc,
+    tryon_pb2,
+    tryon_pb2_grpc,
+)
+from tryon_client.stubs.tryon.v2 import tryon_pb2 as tryon_v2_pb2
+from tryon_client.stubs.tryon.v2 import tryon_pb2_grpc as tryon_v2_pb2_grpc
 
 from catalog.database import (
     check_schema,
@@ -39,14 +47,6 @@ from tryon.server.caches import BoundedCache
 from tryon.server.engine import TryOnEngine
 from tryon.server.experiments import ExperimentServicer, TryOnLedger
 from tryon.server.garments import GarmentStore
-from tryon.server.gen.tryon.v1 import (
-    experiments_pb2,
-    experiments_pb2_grpc,
-    tryon_pb2,
-    tryon_pb2_grpc,
-)
-from tryon.server.gen.tryon.v2 import tryon_pb2 as tryon_v2_pb2
-from tryon.server.gen.tryon.v2 import tryon_pb2_grpc as tryon_v2_pb2_grpc
 from tryon.server.interceptor import CallInterceptor
 from tryon.server.memory import limit_malloc_arenas
 from tryon.server.metrics import ServerMetrics

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import grpc
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from tryon_client.stubs.tryon.v1 import experiments_pb2, experiments_pb2_grpc
 
 from catalog.models import utcnow
 from tryon.errors import NotReadyError
@@ -25,7 +26,6 @@ from tryon.experiments import store
 from tryon.experiments.events import Event, LineItem, Purchase, Return
 from tryon.experiments.report import build_report
 from tryon.server.errors import InvalidFieldError
-from tryon.server.gen.tryon.v1 import experiments_pb2, experiments_pb2_grpc
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,15 @@
-"""Generate the Python gRPC stubs in tryon/server/gen/ from proto/ (run after editing a .proto).
+"""Generate the Python gRPC stubs from proto/ into the client package, where the server
+imports them too (run after editing a .proto).
 
     python -m tryon.server.gen_stubs            # rewrite the committed stubs
     python -m tryon.server.gen_stubs --check    # exit 1 if they are out of date
 
-protoc writes `from tryon.v1 import tryon_pb2`, which would resolve to this project's own
-`tryon` package; the one import line is rewritten to the stubs' real place, and the
-descriptors keep their canonical file name `tryon/v1/tryon.proto` (what reflection shows).
+The stubs live in `tryon_client.stubs` (clients/python/tryon_client/stubs/), so that the
+API contract ships in the client that needs no PyTorch and the server depends on it, not
+the other way round. protoc writes `from tryon.v1 import tryon_pb2`, which would resolve
+to this project's own `tryon` package; the one import line is rewritten to the stubs'
+real place, and the descriptors keep their canonical file name `tryon/v1/tryon.proto`
+(what reflection shows).
 
 The check ignores the generator's own version stamps (the grpcio and protobuf versions
 protoc writes into the stubs), so a newer grpcio-tools release does not mark unchanged
@@ -22,8 +26,8 @@ from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PROTO_ROOT = REPOSITORY / "proto"
-STUBS = Path(__file__).resolve().parent / "gen"
-STUBS_PACKAGE = "tryon.server.gen"
+STUBS = REPOSITORY / "clients" / "python" / "tryon_client" / "stubs"
+STUBS_PACKAGE = "tryon_client.stubs"
 
 
 def proto_files(root: Path = PROTO_ROOT) -> list[Path]:

@@ -15,15 +15,15 @@ from typing import TypeVar
 
 import grpc
 from google.protobuf.message import Message
+from tryon_client.stubs.tryon.v1 import tryon_pb2 as tryon_v1_pb2
+from tryon_client.stubs.tryon.v1 import tryon_pb2_grpc as tryon_v1_pb2_grpc
+from tryon_client.stubs.tryon.v2 import tryon_pb2, tryon_pb2_grpc
 
 from catalog.repository import MAX_PAGE_SIZE, GarmentSummary
 from tryon.errors import InvalidInputError
 from tryon.server.engine import GarmentRefused, TryOnCall, TryOnEngine, TryOnOutcome
 from tryon.server.errors import InvalidFieldError, to_rpc_error
 from tryon.server.experiments import TryOnLedger
-from tryon.server.gen.tryon.v1 import tryon_pb2 as tryon_v1_pb2
-from tryon.server.gen.tryon.v1 import tryon_pb2_grpc as tryon_v1_pb2_grpc
-from tryon.server.gen.tryon.v2 import tryon_pb2, tryon_pb2_grpc
 from tryon.server.output import DEFAULT_QUALITY, OutputSpec
 
 M = TypeVar("M", bound=Message)
