@@ -20,6 +20,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from sqlalchemy.exc import OperationalError
 
 from catalog.cli.common import DbUrlOption, fail, open_catalog
 from tryon.cli.common import JsonOption, OutputOption, console, emit_json
@@ -342,6 +343,100 @@ def simulate(
     _show({"experiment": key, **sent}, as_json, f"sent to {key}: {sent}")
     if not as_json:
         console.print(f"report: tryon ab report {key}")
+
+
+@app.command()
+def bench(
+    events: Annotated[
+        int, typer.Option(min=1, help="Purchase and return events to load and report over.")
+    ] = 1_000_000,
+    aa: Annotated[
+        int | None,
+        typer.Option(
+            "--aa",
+            min=1,
+            help="Instead: run this many A/A experiments through the store and report the "
+            "coverage of the 95% intervals and the SRM firing rate.",
+            show_default=False,
+        ),
+    ] = None,
+    units: Annotated[int, typer.Option(min=10, help="Shoppers per A/A experiment.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated shoppers.")] = 0,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep the scratch database and say where it is.")
+    ] = False,
+    db_url: DbUrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Benchmark the experiment store in a scratch database beside --db-url (a schema of
+    its own on PostgreSQL, a temporary file on SQLite), dropped afterwards unless --keep.
+
+    By default: bulk-load simulated traffic (COPY on PostgreSQL) and time `report` over
+    it. With --aa N: N small A/A experiments go through assignment, event recording and
+    the SQL report, and the share of intervals covering zero (about 95%) and of SRM
+    alarms (about 0.1%) is printed.
+    """
+    from catalog.database import resolve_database_url
+    from tryon.experiments.bench import check_backend
+
+    url = resolve_database_url(db_url)
+    try:
+        check_backend(url)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--db-url") from None
+    try:
+        values = _run_bench(url, events, aa, units, seed, keep, quiet=as_json)
+    except OperationalError as error:
+        fail(f"cannot use the database at --db-url: {error.orig or error}")
+    if as_json:
+        emit_json(values, print_it=True, output=None)
+        return
+    if aa is None:
+        console.print(
+            f"{values['events']:,} events ({values['buyers']:,} orders of {values['items']:,} "
+            f"items, {values['returns']:,} returns) from {values['units']:,} shoppers: "
+            f"loaded in {values['load_s']:.1f} s; report in {values['report_s']:.2f} s "
+            f"(again: {values['report_again_s']:.2f} s)"
+        )
+    else:
+        coverage = ", ".join(f"{name} {share:.1%}" for name, share in values["coverage"].items())
+        console.print(
+            f"{aa} A/A experiments of {units} shoppers in {values['seconds']:.0f} s: 95% "
+            f"intervals covered zero: {coverage}; SRM fired in {values['srm_rate']:.1%}"
+        )
+    console.print(f"database: {values['database']}")
+
+
+def _run_bench(
+    url: str, events: int, aa: int | None, units: int, seed: int, keep: bool, quiet: bool
+) -> dict[str, Any]:
+    """The figures of the benchmark `tryon ab bench` asked for, with progress bars."""
+    from tryon.experiments.bench import aa_benchmark, load_benchmark, scratch_database
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with (
+        scratch_database(url, keep=keep) as database,
+        Progress(*columns, console=console, transient=True, disable=quiet) as bar,
+    ):
+        if aa is None:
+            task = bar.add_task("loading", total=None)
+            figures = load_benchmark(
+                database, events, seed=seed, on_step=lambda s: bar.update(task, description=s)
+            )
+            values = {k: v for k, v in asdict(figures).items() if k != "report"}
+        else:
+            task = bar.add_task("A/A experiments", total=aa)
+            values = asdict(
+                aa_benchmark(
+                    database.sessions,
+                    aa,
+                    units,
+                    seed=seed,
+                    on_progress=lambda done, _: bar.update(task, completed=done),
+                )
+            )
+    values["database"] = database.where if keep else f"{database.where} (dropped)"
+    return values
 
 
 def _new_simulation(sessions: Any, seed: int) -> str:

@@ -1,8 +1,9 @@
 """An experiment's sufficient statistics per arm, computed in SQL.
 
-The database does the work: one query sums each exposed unit's items bought, items
-returned and net revenue (``GROUP BY`` unit), and sums those per arm (``GROUP BY`` arm),
-so a report reads a handful of rows whatever the number of events. Only purchases from a
+The database does the work: one query sums each buying unit's items bought, items
+returned and net revenue (``GROUP BY`` unit), and sums those per arm (``GROUP BY`` arm);
+another counts each arm's exposed units (those who bought nothing add zero to every sum).
+A report reads a handful of rows whatever the number of events. Only purchases from a
 unit's first exposure on count (what a shopper bought before seeing an arm is not that
 arm's doing); returns count whenever they arrive, since they belong to their order.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Float, Integer, and_, case, func, literal, select, union_all
+from sqlalchemy import Integer, and_, case, func, literal, select, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
@@ -46,50 +47,37 @@ class ArmStats:
     revenue_per_unit: SampleStats
 
 
-def _per_unit(experiment: Experiment, as_of: datetime | None) -> Select:
-    """Each exposed unit's arm, items bought ``d``, items returned ``m`` and net revenue.
+def _per_buyer(experiment: Experiment, as_of: datetime | None) -> Select:
+    """Each unit that bought since its exposure: its arm, items bought ``d``, items
+    returned ``m`` and net revenue.
 
-    A ``UNION ALL`` of plain joins (every exposed unit with zeros, its purchase lines, its
-    returns) summed per unit: no aggregate is joined to another, so the plan stays a
-    few scans and one aggregation however stale the planner's statistics are.
+    A ``UNION ALL`` of plain joins (purchase lines, returns with their line's price) joined
+    once to the exposures and summed per exposure: no aggregate is joined to another, and
+    the units that bought nothing (most of them) never reach the grouping, since they add
+    zero to every sum; :func:`_units_per_arm` counts them.
     """
-    exposed = and_(
-        Exposure.experiment_id == Purchase.experiment_id,
-        Exposure.unit_id == Purchase.unit_id,
-        Purchase.purchased_at >= Exposure.first_seen,
-    )
-    zero, no_money = literal(0, Integer), literal(0.0, Float)
-    units = select(
-        Exposure.arm_id,
-        Exposure.unit_id,
-        zero.label("d"),
-        zero.label("m"),
-        no_money.label("revenue"),
-    ).where(Exposure.experiment_id == experiment.id)
+    zero = literal(0, Integer)
     lines = (
         select(
-            Exposure.arm_id,
-            Exposure.unit_id,
-            PurchaseItem.quantity,
-            zero,
-            PurchaseItem.quantity * PurchaseItem.unit_price,
+            Purchase.unit_id,
+            Purchase.purchased_at,
+            PurchaseItem.quantity.label("d"),
+            zero.label("m"),
+            (PurchaseItem.quantity * PurchaseItem.unit_price).label("revenue"),
         )
-        .select_from(Purchase)
-        .join(Exposure, exposed)
         .join(PurchaseItem, PurchaseItem.purchase_id == Purchase.id)
         .where(Purchase.experiment_id == experiment.id)
     )
     returns = (
         select(
-            Exposure.arm_id,
-            Exposure.unit_id,
+            Purchase.unit_id,
+            Purchase.purchased_at,
             zero,
             Return.quantity,
             -Return.quantity * PurchaseItem.unit_price,
         )
         .select_from(Return)
         .join(Purchase, Purchase.id == Return.purchase_id)
-        .join(Exposure, exposed)
         .join(
             PurchaseItem,
             and_(PurchaseItem.purchase_id == Return.purchase_id, PurchaseItem.sku == Return.sku),
@@ -97,16 +85,37 @@ def _per_unit(experiment: Experiment, as_of: datetime | None) -> Select:
         .where(Purchase.experiment_id == experiment.id)
     )
     if as_of is not None:
-        units = units.where(Exposure.first_seen <= as_of)
         lines = lines.where(Purchase.purchased_at <= as_of)
         returns = returns.where(Purchase.purchased_at <= as_of, Return.returned_at <= as_of)
-    parts = union_all(units, lines, returns).subquery()
-    return select(
-        parts.c.arm_id,
-        func.sum(parts.c.d).label("d"),
-        func.sum(parts.c.m).label("m"),
-        func.sum(parts.c.revenue).label("revenue"),
-    ).group_by(parts.c.arm_id, parts.c.unit_id)
+    parts = union_all(lines, returns).subquery()
+    exposed = and_(
+        Exposure.experiment_id == experiment.id,
+        Exposure.unit_id == parts.c.unit_id,
+        parts.c.purchased_at >= Exposure.first_seen,
+    )
+    return (
+        select(
+            Exposure.arm_id,
+            func.sum(parts.c.d).label("d"),
+            func.sum(parts.c.m).label("m"),
+            func.sum(parts.c.revenue).label("revenue"),
+        )
+        .select_from(parts)
+        .join(Exposure, exposed)
+        # The exposure's integer id stands for the unit: cheaper to group than its text id.
+        .group_by(Exposure.arm_id, Exposure.id)
+    )
+
+
+def _units_per_arm(session: Session, experiment: Experiment, as_of: datetime | None) -> dict:
+    query = (
+        select(Exposure.arm_id, func.count())
+        .where(Exposure.experiment_id == experiment.id)
+        .group_by(Exposure.arm_id)
+    )
+    if as_of is not None:
+        query = query.where(Exposure.first_seen <= as_of)
+    return {arm_id: count for arm_id, count in session.execute(query)}
 
 
 def _tryons_per_arm(session: Session, experiment: Experiment, as_of: datetime | None) -> dict:
@@ -126,35 +135,26 @@ def arm_stats(
     session: Session, experiment: Experiment, as_of: datetime | None = None
 ) -> list[ArmStats]:
     """Each arm's statistics (in arm order), counting what happened up to ``as_of``."""
-    unit = _per_unit(experiment, as_of).subquery()
+    buyer = _per_buyer(experiment, as_of).subquery()
     query = select(
-        unit.c.arm_id,
-        func.count(),
-        func.sum(case((unit.c.d > 0, 1), else_=0)),
-        func.sum(unit.c.d),
-        func.sum(unit.c.d * unit.c.d),
-        func.sum(unit.c.m),
-        func.sum(unit.c.m * unit.c.m),
-        func.sum(unit.c.m * unit.c.d),
-        func.sum(unit.c.revenue),
-        func.sum(unit.c.revenue * unit.c.revenue),
-    ).group_by(unit.c.arm_id)
+        buyer.c.arm_id,
+        func.sum(case((buyer.c.d > 0, 1), else_=0)),
+        func.sum(buyer.c.d),
+        func.sum(buyer.c.d * buyer.c.d),
+        func.sum(buyer.c.m),
+        func.sum(buyer.c.m * buyer.c.m),
+        func.sum(buyer.c.m * buyer.c.d),
+        func.sum(buyer.c.revenue),
+        func.sum(buyer.c.revenue * buyer.c.revenue),
+    ).group_by(buyer.c.arm_id)
     rows = {row[0]: row[1:] for row in session.execute(query)}
+    units = _units_per_arm(session, experiment, as_of)
     tryons = _tryons_per_arm(session, experiment, as_of)
     result = []
     for arm in experiment.arms:
-        n, buyers, d, d2, m, m2, md, revenue, revenue2 = rows.get(arm.id) or (
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0.0,
-            0.0,
-        )
-        n, buyers, d, d2, m, m2, md = (int(v or 0) for v in (n, buyers, d, d2, m, m2, md))
+        n = units.get(arm.id, 0)
+        buyers, d, d2, m, m2, md, revenue, revenue2 = rows.get(arm.id) or (0,) * 8
+        buyers, d, d2, m, m2, md = (int(v or 0) for v in (buyers, d, d2, m, m2, md))
         revenue, revenue2 = float(revenue or 0.0), float(revenue2 or 0.0)
         result.append(
             ArmStats(
