@@ -81,3 +81,40 @@ def test_the_node_example_names_a_wrong_key_without_showing_it(node, live_server
     assert ran.returncode == 1
     assert "UNAUTHENTICATED" in ran.stderr and wrong not in ran.stderr + ran.stdout
     assert not (tmp_path / "o.jpg").exists()
+
+
+@pytest.fixture(scope="module")
+def go_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A built copy of the Go example (stubs generated, modules fetched), outside the
+    checkout so that `go mod tidy` leaves the committed go.mod alone."""
+    tools = ("go", "protoc", "protoc-gen-go", "protoc-gen-go-grpc")
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"the Go example needs {', '.join(missing)} on PATH: not run")
+    copy = tmp_path_factory.mktemp("go")
+    (copy / "proto").symlink_to(ROOT / "proto")
+    example = copy / "examples" / "go"
+    shutil.copytree(GO_EXAMPLE, example, ignore=shutil.ignore_patterns("gen"))
+    steps = (["go", "generate", "./..."], ["go", "mod", "tidy"], ["go", "build", "-o", "app", "."])
+    for step in steps:
+        done = subprocess.run(step, cwd=example, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0 and step[1] == "mod":
+            pytest.skip(f"go mod tidy could not fetch the modules: {done.stderr[-800:]}")
+        assert done.returncode == 0, f"{' '.join(step)}: {done.stderr}"
+    return example / "app"
+
+
+def test_the_go_example_assigns_tries_on_and_records_the_order(go_example, live_server, tmp_path):
+    out = tmp_path / "tryon.jpg"
+    ran = subprocess.run(
+        [go_example, str(live_server.photo), live_server.sku, str(out)],
+        env=example_env(live_server, live_server.api_key),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert_saved_try_on(out, live_server.photo)
+    lines = ran.stdout.splitlines()
+    assert lines[0] in ("arm: control", "arm: tryon")
+    assert lines[-1] == "events stored: 1, duplicates: 0"

@@ -1,0 +1,3 @@
+module example.com/tryon-storefront
+
+go 1.22
