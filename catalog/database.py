@@ -47,8 +47,18 @@ def _tune_sqlite(dbapi_connection, _record) -> None:  # noqa: ANN001 (DB-API obj
     cursor.close()
 
 
+# Execution option of a transaction that will write: on SQLite it begins IMMEDIATE, taking
+# the write lock first. A deferred one that reads and then writes cannot wait its turn
+# behind another writer (SQLite answers "database is locked" at once rather than risk a
+# deadlock); an IMMEDIATE one waits up to busy_timeout. Reads stay deferred, so they never
+# queue behind a writer. Ignored on PostgreSQL. Use:
+#     session.connection(execution_options={SQLITE_WRITE: True})  # first thing in begin()
+SQLITE_WRITE = "sqlite_write"
+
+
 def _begin_sqlite(connection) -> None:  # noqa: ANN001
-    connection.exec_driver_sql("BEGIN")
+    writes = connection.get_execution_options().get(SQLITE_WRITE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 
 def create_catalog_engine(url: str) -> Engine:

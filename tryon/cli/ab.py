@@ -147,6 +147,7 @@ def import_events_command(
     lacks are stored and flagged in the report. Exit status 1 when any
     row failed.
     """
+    from catalog.database import SQLITE_WRITE
     from tryon.experiments.importer import import_events
 
     if not file.is_file():
@@ -163,6 +164,8 @@ def import_events_command(
 
         try:
             with sessions.begin() as session:
+                # Wait for SQLite's write lock up front, should a server be writing too.
+                session.connection(execution_options={SQLITE_WRITE: True})
                 result = import_events(session, experiment, file, on_progress=show)
         except UnicodeDecodeError as error:
             fail(f"{file} is not UTF-8 text ({error.reason}); export it as UTF-8 CSV")

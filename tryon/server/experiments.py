@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from tryon_client.stubs.tryon.v1 import experiments_pb2, experiments_pb2_grpc
 
+from catalog.database import SQLITE_WRITE
 from catalog.models import utcnow
 from tryon.errors import NotReadyError
 from tryon.experiments import store
@@ -40,12 +41,14 @@ class ExperimentServicer(experiments_pb2_grpc.ExperimentServiceServicer):
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
 
-    async def _in_transaction(self, work: Callable[[Session], T]) -> T:
-        """Run `work(session)` in one committed transaction on a worker thread."""
+    async def _in_transaction(self, work: Callable[[Session], T], writes: bool = True) -> T:
+        """Run `work(session)` in one committed transaction on a worker thread; one that
+        `writes` queues for SQLite's write lock up front (see `SQLITE_WRITE`)."""
 
         def run() -> T:
             try:
                 with self.sessions.begin() as session:
+                    session.connection(execution_options={SQLITE_WRITE: writes})
                     return work(session)
             except OperationalError as error:
                 raise NotReadyError(
@@ -86,7 +89,7 @@ class ExperimentServicer(experiments_pb2_grpc.ExperimentServiceServicer):
         self, request: experiments_pb2.GetResultsRequest, context: grpc.aio.ServicerContext
     ) -> experiments_pb2.GetResultsResponse:
         key = _required(request.experiment_key, "experiment_key")
-        report = await self._in_transaction(lambda s: build_report(s, key))
+        report = await self._in_transaction(lambda s: build_report(s, key), writes=False)
         return results_to_proto(report)
 
 
