@@ -6,32 +6,18 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "server"))
+from clients_live import EXPERIMENT, LiveServer  # noqa: E402
 from loopback import loopback_settings, make_catalog, shopper, tiny_pipeline  # noqa: E402
 
 from catalog.database import create_catalog_engine, make_sessionmaker  # noqa: E402
 from tryon.experiments import store  # noqa: E402
 from tryon.server.app import ServerThread  # noqa: E402
 from tryon.server.auth import add_key  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
-EXPERIMENT = "tryon-returns"
-
-
-@dataclass(frozen=True)
-class LiveServer:
-    """Where the server listens, a key it accepts, and a photo and SKU it can dress."""
-
-    target: str
-    api_key: str
-    experiment: str
-    photo: Path
-    sku: str = "TEST-0"
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, LiveServer
+from clients_live import ROOT, LiveServer
 from PIL import Image
 
 NODE_EXAMPLE = ROOT / "examples" / "node"

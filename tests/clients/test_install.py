@@ -14,7 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from clients_live import ROOT
 
 DEPENDENCIES = ("grpcio", "protobuf", "googleapis-common-protos")
 
