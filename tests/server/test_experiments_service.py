@@ -139,3 +139,50 @@ def test_try_ons_with_a_unit_id_are_counted_for_the_shoppers_arm(
     results = experiments.GetResults(pb.GetResultsRequest(experiment_key=running_experiment))
     tryons = {result.name: result.tryons for result in results.arms}
     assert tryons[arm.arm] == 1 and sum(tryons.values()) == 1
+
+
+def test_bad_input_gets_a_clear_status_and_stores_nothing_half_way(
+    experiments, running_experiment, catalog_url
+):
+    unit = "u-careless"
+    experiments.Assign(pb.AssignRequest(experiment_key=running_experiment, unit_id=unit))
+    with pytest.raises(grpc.RpcError) as unknown:
+        experiments.RecordEvents(
+            pb.RecordEventsRequest(
+                experiment_key="no-such-test",
+                events=[purchase("p-0", unit, "o-0", (SKUS[0], 1, 10.0))],
+            )
+        )
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "tryon ab create" in unknown.value.details()
+
+    good = purchase("p-1", unit, "o-1", (SKUS[0], 1, 10.0), ("NOT-IN-CATALOG", 1, 5.0))
+    negative = purchase("p-2", unit, "o-2", (SKUS[1], -3, 10.0))
+    with pytest.raises(grpc.RpcError) as refused:
+        experiments.RecordEvents(
+            pb.RecordEventsRequest(experiment_key=running_experiment, events=[good, negative])
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "'p-2'" in refused.value.details() and "got -3" in refused.value.details()
+
+    # The good purchase alone is stored, its unknown SKU too, and the report flags it.
+    alone = pb.RecordEventsRequest(experiment_key=running_experiment, events=[good])
+    assert experiments.RecordEvents(alone).stored == 1
+    engine = create_catalog_engine(catalog_url)
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as session:
+        assert build_report(session, running_experiment)["unknown_skus"] == ["NOT-IN-CATALOG"]
+        store.stop_experiment(session, running_experiment)
+    engine.dispose()
+
+    # Stopped: a later purchase is refused by name, a return of an earlier order still counts.
+    late = purchase("p-3", unit, "o-3", (SKUS[0], 1, 10.0))
+    with pytest.raises(grpc.RpcError) as stopped:
+        experiments.RecordEvents(
+            pb.RecordEventsRequest(experiment_key=running_experiment, events=[late])
+        )
+    assert stopped.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "'p-3'" in stopped.value.details() and "stopped at" in stopped.value.details()
+    back = returned("r-1", unit, "o-1", SKUS[0], 1)
+    request = pb.RecordEventsRequest(experiment_key=running_experiment, events=[back])
+    assert experiments.RecordEvents(request).stored == 1
