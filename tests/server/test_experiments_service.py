@@ -156,6 +156,14 @@ def test_bad_input_gets_a_clear_status_and_stores_nothing_half_way(
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
     assert "tryon ab create" in unknown.value.details()
 
+    shapeless = pb.Event(event_id="e-0", unit_id=unit)  # neither purchase nor return
+    with pytest.raises(grpc.RpcError) as malformed:
+        experiments.RecordEvents(
+            pb.RecordEventsRequest(experiment_key=running_experiment, events=[shapeless])
+        )
+    assert malformed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "'e-0' (events[0]) is neither a purchase nor a return" in malformed.value.details()
+
     good = purchase("p-1", unit, "o-1", (SKUS[0], 1, 10.0), ("NOT-IN-CATALOG", 1, 5.0))
     negative = purchase("p-2", unit, "o-2", (SKUS[1], -3, 10.0))
     with pytest.raises(grpc.RpcError) as refused:
