@@ -15,7 +15,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from tryon.cli.common import console, parse_size
+from tryon.cli.common import JsonOption, console, emit_json, parse_size
 
 
 def synth(
@@ -64,33 +64,102 @@ def split(
     validation: Annotated[
         float, typer.Option(help="Fraction of the pairs to hold out for validation.")
     ] = 0.1,
+    by: Annotated[
+        str,
+        typer.Option(
+            help="What no validation pair may share with a training pair, comma-separated: "
+            "id-block (blocks of neighbouring photo ids), person and garment (near-duplicate "
+            "photos by perceptual hash)."
+        ),
+    ] = "id-block",
     block: Annotated[int, typer.Option(help="Consecutive photo ids held out together.")] = 500,
     gap: Annotated[int, typer.Option(help="Ids unused on each side of a held-out block.")] = 20,
-    seed: Annotated[int, typer.Option(help="Seed of the choice of held-out blocks.")] = 0,
+    phash_distance: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=64,
+            help="Photos whose 64-bit hashes differ in at most this many bits "
+            "are near-duplicates (--by person, garment).",
+        ),
+    ] = 6,
+    seed: Annotated[int, typer.Option(help="Seed of the choice of held-out pairs.")] = 0,
+    json_output: JsonOption = False,
 ) -> None:
-    """Hold out validation pairs by person: whole ranges of photo ids.
+    """Hold out validation pairs by person (id blocks) or by person and garment (hashes).
 
     Public datasets label no identities, but one model's photos have neighbouring ids;
-    holding out id blocks (with a gap on each side) keeps each person on one side. Pass
-    the files to `tryon train --pairs` and `tryon eval --pairs`.
+    --by id-block holds out id blocks (with a gap on each side). --by person,garment
+    groups near-duplicate person photos and garment photos by a DCT perceptual hash: no
+    validation pair shares its person's or its garment's group with a training pair
+    (pairs that would are dropped). Pass the files to `tryon train` and `tryon eval
+    --pairs`.
     """
-    from tryon.data.split import split_by_id_blocks, write_pairs
+    from tryon.data.split import GROUP_KINDS, split_by_id_blocks, split_pairs_by, write_pairs
     from tryon.data.viton import read_pairs, resolve_pairs_path
 
-    result = split_by_id_blocks(
-        read_pairs(resolve_pairs_path(data, pairs)),
-        validation_fraction=validation,
-        block=block,
-        gap=gap,
-        seed=seed,
-    )
+    kinds = [kind.strip() for kind in by.split(",") if kind.strip()]
+    unknown = sorted(set(kinds) - set(GROUP_KINDS))
+    if unknown or not kinds:
+        raise typer.BadParameter(
+            f"{by!r}: choose from {', '.join(GROUP_KINDS)}, comma-separated", param_hint="--by"
+        )
+    pair_list = read_pairs(resolve_pairs_path(data, pairs))
+    summary: dict = {"by": kinds}
+    if kinds == ["id-block"]:
+        result = split_by_id_blocks(
+            pair_list, validation_fraction=validation, block=block, gap=gap, seed=seed
+        )
+    else:
+        photos = sum(
+            len({pair[index] for pair in pair_list})
+            for index, kind in enumerate(("person", "garment"))
+            if kind in kinds
+        )
+        columns = (TextColumn("hashing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task("photos", total=photos)
+            grouped = split_pairs_by(
+                data,
+                pair_list,
+                kinds,
+                validation_fraction=validation,
+                seed=seed,
+                block=block,
+                gap=gap,
+                phash_distance=phash_distance,
+                on_hashed=lambda: bar.advance(task),
+            )
+        result = grouped.split
+        summary |= {
+            "phash_distance": phash_distance,
+            "groups": {kind: vars(groups) for kind, groups in grouped.groups.items()},
+            "linked_components": grouped.components,
+            "largest_component": grouped.largest_component,
+            "cut_component": grouped.cut,
+        }
+        for kind, groups in grouped.groups.items():
+            console.print(
+                f"{kind} photos: {groups.photos}, {groups.duplicate_groups} near-duplicate "
+                f"groups holding {groups.duplicated_photos} photos (largest {groups.largest})"
+            )
     write_pairs(out / "train_pairs.txt", result.train)
     write_pairs(out / "val_pairs.txt", result.validation)
+    summary |= {
+        "pairs": len(pair_list),
+        "train": len(result.train),
+        "validation": len(result.validation),
+        "dropped": len(result.dropped),
+        "train_pairs": str(out / "train_pairs.txt"),
+        "val_pairs": str(out / "val_pairs.txt"),
+    }
+    why = "in the gaps" if kinds == ["id-block"] else "that would share a group across sides"
     console.print(
         f"{len(result.train)} training pairs -> {out / 'train_pairs.txt'}, "
         f"{len(result.validation)} validation pairs -> {out / 'val_pairs.txt'}, "
-        f"{len(result.dropped)} left out in the gaps"
+        f"{len(result.dropped)} left out {why}"
     )
+    emit_json(summary, print_it=json_output, output=None)
 
 
 def _write_preview(path: Path, seed: int, size: tuple[int, int], count: int) -> None:
