@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from sqlalchemy import text
@@ -53,7 +54,7 @@ def test_bench_command_prints_its_figures_and_keeps_the_database_when_asked(tmp_
     assert figures["events"] == 500 and figures["report_s"] > 0
     kept = Path(figures["database"])
     assert kept.is_file()
-    kept.unlink()
+    shutil.rmtree(kept.parent)
     refused = CliRunner().invoke(app, ["ab", "bench", "--db-url", "mysql://localhost/shop"])
     assert refused.exit_code == 2 and "PostgreSQL or SQLite" in refused.output
 
