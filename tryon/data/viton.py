@@ -28,6 +28,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from tryon.data.augment import Augmentation, augment_item
 from tryon.errors import DatasetError, InvalidInputError
 from tryon.imaging import (
     decode_image,
@@ -355,7 +356,8 @@ class VitonDataset(Dataset):
     (height, width) of the returned tensors, any size. Items are `sample_to_tensors`
     dicts. `warp_gt`/`warp_gt_mask` show the person's own garment, so they are returned
     only when the dataset has those folders and every pair of `pairs` is listed in the
-    dataset's `pairs.txt`.
+    dataset's `pairs.txt`. augment: random flips, zoom and colour applied to each item
+    (`tryon.data.augment`, for training); None or an inactive one leaves items as read.
 
     The whole dataset is checked on construction: a `DatasetError` lists missing folders
     or files and the expected layout; a malformed file is reported when its item is read.
@@ -366,8 +368,10 @@ class VitonDataset(Dataset):
         root: str | Path,
         pairs: str | Path = DEFAULT_PAIRS,
         size: tuple[int, int] = DEFAULT_SIZE,
+        augment: Augmentation | None = None,
     ) -> None:
         self.layout = VitonLayout.find(root)
+        self.augment = augment if augment is not None and augment.active else None
         self.size = (int(size[0]), int(size[1]))
         pairs_path = resolve_pairs_path(self.layout.root, pairs)
         pair_list = read_pairs(pairs_path)
@@ -378,7 +382,8 @@ class VitonDataset(Dataset):
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
-        return sample_to_tensors(self.read_sample(index), self.size)
+        item = sample_to_tensors(self.read_sample(index), self.size)
+        return item if self.augment is None else augment_item(item, self.augment)
 
     def read_sample(self, index: int) -> VitonSample:
         """Item `index` as numpy arrays at the files' own resolution."""

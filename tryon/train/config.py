@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from tryon.data.augment import Augmentation
 from tryon.errors import InvalidInputError, WeightsError
 from tryon.labels import NUM_KEYPOINTS, NUM_PARSE_LABELS
 from tryon.models import GeometricMatcher, HumanParser, TryOnGenerator
@@ -50,11 +51,13 @@ FIXED_ARGUMENTS: dict[str, dict[str, int]] = {
 @dataclass(kw_only=True)
 class DataSettings:
     """The training pairs (`data:`): a VITON-layout folder, its pairs file, the model
-    resolution (height, width)."""
+    resolution (height, width), and `augment:` (`flip`, `colour`, `scale`: random changes
+    to the training samples, off by default; `tryon.data.augment`)."""
 
     path: Path | None = None
     pairs: str = "pairs.txt"
     size: tuple[int, int] = (256, 192)
+    augment: Augmentation = field(default_factory=Augmentation)
 
 
 @dataclass(kw_only=True)
@@ -249,6 +252,10 @@ def check_config(config: TrainingConfig, source: Path | str) -> None:
             f"training.precision {schedule.precision!r} in {source}: choose one of "
             f"{', '.join(PRECISIONS)}"
         )
+    augment_problems = config.data.augment.problems()
+    if augment_problems:
+        key, problem = augment_problems[0]
+        raise InvalidInputError(f"data.augment.{key} {problem} in {source}")
     if schedule.workers < 0:
         raise InvalidInputError(f"training.workers {schedule.workers} in {source}: give 0 or more")
     _check_network(config.component, config.network, source)
@@ -387,8 +394,11 @@ def _as_type(value: Any, expected: Any) -> Any:
     if expected in (str, Path):
         return expected(value) if isinstance(value, str) else None
     if typing.get_origin(expected) is tuple:
-        pair = isinstance(value, list) and len(value) == 2
-        return tuple(value) if pair and all(type(v) is int for v in value) else None
+        kinds = typing.get_args(expected)
+        if not isinstance(value, list) or len(value) != len(kinds):
+            return None
+        items = [_as_type(v, kind) for v, kind in zip(value, kinds, strict=True)]
+        return None if any(item is None for item in items) else tuple(items)
     if typing.get_origin(expected) is dict:
         return dict(value) if isinstance(value, Mapping) else None
     raise TypeError(f"no YAML conversion for {expected}")
@@ -399,6 +409,8 @@ def _describe(expected: Any) -> str:
     if expected is Path:
         return "a path"
     if typing.get_origin(expected) is tuple:
+        if typing.get_args(expected)[0] is float:
+            return "a pair of numbers like [0.9, 1.1]"
         return "a pair of integers like [256, 192]"
     if typing.get_origin(expected) is dict:
         return "a mapping of keys"

@@ -110,7 +110,8 @@ def prepare_run(config: TrainingConfig, out: Path, resume: bool) -> PreparedRun:
             "gmm` wrote) or set gmm: in the recipe"
         )
     device = resolve_device(config.training.device)
-    dataset = VitonDataset(config.data.path, pairs=config.data.pairs, size=config.data.size)
+    data = config.data
+    dataset = VitonDataset(data.path, pairs=data.pairs, size=data.size, augment=data.augment)
     validator = None if config.validation.path is None else _validator(config, out)
     resuming = resume and checkpoint.exists()
     trainer = _trainer(config, device, resuming)
