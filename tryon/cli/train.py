@@ -1,13 +1,15 @@
-"""`tryon train parser|gmm|tom`: train one network from a recipe (a YAML config).
+"""`tryon train parser|gmm|tom|all`: train networks from recipes (YAML configs).
 
-Each command reads its network's recipe (`--config`, e.g. configs/synthetic/tom.yaml; see
+Each network's command reads its recipe (`--config`, e.g. configs/synthetic/tom.yaml; see
 `tryon.train.config` for the keys) and takes the few settings people change per run on
 the command line; the resolved recipe is written to OUT/config.yaml, and `--resume`
-continues the run with it.
+continues the run with it. `tryon train all` trains the three in one resumable run
+under one time budget (`tryon.train.chain`).
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -182,6 +184,114 @@ def tom(
         gmm=gmm,
     )
     _train("tom", config, out, resume, options)
+
+
+@app.command("all")
+def all_networks(
+    recipes: Annotated[
+        Path,
+        typer.Option(help="Folder of the three recipes: parser.yaml, gmm.yaml, tom.yaml."),
+    ],
+    data: Annotated[Path, typer.Option(help="Training data in the VITON layout.")],
+    out: Annotated[
+        Path,
+        typer.Option(help="Run folder: OUT/parser, OUT/gmm, OUT/tom, OUT/curves.png."),
+    ],
+    max_minutes: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            help="Training minutes for the three networks together (resumed runs included), "
+            "shared 30/30/40 of what is left as each starts.",
+        ),
+    ],
+    device: Annotated[
+        str,
+        typer.Option(help="Torch device: cpu, cuda, cuda:N, or auto (a GPU when there is one)."),
+    ] = "auto",
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out: finished networks are kept.")
+    ] = False,
+    val_data: ValDataOption = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="float32, bfloat16 or auto; default bfloat16 on a GPU that supports it, auto "
+            "on a CPU.",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Data-loading processes (the recipes' training.workers).",
+            show_default=False,
+        ),
+    ] = None,
+    batch: Annotated[
+        int | None,
+        typer.Option(min=1, help="Batch size (the recipes' training.batch).", show_default=False),
+    ] = None,
+) -> None:
+    """Train parser, then GMM, then TOM in one resumable run under one time budget.
+
+    Recipes whose parsed_by: or gmm: name bundled weights (viton, synthetic) get the
+    networks this run has just trained instead (OUT/<network>/best/<network>).
+    """
+    from tryon.train.chain import ChainRequest, train_all
+
+    if precision is not None:
+        check_precision(precision)
+    request = ChainRequest(
+        recipes=recipes,
+        data=data,
+        out=out,
+        max_minutes=max_minutes,
+        device=device,
+        resume=resume,
+        val_data=val_data,
+        precision=precision,
+        workers=workers,
+        batch=batch,
+    )
+    columns = (
+        TextColumn("train {task.description}"),
+        BarColumn(),
+        TextColumn("step {task.fields[step]}"),
+        TextColumn("{task.fields[losses]}"),
+        TimeElapsedColumn(),
+        TextColumn("of {task.fields[minutes]:.1f} min"),
+    )
+    with Progress(*columns, console=console) as bar:
+        tasks: dict[str, Any] = {}
+        started: dict[str, float] = {}
+
+        def start(network: str, config: Any, resuming: bool) -> None:
+            minutes = config.training.max_minutes
+            if resuming:
+                console.print(f"resuming {out / network}")
+            tasks[network] = bar.add_task(
+                network, total=60 * minutes, step=0, losses="", minutes=minutes
+            )
+            started[network] = time.perf_counter()
+
+        def step(network: str, done: int, losses: dict[str, float]) -> None:
+            text = " ".join(f"{k}={v:.3f}" for k, v in sorted(losses.items())[:3])
+            spent = time.perf_counter() - started[network]
+            bar.update(tasks[network], completed=spent, step=done, losses=text)
+
+        result = train_all(request, on_start=start, on_step=step)
+    for network in result.skipped:
+        console.print(f"{network}: finished earlier, kept")
+    for network, minutes in result.minutes.items():
+        console.print(f"{network}: {minutes:.1f} training minutes")
+    networks = result.networks
+    console.print(f"curves: {result.curves}")
+    console.print(
+        f"pack with: tryon pack --parser {networks['parser']} --gmm {networks['gmm']} "
+        f"--tom {networks['tom']} --out weights/NAME ..."
+    )
 
 
 # Command-line options -> the recipe keys they override.
