@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import BACKENDS, postgres_schema_url
+from experiment_databases import BACKENDS, postgres_schema_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.database import create_catalog_engine, make_sessionmaker, upgrade
