@@ -27,7 +27,7 @@ from tryon.cli.common import check_precision, console
 
 app = typer.Typer(
     help="Train one network from a recipe (--config YAML); order: parser and gmm, then tom "
-    "on the trained GMM (--gmm), as in CP-VTON.",
+    "on the trained GMM (--gmm), as in CP-VTON. `all` trains the three in one run.",
     no_args_is_help=True,
 )
 
