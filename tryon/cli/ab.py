@@ -257,6 +257,45 @@ def _print_report(result: dict[str, Any]) -> None:
 
 
 @app.command()
+def forget(
+    unit_id: Annotated[
+        str, typer.Argument(help="The shopper's pseudonymous id, as the storefront sent it.")
+    ],
+    db_url: DbUrlOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask to confirm.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Erase a shopper from every experiment (an erasure request).
+
+    Deletes the unit's exposures, orders, returns, events and try-on records in every
+    experiment. Reports made afterwards no longer count the unit at all. Cannot be undone.
+    """
+    from catalog.database import SQLITE_WRITE
+    from tryon.experiments.store import forget_unit
+
+    if not yes:
+        typer.confirm(
+            f"erase unit {unit_id!r} from every experiment? This cannot be undone", abort=True
+        )
+    with open_catalog(db_url) as sessions, sessions.begin() as session:
+        session.connection(execution_options={SQLITE_WRITE: True})
+        forgotten = forget_unit(session, unit_id)
+    values = {**asdict(forgotten), "total": forgotten.total}
+    if as_json:
+        emit_json(values, print_it=True, output=None)
+        return
+    if not forgotten.total:
+        console.print(f"nothing is stored about unit {unit_id!r}; nothing erased")
+        return
+    console.print(
+        f"erased unit {unit_id!r}: {forgotten.exposures} exposures, {forgotten.events} events "
+        f"({forgotten.purchases} orders of {forgotten.purchase_items} lines, "
+        f"{forgotten.returns} returns), {forgotten.tryons} try-ons",
+        highlight=False,
+    )
+
+
+@app.command()
 def plan(
     return_rate: Annotated[
         float, typer.Option(help="Today's return rate (items returned / items bought).")

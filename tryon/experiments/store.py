@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import ColumnElement, Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
@@ -71,6 +71,31 @@ class RecordResult:
     duplicates: int
     unknown_skus: tuple[str, ...] = ()
     unexposed: int = 0
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What erasing one unit removed, in rows per table, over every experiment."""
+
+    unit_id: str
+    exposures: int
+    events: int
+    purchases: int
+    purchase_items: int
+    returns: int
+    tryons: int
+
+    @property
+    def total(self) -> int:
+        """Rows removed in all."""
+        return (
+            self.exposures
+            + self.events
+            + self.purchases
+            + self.purchase_items
+            + self.returns
+            + self.tryons
+        )
 
 
 def _check_name(what: str, name: str) -> None:
@@ -407,3 +432,35 @@ def record_tryon(
     """Count one try-on served (``False`` if ``tryon_id`` was recorded already)."""
     values = {"tryon_id": tryon_id, "sku": sku, "unit_id": unit_id, "created_at": at or utcnow()}
     return _insert_new(session, TryOn.__table__, values) is not None
+
+
+def forget_unit(session: Session, unit_id: str) -> Forgotten:
+    """Erase everything stored about the unit ``unit_id`` in every experiment (an erasure
+    request): its exposures, purchase and return events, orders with their lines, returns
+    of those orders, and the try-ons served to it.
+
+    Reports computed afterwards no longer count the unit at all: not among an arm's units,
+    buyers, items or try-ons, nor in the SRM check. Erasing a unit that has nothing stored
+    removes nothing and is not an error. The experiments themselves stay.
+    """
+    if not unit_id or len(unit_id) > ID_LENGTH:
+        raise ExperimentDefinitionError(f"unit_id must have 1 to {ID_LENGTH} characters")
+    purchases = select(PurchaseRow.id).where(PurchaseRow.unit_id == unit_id)
+    # Children first, so that it works with and without enforced foreign keys.
+    returns = _delete(session, ReturnRow, ReturnRow.purchase_id.in_(purchases))
+    items = _delete(session, PurchaseItem, PurchaseItem.purchase_id.in_(purchases))
+    return Forgotten(
+        unit_id=unit_id,
+        returns=returns,
+        purchase_items=items,
+        purchases=_delete(session, PurchaseRow, PurchaseRow.unit_id == unit_id),
+        events=_delete(session, ExperimentEvent, ExperimentEvent.unit_id == unit_id),
+        exposures=_delete(session, Exposure, Exposure.unit_id == unit_id),
+        tryons=_delete(session, TryOn, TryOn.unit_id == unit_id),
+    )
+
+
+def _delete(session: Session, model: type, condition: ColumnElement[bool]) -> int:
+    """Delete the rows of ``model`` that meet ``condition``; how many went."""
+    statement = delete(model).where(condition).execution_options(synchronize_session=False)
+    return session.execute(statement).rowcount
