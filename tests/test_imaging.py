@@ -11,6 +11,7 @@ from PIL import Image
 
 from tryon.errors import InvalidInputError
 from tryon.imaging import (
+    PHOTO_FORMATS,
     decode_image,
     encode_image,
     image_to_tensor,
@@ -210,3 +211,24 @@ def test_resize_keeps_ranges_and_labels():
     assert relabelled.shape == (2, 100, 75) and relabelled.dtype == labels.dtype
     assert set(relabelled.unique().tolist()) <= set(labels.unique().tolist())
     assert (relabelled[:, :, 0] == 19).all()
+
+
+def test_a_png_text_chunk_that_inflates_past_pillows_limit_is_refused_as_corrupt():
+    """Found by `python -m tryon.server.fuzz`: Pillow raises ValueError for it, which the
+    server answered as INTERNAL."""
+    small = encoded(red_left_blue_right(), "PNG")
+    text = b"comment\x00\x00" + zlib.compress(b"\x00" * (64 << 20), 9)
+    chunk = struct.pack(">I", len(text)) + b"zTXt" + text
+    chunk += struct.pack(">I", zlib.crc32(b"zTXt" + text))
+    with pytest.raises(InvalidInputError, match="truncated or corrupt"):
+        decode_image(small[:33] + chunk + small[33:])
+
+
+def test_shopper_photos_may_be_limited_to_jpeg_png_and_webp():
+    tiff = encoded(red_left_blue_right(), "TIFF")
+    assert decode_image(tiff).shape == (20, 40, 3)  # dataset files: any format Pillow reads
+    with pytest.raises(InvalidInputError, match="send a JPEG, PNG or WebP"):
+        decode_image(tiff, formats=PHOTO_FORMATS)
+    for fmt in ("JPEG", "PNG", "WEBP"):
+        photo = encoded(red_left_blue_right(), fmt)
+        assert decode_image(photo, formats=PHOTO_FORMATS).shape == (20, 40, 3)

@@ -31,24 +31,33 @@ ImageSource = bytes | str | Path
 MAX_PIXELS = 50_000_000
 
 ENCODE_FORMATS: dict[str, str] = {"jpeg": "JPEG", "jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
+# What shoppers may send: Pillow's other decoders (TIFF, PSD, EPS through Ghostscript, ...)
+# are attack surface the service does not need.
+PHOTO_FORMATS = ("JPEG", "PNG", "WEBP")
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 # Transparent pixels are shown on white, the background of product photos.
 _TRANSPARENT_BACKGROUND = (255, 255, 255)
 
 
-def open_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def open_image(
+    source: ImageSource,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    formats: tuple[str, ...] | None = None,
+) -> Image.Image:
     """Open, size-check and fully decode an image, keeping its colour mode.
 
-    `source` is the encoded file's bytes or a path. The result is upright (EXIF
-    orientation applied) and loaded, so later use cannot fail on a truncated file.
+    `source` is the encoded file's bytes or a path; `formats` (Pillow names, e.g.
+    PHOTO_FORMATS) are the only ones tried, None: any Pillow reads. The result is upright
+    (EXIF orientation applied) and loaded, so later use cannot fail on a truncated file.
     Raises `InvalidInputError` for unreadable, truncated or oversized images.
     """
     what = _describe(source)
     with warnings.catch_warnings():
         # Pillow's own bomb warning fires at 89 MP; `max_pixels` is the limit enforced here.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        image = _open_checked(source, what, max_pixels)
+        image = _open_checked(source, what, max_pixels, formats)
     try:
         image.load()
     except (OSError, SyntaxError, ValueError) as error:
@@ -56,13 +65,19 @@ def open_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> Image.Im
     return ImageOps.exif_transpose(image)
 
 
-def decode_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def decode_image(
+    source: ImageSource,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    formats: tuple[str, ...] | None = None,
+) -> np.ndarray:
     """Decode an image file into an upright RGB array `(H, W, 3)` `uint8`.
 
     Greyscale, palette, CMYK and 16-bit images are converted to 8-bit RGB; transparent
-    pixels (RGBA, LA, palette transparency) are composited onto white.
+    pixels (RGBA, LA, palette transparency) are composited onto white. `max_pixels` and
+    `formats` as for `open_image`.
     """
-    return np.array(to_rgb(open_image(source, max_pixels=max_pixels)))
+    return np.array(to_rgb(open_image(source, max_pixels=max_pixels, formats=formats)))
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -171,12 +186,14 @@ def _describe(source: ImageSource) -> str:
     return "image" if isinstance(source, bytes) else f"image file {source}"
 
 
-def _open_checked(source: ImageSource, what: str, max_pixels: int) -> Image.Image:
+def _open_checked(
+    source: ImageSource, what: str, max_pixels: int, formats: tuple[str, ...] | None
+) -> Image.Image:
     if isinstance(source, bytes) and not source:
         raise InvalidInputError(f"{what} is empty (0 bytes); send a JPEG, PNG or WebP file")
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
-        image = Image.open(stream)
+        image = Image.open(stream, formats=formats)
     except FileNotFoundError as error:
         raise InvalidInputError(f"{what} does not exist; check the path") from error
     except UnidentifiedImageError as error:
@@ -185,7 +202,8 @@ def _open_checked(source: ImageSource, what: str, max_pixels: int) -> Image.Imag
         ) from error
     except Image.DecompressionBombError as error:
         raise _too_large(what, error_detail=str(error), max_pixels=max_pixels) from error
-    except OSError as error:
+    except (OSError, ValueError, EOFError) as error:
+        # ValueError: e.g. a PNG text chunk that inflates past Pillow's limit (a bomb).
         raise _corrupt(what, error) from error
     width, height = image.size
     if width * height > max_pixels:

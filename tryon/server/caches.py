@@ -70,11 +70,13 @@ class BoundedCache(Generic[V]):
         return None if entry is None else entry[2]
 
     def put(self, key: Hashable, value: V) -> None:
-        """Store `value`, evicting the least recently used entries beyond the bounds."""
+        """Store `value`, evicting expired entries and the least recently used ones beyond
+        the bounds."""
         weight = self.weigh(value)
         with self._lock:
             if key in self._entries:
                 self._drop(key)
+            self._drop_expired()
             if self.max_weight is None or weight <= self.max_weight:
                 self._entries[key] = (self.clock(), weight, value)
                 self.weight += weight
@@ -83,6 +85,24 @@ class BoundedCache(Generic[V]):
                 ):
                     self._drop(next(iter(self._entries)))
             self._report()
+
+    def purge_expired(self) -> int:
+        """Drop every entry older than the TTL; return how many went. Expired entries are
+        misses anyway: this makes sure they also leave memory when nobody asks for them."""
+        with self._lock:
+            dropped = self._drop_expired()
+            if dropped:
+                self._report()
+        return dropped
+
+    def _drop_expired(self) -> int:
+        if self.ttl_s is None:
+            return 0
+        oldest = self.clock() - self.ttl_s
+        expired = [key for key, (stored, _, _) in self._entries.items() if stored < oldest]
+        for key in expired:
+            self._drop(key)
+        return len(expired)
 
     def _drop(self, key: Hashable) -> None:
         _, weight, _ = self._entries.pop(key)

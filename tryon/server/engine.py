@@ -25,7 +25,7 @@ import torch
 from catalog.repository import GarmentPage, GarmentSummary
 from tryon.data.synth import generate_sample, render_garment
 from tryon.errors import InvalidInputError, NoPersonError, NotReadyError
-from tryon.imaging import decode_image
+from tryon.imaging import PHOTO_FORMATS, decode_image
 from tryon.pipeline import PersonAnalysis, TryOnPipeline
 from tryon.provenance import TryOnClaims, load_credentials
 from tryon.server.batching import Batched, BatchQueue
@@ -249,11 +249,14 @@ class TryOnEngine:
 
     async def _release_memory_when_idle(self) -> None:
         """Once batches stop for IDLE_TRIM_S, hand the freed batch memory back to the
-        system. Not after every batch: re-faulting those pages costs ~15 ms a call."""
+        system. Not after every batch: re-faulting those pages costs ~15 ms a call. Also
+        drops the person cache's expired entries every IDLE_TRIM_S."""
         trimmed_after = 0.0
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(IDLE_TRIM_S)
+            # Expired analyses leave memory within seconds, not when next looked up.
+            self.persons.purge_expired()
             idle = time.monotonic() - self._last_batch >= IDLE_TRIM_S
             if idle and self._last_batch > trimmed_after and self.queue.depth == 0:
                 trimmed_after = self._last_batch
@@ -334,7 +337,7 @@ class TryOnEngine:
         key = hashlib.sha256(photo).hexdigest()
         start = time.perf_counter()
         try:
-            pixels = decode_image(photo, max_pixels=self.settings.max_pixels)
+            pixels = decode_image(photo, max_pixels=self.settings.max_pixels, formats=PHOTO_FORMATS)
             self.pipeline.check_photo(pixels)
         except InvalidInputError as error:
             raise InvalidFieldError("person_image", str(error)) from None
@@ -405,7 +408,8 @@ class TryOnEngine:
                 person.analysis = person.compact.restore(person.photo)
             else:
                 person.analysis = self.pipeline.analyse_person(person.photo)
-                self.persons.put(person.key, person.analysis.for_cache())
+                if self.settings.person_cache_entries > 0:  # 0: the cache is off
+                    self.persons.put(person.key, person.analysis.for_cache())
         return person.analysis
 
     def _refusal(self, analysis: PersonAnalysis) -> NoPersonError | None:

@@ -36,7 +36,8 @@ class ServerSettings:
         max_queue: try-ons waiting or running; beyond it calls fail RESOURCE_EXHAUSTED.
         retry_after_ms: the retry delay suggested with RESOURCE_EXHAUSTED.
         min_confidence: persons analysed with lower confidence fail FAILED_PRECONDITION.
-        person_cache_entries, person_cache_mib, person_cache_ttl_s: analysed photos kept.
+        person_cache_entries, person_cache_mib, person_cache_ttl_s: analysed photos kept,
+            in memory only, each for at most the TTL (seconds); 0 entries turns the cache off.
         garment_cache_entries, garment_cache_mib: prepared garments kept (checked against
             revisions), at most this many and this many MiB (8-bit, ~0.19 MiB each at
             256x192; 0 MiB keeps none).
