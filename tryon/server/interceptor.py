@@ -17,11 +17,14 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from tryon.server.auth import KeyRing
-from tryon.server.errors import to_rpc_error
+from tryon.server.errors import InvalidFieldError, to_rpc_error
 from tryon.server.logs import REQUEST_ID
 from tryon.server.metrics import ServerMetrics
 
@@ -54,13 +57,13 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._stream(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -70,6 +73,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             call_state = _CallState(self.metrics, method, context)
             try:
                 call_state.authenticate(self.keys)
+                _check_decoded(request)
                 response = await behaviour(request, context)
             except Exception as error:
                 await call_state.fail(error)
@@ -89,6 +93,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             call_state = _CallState(self.metrics, method, context)
             try:
                 call_state.authenticate(self.keys)
+                _check_decoded(request)
                 async for response in behaviour(request, context):
                     yield response
             except Exception as error:
@@ -102,6 +107,37 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 call_state.end()
 
         return call
+
+
+@dataclass(frozen=True)
+class _Undecodable:
+    """Request bytes that are not the method's message (`reason`: the parser's words)."""
+
+    reason: str
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """`deserializer`, returning `_Undecodable` instead of raising: gRPC answers a
+    deserializer's exception with UNKNOWN, the caller's mistake is INVALID_ARGUMENT."""
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError as error:
+            return _Undecodable(str(error))
+
+    return deserialize
+
+
+def _check_decoded(request: object) -> None:
+    if isinstance(request, _Undecodable):
+        raise InvalidFieldError(
+            "request",
+            f"the request is not a valid message of this method ({request.reason}); "
+            "build it with the stubs generated from proto/",
+        )
 
 
 class _CallState:
