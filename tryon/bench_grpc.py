@@ -243,7 +243,12 @@ class LocalServer:
     """`tryon serve` in a child process on free loopback ports (stopped with SIGTERM)."""
 
     def __init__(
-        self, database_url: str, weights: str | None, max_batch: int, precision: str = "auto"
+        self,
+        database_url: str,
+        weights: str | None,
+        max_batch: int,
+        precision: str = "auto",
+        extra_flags: tuple[str, ...] = (),
     ) -> None:
         self.port = _free_port()
         self.command = [
@@ -254,6 +259,7 @@ class LocalServer:
         ]  # fmt: skip
         if weights:
             self.command += ["--weights", weights]
+        self.command += list(extra_flags)
         self.target = f"127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
         self.seconds_to_serving = 0.0
@@ -291,7 +297,199 @@ class LocalServer:
         }
 
 
+@dataclass
+class OverloadReport:
+    """What an overload run measured (milliseconds): the idle latency, the capacity, and
+    under `factor` times that load the accepted calls' latency, the refused calls' time
+    to refusal, and how often health answered anything but SERVING."""
+
+    factor: float
+    max_queue: int
+    idle_calls: int
+    idle_p50_ms: float
+    idle_p99_ms: float
+    capacity_per_s: float
+    offered: int
+    accepted: int
+    accepted_p50_ms: float
+    accepted_p99_ms: float
+    refused: int
+    refused_p99_ms: float
+    refused_max_ms: float
+    other_errors: dict[str, int]
+    health_checks: int
+    health_not_serving: int
+
+    @property
+    def p99_ratio(self) -> float:
+        """Accepted p99 over idle p99: the target is at most 2."""
+        return self.accepted_p99_ms / self.idle_p99_ms if self.idle_p99_ms else float("inf")
+
+
+def run_overload(
+    target: str,
+    photos: list[bytes],
+    skus: list[str],
+    *,
+    factor: float = 4.0,
+    seconds: float = 20.0,
+    saturating_clients: int = 4,
+    max_queue: int = 0,
+) -> OverloadReport:
+    """Idle latency (one client), capacity (closed loop, `saturating_clients`), then an
+    open loop (Poisson arrivals) at `factor` times the capacity for `seconds`, with health
+    checked every 100 ms; `max_queue` is only reported."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from tryon_client.stubs.tryon.v2 import tryon_pb2
+
+    idle, idle_errors = run_load(target, photos, skus, 1, seconds / 2)
+    if idle_errors or not idle:
+        raise RuntimeError(f"the idle run failed: {dict(idle_errors)}")
+    saturated, _ = run_load(target, photos, skus, saturating_clients, seconds / 2)
+    capacity = len(saturated) / (seconds / 2)
+    rate = factor * capacity
+    accepted: list[float] = []
+    refused: list[float] = []
+    others: Counter = Counter()
+    lock = threading.Lock()
+    health = Counter()
+    stop = threading.Event()
+
+    def watch_health() -> None:
+        with grpc.insecure_channel(target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while not stop.wait(0.1):
+                try:
+                    reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                    health[health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)] += 1
+                except grpc.RpcError as error:
+                    health[error.code().name] += 1
+
+    def finished(start: float, future: grpc.Future) -> None:
+        took = (time.perf_counter() - start) * 1e3
+        code = future.code()
+        with lock:
+            if code == grpc.StatusCode.OK:
+                accepted.append(took)
+            elif code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                refused.append(took)
+            else:
+                others[code.name] += 1
+
+    rng = np.random.default_rng(0)
+    watcher = threading.Thread(target=watch_health)
+    watcher.start()
+    pending = []
+    with grpc.insecure_channel(target) as channel:
+        call = channel.unary_unary(
+            "/tryon.v2.TryOnService/TryOn",
+            request_serializer=tryon_pb2.TryOnRequest.SerializeToString,
+            response_deserializer=tryon_pb2.TryOnResponse.FromString,
+        )
+        begin = time.perf_counter()
+        due = begin
+        sent = 0
+        while due - begin < seconds:
+            due += rng.exponential(1 / rate)
+            time.sleep(max(0.0, due - time.perf_counter()))
+            request = tryon_pb2.TryOnRequest(
+                person_image=photos[sent % len(photos)] + os.urandom(8),
+                garment_sku=skus[sent % len(skus)],
+            )
+            start = time.perf_counter()
+            future = call.future(request, timeout=30)
+            future.add_done_callback(lambda f, start=start: finished(start, f))
+            pending.append(future)
+            sent += 1
+        for future in pending:
+            with contextlib.suppress(grpc.RpcError, grpc.FutureCancelledError):
+                future.result()
+    stop.set()
+    watcher.join()
+    return OverloadReport(
+        factor=factor,
+        max_queue=max_queue,
+        idle_calls=len(idle),
+        idle_p50_ms=percentile(idle, 50),
+        idle_p99_ms=percentile(idle, 99),
+        capacity_per_s=capacity,
+        offered=sent,
+        accepted=len(accepted),
+        accepted_p50_ms=percentile(accepted, 50),
+        accepted_p99_ms=percentile(accepted, 99),
+        refused=len(refused),
+        refused_p99_ms=percentile(refused, 99),
+        refused_max_ms=max(refused, default=0.0),
+        other_errors=dict(others),
+        health_checks=sum(health.values()),
+        health_not_serving=sum(n for name, n in health.items() if name != "SERVING"),
+    )
+
+
+def print_overload(report: OverloadReport, echo: Callable[[str], None] = print) -> None:
+    """The overload figures in words."""
+    echo(
+        f"idle: {report.idle_calls} calls, p50 {report.idle_p50_ms:.0f} ms, "
+        f"p99 {report.idle_p99_ms:.0f} ms; capacity {report.capacity_per_s:.1f} try-ons/s"
+    )
+    echo(
+        f"{report.factor:g}x capacity (max_queue {report.max_queue}): {report.offered} calls "
+        f"offered; {report.accepted} accepted, p50 {report.accepted_p50_ms:.0f} ms, p99 "
+        f"{report.accepted_p99_ms:.0f} ms = {report.p99_ratio:.2f}x idle p99 (target <= 2)"
+    )
+    echo(
+        f"{report.refused} refused RESOURCE_EXHAUSTED in p99 {report.refused_p99_ms:.1f} ms, "
+        f"max {report.refused_max_ms:.1f} ms (target <= 10); other errors "
+        f"{report.other_errors or 0}; health not SERVING in {report.health_not_serving} of "
+        f"{report.health_checks} checks"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tryon.bench_grpc --overload 4`: the overload benchmark on a started
+    `tryon serve` (bundled weights unless --weights) with a sample catalog."""
+    import argparse
+
+    from tryon.demo import build_sample_catalog, sample_sku
+
+    parser = argparse.ArgumentParser(prog="python -m tryon.bench_grpc")
+    parser.add_argument("--overload", type=float, default=4.0, help="times the capacity")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--weights")
+    parser.add_argument("--max-batch", type=int, default=2)
+    parser.add_argument("--max-queue", type=int, default=2)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    photos = shopper_photos()
+    skus = [sample_sku(index) for index in range(GARMENTS)]
+    with tempfile.TemporaryDirectory() as tmp:
+        url = build_sample_catalog(Path(tmp) / "catalog.db", GARMENTS)
+        flags = ("--max-queue", str(args.max_queue))
+        with LocalServer(url, args.weights, args.max_batch, extra_flags=flags) as server:
+            report = run_overload(
+                server.target,
+                photos,
+                skus,
+                factor=args.overload,
+                seconds=args.seconds,
+                saturating_clients=2 * args.max_batch,
+                max_queue=args.max_queue,
+            )
+    if args.json:
+        import json
+        from dataclasses import asdict
+
+        print(json.dumps({**asdict(report), "p99_ratio": report.p99_ratio}, indent=2))
+    else:
+        print_overload(report)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+if __name__ == "__main__":
+    main()

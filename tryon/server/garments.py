@@ -111,15 +111,30 @@ class GarmentStore:
         `supported` names the categories the weights can dress (None: all). Raises
         GarmentNotFoundError for an unknown or archived SKU, UnsupportedCategoryError for
         another category, or with `partial` puts that error in the garment's place; and
-        NotReadyError when the database cannot be reached.
+        NotReadyError when the database cannot be reached, unless every garment asked for
+        is cached: those are served as last prepared until the database is back.
         """
         start = time.perf_counter()
         garments: list[PreparedGarment | GarmentRefusal] = []
-        with self._session() as session:
-            for sku in skus:
+        try:
+            with self._session() as session:
+                for sku in skus:
+                    try:
+                        garments.append(self._one(session, sku, prepare, supported))
+                    except (GarmentNotFoundError, UnsupportedCategoryError) as error:
+                        if not partial:
+                            raise
+                        garments.append(error)
+        except NotReadyError:
+            cached = [self.cache.get(sku) for sku in skus]
+            if any(garment is None for garment in cached):
+                raise
+            garments = []
+            for garment in cached:
                 try:
-                    garments.append(self._one(session, sku, prepare, supported))
-                except (GarmentNotFoundError, UnsupportedCategoryError) as error:
+                    _check_category(garment.sku, garment.category, supported)
+                    garments.append(garment)
+                except UnsupportedCategoryError as error:
                     if not partial:
                         raise
                     garments.append(error)

@@ -1,0 +1,244 @@
+"""Faults a storefront must not feel: a full queue refuses at once while health stays
+SERVING, and a database outage (PostgreSQL behind a proxy the test cuts) keeps cached
+garments served, refuses the rest and every experiment event, and heals by itself.
+
+SIGTERM under load is tested in test_commands.py (`tryon serve` in a child process) and
+test_lifecycle.py; a SIGKILLed server losing no acknowledged event in
+tests/experiments/test_durability.py."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from loopback import loopback_settings, make_catalog, shopper
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from tryon_client.stubs.tryon.v2 import tryon_pb2
+
+from catalog.database import create_catalog_engine, make_sessionmaker, url_with_schema
+from tryon.bench_grpc import run_overload
+from tryon.client import ExperimentClient, ServiceError, TryOnClient, purchase_event
+from tryon.experiments.store import create_experiment, start_experiment
+from tryon.server.app import ServerThread
+
+POSTGRES_URL = os.environ.get(
+    "TRYON_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+)
+
+
+class HeldPipeline:
+    """The tiny pipeline whose `try_on` waits while `gate` is clear."""
+
+    def __init__(self, inner) -> None:  # noqa: ANN001
+        self.inner = inner
+        self.gate = threading.Event()
+        self.gate.set()
+        self.inside = threading.Event()
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(self.inner, name)
+
+    def try_on(self, analyses, garments, masks):  # noqa: ANN001, ANN201
+        self.inside.set()
+        assert self.gate.wait(30)
+        return self.inner.try_on(analyses, garments, masks)
+
+
+def health(target: str) -> int:
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        return stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status
+
+
+def test_a_full_queue_refuses_in_milliseconds_with_retry_info_and_health_serving(
+    pipeline, catalog_url
+):
+    held = HeldPipeline(pipeline)
+    settings = loopback_settings(
+        catalog_url, max_batch=1, max_queue=1, warmup=False, retry_after_ms=250
+    )
+    with ServerThread(settings, held) as running, TryOnClient(running.target) as client:
+        photo = shopper(70)
+        client.try_on(photo, "TEST-0")  # analysed and cached: the refused calls are quick
+        held.gate.clear()
+        held.inside.clear()
+        busy = client.stub.TryOn.future(
+            tryon_pb2.TryOnRequest(person_image=photo, garment_sku="TEST-1"), timeout=30
+        )
+        assert held.inside.wait(20)
+        took = []
+        for _ in range(5):
+            start = time.perf_counter()
+            with pytest.raises(ServiceError) as refused:
+                client.try_on(photo, "TEST-2")
+            took.append(time.perf_counter() - start)
+            assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert refused.value.retry_after_s == pytest.approx(0.25)
+        serving = health(running.target)
+        held.gate.set()
+        assert busy.result().garment_sku == "TEST-1"
+    assert serving == health_pb2.HealthCheckResponse.SERVING
+    # 10 ms on a quiet machine (python -m tryon.bench_grpc); room for a busy CI here.
+    assert sorted(took)[2] < 0.1
+
+
+def test_the_overload_benchmark_accepts_what_fits_and_refuses_the_rest(pipeline, catalog_url):
+    settings = loopback_settings(catalog_url, max_batch=1, max_queue=1, warmup=False)
+    with ServerThread(settings, pipeline) as running:
+        report = run_overload(
+            running.target,
+            [shopper(71), shopper(72)],
+            ["TEST-0", "TEST-1"],
+            factor=4,
+            seconds=3,
+            saturating_clients=2,
+            max_queue=1,
+        )
+    assert report.accepted > 0 and report.refused > 0
+    assert report.other_errors == {}
+    assert report.health_checks > 5 and report.health_not_serving == 0
+    assert report.offered == report.accepted + report.refused
+
+
+class CuttableProxy:
+    """A TCP proxy to `upstream` on a free loopback port; `cut()` resets every connection
+    and refuses new ones (the database is down), `restore()` accepts again."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.up = True
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.up:
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                client.close()  # a reset: as a refused connection to the driver
+                continue
+            server = socket.create_connection(self.upstream)
+            with self.lock:
+                self.sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.up = False
+        with self.lock:
+            for end in self.sockets:
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+            self.sockets.clear()
+
+    def restore(self) -> None:
+        self.up = True
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+@pytest.fixture()
+def proxied_postgres_url() -> Iterator[tuple[str, CuttableProxy]]:
+    """A migrated catalog in a schema of its own on PostgreSQL, reached through a proxy."""
+    admin = create_catalog_engine(POSTGRES_URL)
+    schema = f"faults_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as error:  # noqa: BLE001 (any reason the server is not there)
+        admin.dispose()
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is unreachable: {error}")
+        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is unreachable")
+    direct = make_url(POSTGRES_URL)
+    proxy = CuttableProxy((direct.host or "127.0.0.1", direct.port or 5432))
+    proxied = direct.set(host="127.0.0.1", port=proxy.port)
+    url = url_with_schema(proxied.render_as_string(hide_password=False), schema)
+    try:
+        make_catalog(url)
+        yield url, proxy
+    finally:
+        proxy.close()
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_a_database_outage_serves_cached_garments_refuses_the_rest_and_heals(
+    pipeline, proxied_postgres_url
+):
+    url, proxy = proxied_postgres_url
+    engine = create_catalog_engine(url)
+    with make_sessionmaker(engine).begin() as session:
+        create_experiment(session, "outage", [("control", 50), ("tryon", 50)])
+        start_experiment(session, "outage")
+    engine.dispose()
+    settings = loopback_settings(url, warmup=False)
+    order = purchase_event(
+        "order-1-p", "shopper-1", "order-1", [("TEST-0", 1, 10.0)], datetime.now(timezone.utc)
+    )
+    with (
+        ServerThread(settings, pipeline) as running,
+        TryOnClient(running.target, timeout_s=20) as client,
+        ExperimentClient(running.target, timeout_s=20) as experiments,
+    ):
+        photo = shopper(73)
+        client.try_on(photo, "TEST-0")  # TEST-0 is cached from here on
+        proxy.cut()
+        served = client.try_on(photo, "TEST-0")
+        with pytest.raises(ServiceError) as uncached:
+            client.try_on(photo, "TEST-1")
+        with pytest.raises(ServiceError) as event:
+            experiments.record_events("outage", [order])
+        during = health(running.target)
+        proxy.restore()
+        deadline = time.monotonic() + 20
+        while True:  # pooled connections died with the outage; the pool replaces them
+            try:
+                healed = client.try_on(photo, "TEST-1")
+                stored = experiments.record_events("outage", [order])
+                break
+            except ServiceError as error:
+                assert error.code == grpc.StatusCode.UNAVAILABLE
+                assert time.monotonic() < deadline, "the service did not recover"
+                time.sleep(0.2)
+    assert served.garment_sku == "TEST-0"
+    assert uncached.value.code == grpc.StatusCode.UNAVAILABLE
+    assert "catalog" in uncached.value.message and str(proxy.port) not in uncached.value.message
+    assert event.value.code == grpc.StatusCode.UNAVAILABLE
+    assert "nothing was stored" in event.value.message
+    assert during == health_pb2.HealthCheckResponse.SERVING
+    assert healed.garment_sku == "TEST-1"
+    assert (stored.stored, stored.duplicates) == (1, 0)  # refused before, not half-kept
