@@ -64,7 +64,11 @@ def _begin_sqlite(connection) -> None:  # noqa: ANN001
 def create_catalog_engine(url: str) -> Engine:
     """An engine for ``url``, with the SQLite settings the catalog relies on."""
     parsed = make_url(url)
-    engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
+    # hide_parameters: a failed statement's message (which logs and tracebacks carry)
+    # names no values, so no shopper's unit id or store data reaches the logs.
+    engine = create_engine(
+        parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite", hide_parameters=True
+    )
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _tune_sqlite)
         event.listen(engine, "begin", _begin_sqlite)

@@ -36,6 +36,7 @@ from PIL import Image
 
 from tryon.errors import InvalidInputError
 from tryon.imaging import PHOTO_FORMATS, decode_image
+from tryon.server.settings import ServerSettings
 
 PHOTO_KINDS = (
     "random_bytes",
@@ -46,8 +47,8 @@ PHOTO_KINDS = (
     "decompression_bomb",
     "odd_mode",
 )
-# The server's default photo limit (ServerSettings.max_pixels).
-MAX_PIXELS = 25_000_000
+# The server's default photo limit.
+MAX_PIXELS = ServerSettings.max_pixels
 CASE_LIMIT_S = 10.0  # a case that takes longer is counted as a hang
 # What the service may answer to a hostile call; INTERNAL or UNKNOWN would be a bug.
 DEFINED_CODES = frozenset(

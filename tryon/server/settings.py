@@ -43,7 +43,8 @@ class ServerSettings:
             256x192; 0 MiB keeps none).
         max_skus: most garments in one TryOnMany.
         max_message_mib: largest request or response message.
-        max_pixels: largest photo accepted (width x height).
+        max_pixels: largest photo accepted (width x height): 12 MP is a 4000x3000 phone
+            photo; a decoded 25 MP photo alone costs the process over 1 GiB more.
         keepalive_s, keepalive_timeout_s: HTTP/2 pings on idle connections.
         max_connection_age_s, max_connection_age_grace_s: connections are closed after
             this age so that clients re-resolve and spread over new replicas.
@@ -90,7 +91,7 @@ class ServerSettings:
     garment_cache_mib: int = 128
     max_skus: int = 16
     max_message_mib: int = 10
-    max_pixels: int = 25_000_000
+    max_pixels: int = 12_000_000
     keepalive_s: float = 60.0
     keepalive_timeout_s: float = 20.0
     max_connection_age_s: float = 300.0
