@@ -7,40 +7,13 @@ reachable server they are skipped, except under CI=true, where that is a failure
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from postgres_schemas import postgres_schema_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from catalog.database import create_catalog_engine, make_sessionmaker, upgrade, url_with_schema
-
-POSTGRES_URL = os.environ.get(
-    "TRYON_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-)
-
-
-def _postgres_schema_url() -> Iterator[str]:
-    admin = create_catalog_engine(POSTGRES_URL)
-    schema = f"catalog_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except OperationalError as error:
-        admin.dispose()
-        message = f"PostgreSQL at {POSTGRES_URL} is unreachable: {error.orig}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        yield url_with_schema(POSTGRES_URL, schema)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+from catalog.database import create_catalog_engine, make_sessionmaker, upgrade
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -49,7 +22,7 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # 
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'catalog.db'}"
     else:
-        yield from _postgres_schema_url()
+        yield from postgres_schema_url("catalog_test")
 
 
 @pytest.fixture

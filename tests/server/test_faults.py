@@ -9,12 +9,10 @@ tests/experiments/test_durability.py."""
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import struct
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
@@ -22,19 +20,15 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from loopback import loopback_settings, make_catalog, shopper
-from sqlalchemy import text
+from postgres_schemas import postgres_schema_url
 from sqlalchemy.engine import make_url
 from tryon_client.stubs.tryon.v2 import tryon_pb2
 
-from catalog.database import create_catalog_engine, make_sessionmaker, url_with_schema
+from catalog.database import create_catalog_engine, make_sessionmaker
 from tryon.bench_grpc import run_overload
 from tryon.client import ExperimentClient, ServiceError, TryOnClient, purchase_event
 from tryon.experiments.store import create_experiment, start_experiment
 from tryon.server.app import ServerThread
-
-POSTGRES_URL = os.environ.get(
-    "TRYON_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-)
 
 
 class HeldPipeline:
@@ -171,28 +165,16 @@ class CuttableProxy:
 @pytest.fixture()
 def proxied_postgres_url() -> Iterator[tuple[str, CuttableProxy]]:
     """A migrated catalog in a schema of its own on PostgreSQL, reached through a proxy."""
-    admin = create_catalog_engine(POSTGRES_URL)
-    schema = f"faults_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as error:  # noqa: BLE001 (any reason the server is not there)
-        admin.dispose()
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is unreachable: {error}")
-        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is unreachable")
-    direct = make_url(POSTGRES_URL)
-    proxy = CuttableProxy((direct.host or "127.0.0.1", direct.port or 5432))
-    proxied = direct.set(host="127.0.0.1", port=proxy.port)
-    url = url_with_schema(proxied.render_as_string(hide_password=False), schema)
-    try:
-        make_catalog(url)
-        yield url, proxy
-    finally:
-        proxy.close()
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    for direct_url in postgres_schema_url("faults_test"):
+        direct = make_url(direct_url)
+        proxy = CuttableProxy((direct.host or "127.0.0.1", direct.port or 5432))
+        proxied = direct.set(host="127.0.0.1", port=proxy.port)
+        url = proxied.render_as_string(hide_password=False)
+        try:
+            make_catalog(url)
+            yield url, proxy
+        finally:
+            proxy.close()
 
 
 @pytest.mark.postgres

@@ -175,6 +175,15 @@ def test_validation_leaves_the_networks_in_the_mode_it_found(tmp_path, datasets)
     assert trainer.gmm.training
 
 
+def _tiny_tom_trainer() -> TomTrainer:
+    """A TOM trainer on a few-channel GMM and TOM, untrained."""
+    gmm = GeometricMatcher(
+        person_channels=GMM_PERSON_CHANNELS, feature_channels=(8, 8, 16, 16), regressor_width=16
+    )
+    tom = TryOnGenerator(person_channels=TOM_PERSON_CHANNELS, base_channels=8, max_channels=32)
+    return TomTrainer(lr=1e-3, device=CPU, gmm=gmm, tom=tom)
+
+
 @pytest.mark.parametrize("component", ["parser", "tom"])
 def test_parser_and_tom_score_between_zero_and_one(datasets, tmp_path, component):
     _, held_out = datasets
@@ -184,11 +193,7 @@ def test_parser_and_tom_score_between_zero_and_one(datasets, tmp_path, component
             lr=1e-3, device=CPU, parser=HumanParser(decoder_channels=(16, 16, 8, 8, 8))
         )
     else:
-        gmm = GeometricMatcher(
-            person_channels=GMM_PERSON_CHANNELS, feature_channels=(8, 8, 16, 16), regressor_width=16
-        )
-        tom = TryOnGenerator(person_channels=TOM_PERSON_CHANNELS, base_channels=8, max_channels=32)
-        trainer = TomTrainer(lr=1e-3, device=CPU, gmm=gmm, tom=tom)
+        trainer = _tiny_tom_trainer()
     for net in trainer.networks.values():
         net.eval()
     with torch.no_grad():
@@ -313,11 +318,7 @@ def test_the_parsers_validation_logs_how_far_its_keypoints_are_from_the_true_one
 def test_the_toms_validation_also_logs_the_scores_that_see_texture(datasets, tmp_path):
     _, held_out = datasets
     torch.manual_seed(0)
-    gmm = GeometricMatcher(
-        person_channels=GMM_PERSON_CHANNELS, feature_channels=(8, 8, 16, 16), regressor_width=16
-    )
-    tom = TryOnGenerator(person_channels=TOM_PERSON_CHANNELS, base_channels=8, max_channels=32)
-    trainer = TomTrainer(lr=1e-3, device=CPU, gmm=gmm, tom=tom)
+    trainer = _tiny_tom_trainer()
     for net in trainer.networks.values():
         net.eval()
     with torch.no_grad():

@@ -120,16 +120,7 @@ def parser(
     precision: TrainPrecisionOption = None,
 ) -> None:
     """Train the human parser (parse map and keypoints from the photo)."""
-    options = dict(
-        data=data,
-        steps=steps,
-        max_minutes=max_minutes,
-        device=device,
-        init=init,
-        val_data=val_data,
-        precision=precision,
-    )
-    _train("parser", config, out, resume, options)
+    _train("parser", **locals())
 
 
 @app.command()
@@ -146,16 +137,7 @@ def gmm(
     precision: TrainPrecisionOption = None,
 ) -> None:
     """Train the geometric matching module (warps the garment onto the person)."""
-    options = dict(
-        data=data,
-        steps=steps,
-        max_minutes=max_minutes,
-        device=device,
-        init=init,
-        val_data=val_data,
-        precision=precision,
-    )
-    _train("gmm", config, out, resume, options)
+    _train("gmm", **locals())
 
 
 @app.command()
@@ -173,17 +155,7 @@ def tom(
     precision: TrainPrecisionOption = None,
 ) -> None:
     """Train the try-on module (renders the person in the garment a trained GMM warps)."""
-    options = dict(
-        data=data,
-        steps=steps,
-        max_minutes=max_minutes,
-        device=device,
-        init=init,
-        val_data=val_data,
-        precision=precision,
-        gmm=gmm,
-    )
-    _train("tom", config, out, resume, options)
+    _train("tom", **locals())
 
 
 @app.command("all")
@@ -308,21 +280,22 @@ OVERRIDES = {
 
 
 def _train(
-    component: str, recipe: Path | None, out: Path, resume: bool, options: dict[str, Any]
+    component: str, *, config: Path | None, out: Path, resume: bool, **options: Any
 ) -> None:
-    """Resolve the recipe (`options`: the command line's overrides, by option name),
-    prepare the run and train it with a progress bar."""
+    """Resolve the recipe `config` (`options`: the command line's overrides, by option
+    name; None leaves the recipe's value), prepare the run and train it with a progress
+    bar."""
     from tryon.train.loop import run_training
     from tryon.train.runs import prepare_run, resolve_recipe
 
     if options["precision"] is not None:
         check_precision(options["precision"])
     overrides = {key: options.get(option) for option, key in OVERRIDES.items()}
-    config = resolve_recipe(component, recipe, out, resume, overrides)
-    run = prepare_run(config, out, resume)
+    recipe = resolve_recipe(component, config, out, resume, overrides)
+    run = prepare_run(recipe, out, resume)
     if run.resuming:
         console.print(f"resuming {out} with its recipe ({out / 'config.yaml'})")
-    schedule = config.training
+    schedule = recipe.training
     with _progress(component, schedule.max_minutes) as bar:
         task = bar.add_task(component, total=schedule.steps, losses="")
 
