@@ -130,7 +130,7 @@ def run_demo(
                 result.refused = error.message
                 echo(f"{index:>7}  refused: {error}")
             results.append(result)
-        report = run_demo_experiment(running.target, url, out, echo)
+        report = run_demo_experiment(running.target, url, skus, out, echo)
     garment_photos = [render_garment(SAMPLE_SEED, index)[0] for index in range(garments)]
     sheet = out / "tryon_sheet.png"
     contact_sheet(garment_photos, skus, results).save(sheet)
@@ -146,13 +146,14 @@ def run_demo(
 
 
 def run_demo_experiment(
-    target: str, database_url: str, out: Path, echo: Callable[[str], None]
+    target: str, database_url: str, skus: list[str], out: Path, echo: Callable[[str], None]
 ) -> Path:
     """A small A/B test through the running server's experiment service.
 
-    Simulated shoppers (the demo's own among them) are assigned, their orders and returns
-    sent, and the report written to OUT/experiment_report.html; the path is returned. A
-    rerun sends the same events again, which are stored once.
+    Simulated shoppers (the demo's own among them) are assigned, their orders of the
+    catalog's `skus` and their returns sent, and the report written to
+    OUT/experiment_report.html; the path is returned. A rerun sends the same events
+    again, which are stored once.
     """
     from catalog.database import create_catalog_engine, make_sessionmaker
     from tryon.client import ExperimentClient
@@ -174,7 +175,7 @@ def run_demo_experiment(
             if get_experiment(session, DEMO_EXPERIMENT).status is ExperimentStatus.DRAFT:
                 start_experiment(session, DEMO_EXPERIMENT)
         with ExperimentClient(target) as client:
-            shoppers = Shoppers(conversion=0.3)
+            shoppers = Shoppers(conversion=0.3, skus=tuple(skus))
             sent = send_traffic(client, DEMO_EXPERIMENT, DEMO_UNITS, shoppers, effect=-0.15)
         with sessions.begin() as session:
             page = render_html(session, DEMO_EXPERIMENT)

@@ -69,7 +69,10 @@ def test_plan_gives_the_sample_size_of_two_proportions():
     assert planned["total_shoppers"] == 2 * planned["shoppers_per_arm"]
 
 
-def test_simulated_shoppers_go_through_grpc_into_the_report(db_url, tmp_path):
+def test_simulated_shoppers_go_through_grpc_into_the_report(tmp_path):
+    from tryon.demo import build_sample_catalog
+
+    db_url = build_sample_catalog(tmp_path / "shop.db", 3)  # shoppers buy these garments
     sent = ab(db_url, "simulate", "--units", "400", "--conversion", "0.5", "--json")
     assert sent.exit_code == 0, sent.output
     counts = json.loads(sent.stdout)
@@ -84,6 +87,7 @@ def test_simulated_shoppers_go_through_grpc_into_the_report(db_url, tmp_path):
     metrics = {comparison["metric"] for comparison in report["comparisons"]}
     assert metrics == {"return_rate", "conversion", "revenue_per_unit"}
     assert 0 <= report["srm_p_value"] <= 1
+    assert report["unknown_skus"] == []  # the simulated shoppers bought catalog garments
     html = page.read_text()
     assert "<svg" in html and 'src="http' not in html  # plots inline, nothing fetched
     # Sending the same shoppers again stores nothing twice (events are idempotent).

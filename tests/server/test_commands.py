@@ -63,6 +63,7 @@ def test_demo_writes_the_contact_sheet(tiny_weights, tmp_path, monkeypatch, caps
     # The demo's A/B test went through the experiment service and has a report.
     report = (tmp_path / "experiment_report.html").read_text()
     assert "Experiment demo" in report and "<svg" in report
+    assert "not in the catalog" not in report  # its shoppers buy the sample garments
     assert "experiment demo: 600 shoppers" in output
 
 

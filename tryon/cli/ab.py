@@ -364,16 +364,23 @@ def simulate(
     """Send realistic shoppers through the real gRPC API: Assign each, then their orders
     and returns (multi-item orders, per-shopper return propensity, returns days later).
 
-    The simulated 14 days start now, so orders and returns carry times in the coming
-    weeks; use a database of its own (--db-url) to keep them away from a real experiment.
+    Shoppers buy the catalog's active garments (made-up SKUs when it has none). The
+    simulated 14 days start now, so orders and returns carry times in the coming weeks;
+    use a database of its own (--db-url) to keep them away from a real experiment.
     """
+    from catalog.models import Status
+    from catalog.repository import list_garments
     from tryon.experiments.simulation import Shoppers
 
-    try:
-        shoppers = Shoppers(return_rate=return_rate, conversion=conversion)
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
     with open_catalog(db_url) as sessions:
+        with sessions.begin() as session:  # shoppers buy the catalog's garments, if any
+            skus = tuple(g.sku for g in list_garments(session, status=Status.ACTIVE))
+        try:
+            shoppers = Shoppers(
+                return_rate=return_rate, conversion=conversion, **({"skus": skus} if skus else {})
+            )
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
         key = experiment or _new_simulation(sessions, seed)
         if target is None:
             from tryon.server.experiments import ExperimentServerThread
