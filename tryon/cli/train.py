@@ -279,9 +279,7 @@ OVERRIDES = {
 }
 
 
-def _train(
-    component: str, *, config: Path | None, out: Path, resume: bool, **options: Any
-) -> None:
+def _train(component: str, *, config: Path | None, out: Path, resume: bool, **options: Any) -> None:
     """Resolve the recipe `config` (`options`: the command line's overrides, by option
     name; None leaves the recipe's value), prepare the run and train it with a progress
     bar."""
