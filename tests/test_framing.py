@@ -11,6 +11,7 @@ from tryon.framing import (
     fit_aspect,
     paste_back,
     person_box,
+    person_outline,
     whole_photo_box,
 )
 
@@ -26,6 +27,27 @@ def test_boxes_take_the_model_aspect_around_the_person():
     assert (
         whole_photo_box((300, 520), 256 / 192)[3] - whole_photo_box((300, 520), 256 / 192)[1] > 520
     )
+
+
+def test_the_person_box_ignores_stripes_past_the_photo_and_stray_bits_of_the_scene():
+    """A 640x480 photo framed whole: the frame's repeated bottom rows continue the legs of a
+    person cut off by the photo's edge, and a small blob (a plant) sits far away. Neither
+    may stretch the box, or the person is too small in it to be analysed; a head the
+    parser cut off stays in it."""
+    photo_size = (480, 640)
+    frame = whole_photo_box(photo_size, 256 / 192)  # (0, -187, 640, 666)
+    person = np.zeros((256, 192), bool)
+    person[58:65, 90:100] = True  # the head (at the photo's top), cut off at the neck
+    person[80:150, 80:110] = True  # torso
+    person[158:200, 85:105] = True  # legs, cut apart from the torso by the parser
+    foreground = person.copy()
+    foreground[200:256, 88:92] = True  # the legs repeated below the photo's bottom edge
+    foreground[170:175, 10:14] = True  # a plant
+    outline = person_outline(foreground, frame, photo_size)
+    assert np.array_equal(outline, person)
+    x0, y0, x1, y1 = person_box(outline, frame, 256 / 192)
+    assert y1 <= 480 + 60 and y0 < 6  # ends near the bottom, holds the head
+    assert x0 > 80  # not stretched to the plant (x 33-47)
 
 
 def test_fit_aspect_never_shrinks():

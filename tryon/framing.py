@@ -14,6 +14,9 @@ import torch.nn.functional as F
 from tryon.imaging import image_to_tensor, resize_pixels
 
 Box = tuple[int, int, int, int]
+# A framing pass's foreground clusters with fewer pixels than this share of the largest
+# are stray bits of the scene, not the person (`person_outline`).
+STRAY_SHARE = 0.1
 
 
 def fit_aspect(box: tuple[float, float, float, float], aspect: float) -> Box:
@@ -33,6 +36,49 @@ def whole_photo_box(photo_size: tuple[int, int], aspect: float) -> Box:
     """The smallest box of the model's aspect that holds the whole photo (height, width)."""
     height, width = photo_size
     return fit_aspect((0, 0, width, height), aspect)
+
+
+def person_outline(foreground: np.ndarray, frame: Box, photo_size: tuple[int, int]) -> np.ndarray:
+    """The person's pixels among a framing pass's foreground: those inside the photo, less
+    small clusters beside the person.
+
+    Args:
+        foreground: `(h, w)` bool, what a parser took for a person in a crop of the photo
+            that covered `frame` (a box that may reach past the photo's edges).
+        photo_size: the photo's (height, width).
+
+    Returns:
+        `(h, w)` bool, a subset of `foreground`. A landscape photo's frame repeats its top
+        and bottom rows, so a person cut off by the photo's edge continues there as
+        stripes that a parser takes for legs or arms; and at the scale of the whole photo
+        a parser marks stray bits of the scene (a plant, a picture) as person. Either
+        stretched the box until the person was too small in it to be analysed, and the
+        photo was refused. So foreground past the photo's edges is dropped, and so are
+        clusters beside the largest one (no column in common) with under `STRAY_SHARE` of
+        its pixels; pieces within 4% of the crop's height of each other count as one. The
+        parser at this scale often cuts a person in pieces (torso and legs, or the head
+        at the neck): keeping the largest cluster only lost the upper body in 5 of 100
+        generated photos, and a head.
+    """
+    h, w = foreground.shape
+    height, width = photo_size
+    x0, y0, x1, y1 = frame
+    # Photo coordinates of each crop pixel's centre; outside the photo is the border.
+    xs = x0 + (np.arange(w) + 0.5) * (x1 - x0) / w
+    ys = y0 + (np.arange(h) + 0.5) * (y1 - y0) / h
+    inside = foreground & ((ys >= 0) & (ys < height))[:, None] & ((xs >= 0) & (xs < width))[None]
+    if not inside.any():
+        return inside
+    reach = max(int(round(0.04 * h)) | 1, 3)
+    joined = cv2.dilate(inside.astype(np.uint8), np.ones((reach, reach), np.uint8))
+    count, clusters = cv2.connectedComponents(joined, connectivity=8)
+    sizes = np.bincount(clusters[inside], minlength=count)
+    largest = clusters == sizes.argmax()
+    columns = np.nonzero(largest.any(0))[0]
+    # A head or feet the parser cut off sit above or below the body, in its columns.
+    beside = ~np.isin(clusters, np.unique(clusters[:, columns.min() : columns.max() + 1]))
+    stray = np.isin(clusters, np.nonzero(sizes < STRAY_SHARE * sizes.max())[0]) & beside
+    return inside & ~stray
 
 
 def person_box(foreground: np.ndarray, frame: Box, aspect: float, margin: float = 0.06) -> Box:
