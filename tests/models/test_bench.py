@@ -1,10 +1,19 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from tiny_models import TINY_FACTORIES
 from typer.testing import CliRunner
 
 from tryon.bench import benchmark_networks
+from tryon.bench_report import (
+    STAGES,
+    BenchReport,
+    LatencyFigures,
+    RefusalFigures,
+    markdown,
+    reference_networks,
+)
 from tryon.cli import app
 
 
@@ -41,10 +50,55 @@ def test_benchmark_says_what_the_convolutions_ran_in(capsys, precision) -> None:
     [
         (["--pipeline", "--precision", "half"], "'half': choose one of"),
         (["--grpc", "--target", "localhost:1", "--precision", "float32"], "own TRYON_PRECISION"),
-        (["--pipeline", "--grpc"], "choose one of --pipeline or --grpc"),
+        (["--pipeline", "--grpc"], "choose one of --pipeline, --grpc or --report"),
+        (["--report", "--target", "localhost:1"], "starts its own server"),
     ],
 )
 def test_bench_refuses_a_precision_it_cannot_apply_as_a_usage_error(arguments, message) -> None:
     result = CliRunner().invoke(app, ["bench", *arguments])
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
+
+
+def test_reference_networks_have_cp_vton_s_sizes_and_outputs() -> None:
+    networks = reference_networks()
+    parameters = {n: sum(p.numel() for p in net.parameters()) for n, net in networks.items()}
+    assert abs(parameters["gmm"] / 19.1e6 - 1) < 0.01
+    assert abs(parameters["tom"] / 21.3e6 - 1) < 0.01
+    assert 14e6 < parameters["parser"] < 15e6  # smp U-Net-ResNet18
+    person, garment, mask = (
+        torch.rand(1, 22, 256, 192),
+        torch.rand(1, 3, 256, 192),
+        torch.ones(1, 1, 256, 192),
+    )
+    with torch.inference_mode():
+        warped, warped_mask = networks["gmm"].eval()(person, garment, mask)
+        tried_on = networks["tom"].eval()(person, warped)
+        parse = networks["parser"].eval()(garment)
+    assert warped.shape == garment.shape and warped_mask.shape == mask.shape
+    assert tried_on.shape == (1, 3, 256, 192) and parse.shape == (1, 38, 256, 192)
+
+
+def test_the_report_states_the_ratio_and_every_stage() -> None:
+    report = BenchReport(
+        machine={"cpu": "test", "threads": 2, "precision": "float32", "weights": "tiny"},
+        stages_ms={name: 1.0 for name in STAGES},
+        watermark_ms=0.7,
+        c2pa_ms=0.3,
+        in_process_ms=len(STAGES),
+        grpc_new=LatencyFigures(10, 60.0, 70.0, {}),
+        grpc_seen=LatencyFigures(10, 30.0, 35.0, {}),
+        reference_ms={"parser": 50.0, "gmm": 60.0, "tom": 90.0, "total": 200.0},
+        reference_parameters={"parser": 14_300_000, "gmm": 19_100_000, "tom": 21_300_000},
+        server_rss_mib=900.0,
+        server_peak_rss_mib=950.0,
+        seconds_to_serving=6.0,
+        seconds_to_import_torch=2.0,
+        refusals=[RefusalFigures("generated 640x480", 40, 1, 0.25)],
+    )
+    table = markdown(report)
+    assert "**0.30x** (60 / 200 ms)" in table
+    assert "1 of 40 (2.5%)" in table and "3.0x (6.0 / 2.0 s)" in table
+    assert all(f"| {name.replace('_', ' ')} | 1.0 |" in table for name in STAGES)
+    values = report.to_dict()
+    assert values["ratio"] == pytest.approx(0.3) and values["refusals"][0]["rate"] == 0.025

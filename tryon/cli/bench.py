@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,8 +27,19 @@ def bench(
     grpc: Annotated[
         bool, typer.Option("--grpc", help="Closed-loop load on the gRPC service.")
     ] = False,
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report",
+            help="Stages, gRPC latency, CP-VTON's networks, memory, start-up and refusals "
+            "in one run (tryon.bench_report).",
+        ),
+    ] = False,
     clients: Annotated[int, typer.Option(min=1, help="--grpc: concurrent clients.")] = 8,
-    seconds: Annotated[float, typer.Option(help="--grpc: seconds of load.")] = 20.0,
+    seconds: Annotated[
+        float | None,
+        typer.Option(help="Seconds of load: --grpc (default 20), each --report gRPC run (15)."),
+    ] = None,
     target: Annotated[
         str | None,
         typer.Option(help="--grpc: load this running service instead of starting one."),
@@ -44,12 +56,24 @@ def bench(
         bool,
         typer.Option(help="--grpc: photos the server has analysed (a shopper's next garment)."),
     ] = False,
+    real_photos: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            file_okay=False,
+            help="--report: also the refusal rate on these photos of people (read only).",
+        ),
+    ] = None,
+    markdown: Annotated[
+        Path | None, typer.Option(help="--report: write its markdown tables to this file.")
+    ] = None,
     as_json: JsonOption = False,
     output: OutputOption = None,
 ) -> None:
-    """Measure speed: --pipeline (network timings) or --grpc (the service under load)."""
-    if pipeline == grpc:
-        raise typer.BadParameter("choose one of --pipeline or --grpc")
+    """Measure speed: --pipeline (network timings), --grpc (the service under load) or
+    --report (all of it, next to CP-VTON's networks, in one run of a few minutes)."""
+    if pipeline + grpc + report != 1:
+        raise typer.BadParameter("choose one of --pipeline, --grpc or --report")
     if precision is not None:
         check_precision(precision)
         if target is not None:
@@ -70,11 +94,29 @@ def bench(
         )
         emit_json([asdict(timing) for timing in timings], print_it=as_json, output=output)
         return
+    if report:
+        from tryon.bench_report import markdown as report_markdown
+        from tryon.bench_report import run_report
+
+        if target is not None:
+            raise typer.BadParameter("--report starts its own server; leave out --target")
+        result = run_report(
+            weights=weights,
+            precision=precision,
+            seconds=seconds or 15.0,
+            real_photo_folder=real_photos,
+            echo=console.print,
+        )
+        if markdown is not None:
+            markdown.parent.mkdir(parents=True, exist_ok=True)
+            markdown.write_text(report_markdown(result))
+        emit_json(result.to_dict(), print_it=as_json, output=output)
+        return
     from tryon.bench_grpc import run_benchmark
 
     report = run_benchmark(
         clients=clients,
-        seconds=seconds,
+        seconds=seconds or 20.0,
         target=target,
         weights=weights,
         precision=precision,
