@@ -417,6 +417,7 @@ def run_report(
 ) -> BenchReport:
     """Run every measurement (see the module docstring) and print the report."""
     from tryon.demo import build_sample_catalog, sample_sku
+    from tryon.models import precision_name, resolve_precision
     from tryon.server.settings import ServerSettings
 
     settings = ServerSettings.load()
@@ -458,7 +459,7 @@ def run_report(
             "threads": torch.get_num_threads(),
             "python": platform.python_version(),
             "torch": torch.__version__,
-            "precision": precision,
+            "precision": precision_name(resolve_precision(precision, torch.device("cpu"))),
             "weights": weights or "bundled default",
         },
         stages_ms=stages,
@@ -510,7 +511,7 @@ def markdown(report: BenchReport) -> str:
     r = report
     lines = [
         f"Machine: {r.machine['cpu']}, {r.machine['threads']} threads, "
-        f"{r.machine['precision']} precision, weights {r.machine['weights']}.",
+        f"{r.machine['precision']} networks, weights {r.machine['weights']}.",
         "",
         "| figure | value | target |",
         "| --- | --- | --- |",
