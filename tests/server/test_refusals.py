@@ -45,17 +45,24 @@ def client(synthetic: TryOnPipeline, catalog_url: str) -> Iterator[TryOnClient]:
         yield client
 
 
-def test_shoppers_once_refused_pass_the_confidence_rule(synthetic):
+@pytest.fixture(scope="module")
+def once_refused() -> dict[int, bytes]:
+    """The once-refused shoppers as JPEG bytes (generating one takes about a second)."""
+    return {i: jpeg(generate_sample(202, i, LANDSCAPE).person) for i in ONCE_REFUSED}
+
+
+def test_shoppers_once_refused_pass_the_confidence_rule(synthetic, once_refused):
     threshold = ServerSettings.min_confidence
-    photos = [decode_image(jpeg(generate_sample(202, i, LANDSCAPE).person)) for i in ONCE_REFUSED]
-    scores = [synthetic.analyse_person(photo).confidence for photo in photos]
-    assert min(scores) >= threshold, dict(zip(ONCE_REFUSED, scores, strict=True))
+    scores = {
+        i: synthetic.analyse_person(decode_image(photo)).confidence
+        for i, photo in once_refused.items()
+    }
+    assert min(scores.values()) >= threshold, scores
 
 
 @pytest.mark.parametrize("index", ONCE_REFUSED[:2])
-def test_a_shopper_once_refused_is_dressed_over_grpc(client, index):
-    photo = jpeg(generate_sample(202, index, LANDSCAPE).person)
-    result = client.try_on(photo, SKUS[0])
+def test_a_shopper_once_refused_is_dressed_over_grpc(client, once_refused, index):
+    result = client.try_on(once_refused[index], SKUS[0])
     assert (result.height, result.width) == LANDSCAPE
 
 
