@@ -2,10 +2,10 @@
 
 One run measures, on this machine within a few minutes:
   - the time to SERVING of a started `tryon serve`, next to `python -c "import torch"`;
-  - gRPC latency (one client) for new photos, then CP-VTON's reference networks' forward
-    time, then gRPC latency for photos the server has analysed (a shopper's next
-    garment): the ratio (our new-photo p50 / the reference forward) is taken from
-    figures measured a minute apart;
+  - gRPC latency (one client) for new photos in three short rounds, each followed by
+    CP-VTON's reference networks' forward time, so that the ratio (our new-photo p50 /
+    the reference forward) comes from figures taken in the same minute; then gRPC
+    latency for photos the server has analysed (a shopper's next garment);
   - the server's resident and peak memory;
   - the in-process time of each stage of a new 640x480 photo at batch 1 (decode, frame,
     parse, represent, warp, render, paste back, mark, encode);
@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,6 +48,8 @@ from tryon.bench_grpc import (
     shopper_photos,
 )
 
+ROUNDS = 3  # gRPC runs on new photos alternated with the reference networks' timings
+REFERENCE_REPEATS = 21
 STAGES = (
     "decode",
     "frame",
@@ -277,34 +280,41 @@ def reference_networks() -> dict[str, nn.Module]:
     return {"parser": parser, "gmm": ReferenceGmm(), "tom": ReferenceTom()}
 
 
-def time_reference(
-    repeats: int = 20, size: tuple[int, int] = (256, 192)
-) -> tuple[dict[str, float], dict[str, int]]:
-    """Median milliseconds per reference network and for the three in a row at batch 1,
-    eager float32; and each network's parameter count."""
-    networks = {name: net.eval() for name, net in reference_networks().items()}
-    generator = torch.Generator().manual_seed(0)
-    photo, person = torch.rand(1, 3, *size, generator=generator), torch.rand(1, 22, *size)
-    garment, mask = torch.rand(1, 3, *size), torch.rand(1, 1, *size)
-    tom_person = torch.rand(1, 22, *size)
-    calls: dict[str, Callable[[], object]] = {
-        "parser": lambda: networks["parser"](photo),
-        "gmm": lambda: networks["gmm"](person, garment, mask),
-        "tom": lambda: networks["tom"](tom_person, garment),
-    }
-    timings: dict[str, list[float]] = {name: [] for name in calls}
-    with torch.inference_mode():
-        for call in calls.values():
-            call()
-        for _ in range(repeats):  # interleaved, so that drift hits all three alike
-            for name, call in calls.items():
-                start = time.perf_counter()
+class ReferenceTimer:
+    """Times the reference networks at batch 1, eager float32, on random inputs `size`
+    (height, width); `run` may be called several times, between other measurements."""
+
+    def __init__(self, size: tuple[int, int] = (256, 192)) -> None:
+        self.networks = {name: net.eval() for name, net in reference_networks().items()}
+        generator = torch.Generator().manual_seed(0)
+        photo = torch.rand(1, 3, *size, generator=generator)
+        person, tom_person = torch.rand(1, 22, *size), torch.rand(1, 22, *size)
+        garment, mask = torch.rand(1, 3, *size), torch.rand(1, 1, *size)
+        self.calls: dict[str, Callable[[], object]] = {
+            "parser": lambda: self.networks["parser"](photo),
+            "gmm": lambda: self.networks["gmm"](person, garment, mask),
+            "tom": lambda: self.networks["tom"](tom_person, garment),
+        }
+        self.timings: dict[str, list[float]] = {name: [] for name in self.calls}
+
+    def run(self, repeats: int) -> None:
+        """One untimed call of each, then `repeats` timed rounds of the three."""
+        with torch.inference_mode():
+            for call in self.calls.values():
                 call()
-                timings[name].append((time.perf_counter() - start) * 1e3)
-    medians = {name: statistics.median(values) for name, values in timings.items()}
-    medians["total"] = sum(medians.values())
-    parameters = {n: sum(p.numel() for p in net.parameters()) for n, net in networks.items()}
-    return medians, parameters
+            for _ in range(repeats):  # interleaved, so that drift hits all three alike
+                for name, call in self.calls.items():
+                    start = time.perf_counter()
+                    call()
+                    self.timings[name].append((time.perf_counter() - start) * 1e3)
+
+    def medians(self) -> dict[str, float]:
+        """Median milliseconds per network over every run, and their sum as "total"."""
+        medians = {name: statistics.median(values) for name, values in self.timings.items()}
+        return {**medians, "total": sum(medians.values())}
+
+    def parameters(self) -> dict[str, int]:
+        return {n: sum(p.numel() for p in net.parameters()) for n, net in self.networks.items()}
 
 
 # Our pipeline, stage by stage ------------------------------------------------------------
@@ -429,11 +439,25 @@ def run_report(
     with tempfile.TemporaryDirectory() as tmp:
         url = build_sample_catalog(Path(tmp) / "catalog.db", GARMENTS)
         with LocalServer(url, weights, settings.max_batch, precision) as server:
-            echo(f"server SERVING {server.seconds_to_serving:.1f} s after launch; gRPC, new photos")
+            echo(
+                f"server SERVING {server.seconds_to_serving:.1f} s after launch; gRPC with new "
+                "photos and CP-VTON's networks (eager float32), alternated"
+            )
             _warm_up(server.target, photos, skus)
-            new = _latency(*run_load(server.target, photos, skus, 1, seconds))
-            echo("reference networks (CP-VTON sizes, eager float32)")
-            reference_ms, reference_parameters = time_reference()
+            # Alternated in short rounds, so that the machine's drift (other work, a
+            # noisy neighbour) weighs on both sides of the ratio alike.
+            reference = ReferenceTimer()
+            latencies: list[float] = []
+            errors: Counter = Counter()
+            for _ in range(ROUNDS):
+                round_latencies, round_errors = run_load(
+                    server.target, photos, skus, 1, seconds / ROUNDS
+                )
+                latencies += round_latencies
+                errors.update(round_errors)
+                reference.run(REFERENCE_REPEATS // ROUNDS)
+            new = _latency(latencies, errors)
+            reference_ms, reference_parameters = reference.medians(), reference.parameters()
             echo("gRPC, photos the server has analysed")
             seen = _latency(*run_load(server.target, photos, skus, 1, seconds, seen_photos=True))
             memory = server.memory_mib()
