@@ -25,7 +25,6 @@ from catalog.models import utcnow
 from tryon.errors import NotReadyError
 from tryon.experiments import store
 from tryon.experiments.events import Event, LineItem, Purchase, Return
-from tryon.experiments.report import build_report
 from tryon.server.errors import InvalidFieldError
 
 log = logging.getLogger(__name__)
