@@ -87,6 +87,10 @@ class ExperimentServicer(experiments_pb2_grpc.ExperimentServiceServicer):
     async def GetResults(  # noqa: N802
         self, request: experiments_pb2.GetResultsRequest, context: grpc.aio.ServicerContext
     ) -> experiments_pb2.GetResultsResponse:
+        # Imported on the first report: the statistics stack (SciPy) costs the serving
+        # process ~60 MB of memory that try-ons never need.
+        from tryon.experiments.report import build_report
+
         key = _required(request.experiment_key, "experiment_key")
         report = await self._in_transaction(lambda s: build_report(s, key), writes=False)
         return results_to_proto(report)
