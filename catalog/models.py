@@ -83,8 +83,9 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    # VARCHAR plus a CHECK constraint: portable, and adding a value needs no type migration.
+def enum_column(cls: type[enum.Enum], name: str) -> Enum:
+    """The column type of a string enum: VARCHAR plus a CHECK constraint (portable across
+    SQLite and PostgreSQL, and adding a value needs no type migration)."""
     return Enum(
         cls,
         name=name,
@@ -110,10 +111,10 @@ class Garment(Base):
     sku: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     brand: Mapped[str | None] = mapped_column(String(100))
-    category: Mapped[Category] = mapped_column(_enum(Category, "category"), index=True)
+    category: Mapped[Category] = mapped_column(enum_column(Category, "category"), index=True)
     colour: Mapped[str | None] = mapped_column(String(50))
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
-    status: Mapped[Status] = mapped_column(_enum(Status, "status"), index=True)
+    status: Mapped[Status] = mapped_column(enum_column(Status, "status"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revision: Mapped[int] = mapped_column(Integer)
@@ -139,8 +140,8 @@ class GarmentImage(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     garment_id: Mapped[int] = mapped_column(ForeignKey("garments.id", ondelete="CASCADE"))
-    kind: Mapped[ImageKind] = mapped_column(_enum(ImageKind, "image_kind"))
-    source: Mapped[MaskSource | None] = mapped_column(_enum(MaskSource, "mask_source"))
+    kind: Mapped[ImageKind] = mapped_column(enum_column(ImageKind, "image_kind"))
+    source: Mapped[MaskSource | None] = mapped_column(enum_column(MaskSource, "mask_source"))
     mime_type: Mapped[str] = mapped_column(String(32))
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)

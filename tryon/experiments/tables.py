@@ -20,7 +20,6 @@ from datetime import datetime
 
 from sqlalchemy import (
     CheckConstraint,
-    Enum,
     Float,
     ForeignKey,
     Index,
@@ -30,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from catalog.models import Base, UTCDateTime, utcnow
+from catalog.models import Base, UTCDateTime, enum_column, utcnow
 
 KEY_LENGTH = 64
 ID_LENGTH = 128
@@ -52,18 +51,6 @@ class EventKind(str, enum.Enum):
     RETURN = "return"
 
 
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    # As the catalog's: VARCHAR plus a CHECK constraint, portable across SQLite and PostgreSQL.
-    return Enum(
-        cls,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=16,
-        values_callable=lambda members: [m.value for m in members],
-    )
-
-
 class Experiment(Base):
     """One A/B test: its arms, how units are hashed into them, and when it ran."""
 
@@ -75,7 +62,7 @@ class Experiment(Base):
     hash_version: Mapped[int] = mapped_column(Integer)
     coverage: Mapped[float] = mapped_column(Float)
     status: Mapped[ExperimentStatus] = mapped_column(
-        _enum(ExperimentStatus, "experiment_status"), index=True
+        enum_column(ExperimentStatus, "experiment_status"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -134,7 +121,7 @@ class ExperimentEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
     event_id: Mapped[str] = mapped_column(String(ID_LENGTH))
-    kind: Mapped[EventKind] = mapped_column(_enum(EventKind, "event_kind"))
+    kind: Mapped[EventKind] = mapped_column(enum_column(EventKind, "event_kind"))
     unit_id: Mapped[str] = mapped_column(String(ID_LENGTH))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
