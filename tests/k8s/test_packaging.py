@@ -4,6 +4,7 @@ multi-stage Dockerfile."""
 
 from __future__ import annotations
 
+import importlib
 import re
 import shutil
 import subprocess
@@ -11,11 +12,13 @@ import sys
 import zipfile
 
 import pytest
-import tomllib
 from k8s_paths import ROOT
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
 from tryon import pipeline
+from tryon.deploy import constraints
+from tryon.deploy.constraints import tomllib
 from tryon.errors import WeightsError
 
 
@@ -85,3 +88,37 @@ def test_the_dockerfile_builds_a_slim_non_root_image_without_the_source():
     assert "-c /tmp/constraints.txt" in text
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert "tryon/weights/viton/" in ignored
+
+
+def test_the_constraints_tool_reads_pyproject_with_tomli_where_python_lacks_tomllib(
+    monkeypatch,
+):
+    """Python 3.10 (which pyproject's requires-python admits) has no tomllib."""
+    stand_in = type(sys)("tomli")
+    stand_in.load = tomllib.load
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # `import tomllib` fails as on 3.10
+    monkeypatch.setitem(sys.modules, "tomli", stand_in)
+    try:
+        reloaded = importlib.reload(constraints)
+        assert reloaded.tomllib is stand_in
+        names = [r.name for r in reloaded.project_requirements(ROOT / "pyproject.toml")]
+        assert "torch" in names and "grpcio" in names
+    finally:
+        monkeypatch.undo()
+        importlib.reload(constraints)
+
+
+def test_tomli_is_a_dev_dependency_on_every_python_without_tomllib():
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        project = tomllib.load(file)["project"]
+    requires = SpecifierSet(project["requires-python"])
+    dev = [Requirement(r) for r in project["optional-dependencies"]["dev"]]
+    tomli = [r for r in dev if r.name == "tomli"]
+    for minor in range(8, 14):
+        version = f"3.{minor}"
+        if not requires.contains(f"{version}.0"):
+            continue
+        environment = {"python_version": version, "extra": "dev"}
+        wanted = minor < 11
+        got = any(r.marker is None or r.marker.evaluate(environment) for r in tomli)
+        assert got == wanted, f"Python {version}: tomli {'needed' if wanted else 'not needed'}"

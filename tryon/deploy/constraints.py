@@ -13,8 +13,12 @@ import importlib.metadata as metadata
 import re
 from pathlib import Path
 
-import tomllib
 from packaging.requirements import Requirement
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as the `tomli` package
+    import tomli as tomllib
 
 # Installed beside a CUDA build of torch only.
 VARIANT_ONLY = re.compile(r"^(nvidia-.*|cuda-.*|triton)$")
