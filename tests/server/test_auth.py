@@ -62,7 +62,7 @@ def _certificate(
     ca: bool = False,
     usage: ExtendedKeyUsageOID | None = None,
 ) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.now(datetime.timezone.utc)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     builder = (
         x509.CertificateBuilder()

@@ -31,7 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from tryon.errors import InvalidInputError
@@ -163,7 +163,7 @@ def add_key(path: str | Path, name: str, rate_per_s: float = 0.0, burst: int = 0
     while key_id in used:
         key_id = secrets.token_hex(4)
     key = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
-    created = datetime.now(UTC).isoformat(timespec="seconds")
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     entry = ApiKey(name, key_id, key_digest(key), created, None, float(rate_per_s), int(burst))
     write_keys(path, [*keys, entry])
     return key
@@ -177,7 +177,7 @@ def revoke_key(path: str | Path, name: str) -> ApiKey:
             if key.revoked is not None:
                 raise InvalidInputError(f"the key {name!r} was already revoked at {key.revoked}")
             revoked = dataclasses.replace(
-                key, revoked=datetime.now(UTC).isoformat(timespec="seconds")
+                key, revoked=datetime.now(timezone.utc).isoformat(timespec="seconds")
             )
             write_keys(path, [*keys[:index], revoked, *keys[index + 1 :]])
             return revoked
