@@ -30,7 +30,12 @@ class PatchDiscriminator(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, base_channels: int, num_layers: int, max_channels: int
+        self,
+        in_channels: int,
+        base_channels: int,
+        num_layers: int,
+        max_channels: int,
+        spectral_norm: bool = False,
     ) -> None:
         super().__init__()
         widths = [min(base_channels * 2**i, max_channels) for i in range(num_layers + 1)]
@@ -42,6 +47,10 @@ class PatchDiscriminator(nn.Module):
         layers.append(self._block(widths[-2], widths[-1], stride=1, norm=True))
         self.hidden = nn.ModuleList(layers)
         self.logits = nn.Conv2d(widths[-1], 1, 4, padding=1)
+        if spectral_norm:
+            for module in list(self.modules()):
+                if isinstance(module, nn.Conv2d):
+                    nn.utils.parametrizations.spectral_norm(module)
 
     @staticmethod
     def _block(in_channels: int, out_channels: int, stride: int, norm: bool) -> nn.Sequential:
@@ -70,6 +79,7 @@ class MultiScaleDiscriminator(PretrainedMixin, nn.Module):
         num_layers: stride-2 layers of each PatchGAN (3 gives 70x70 patches).
         max_channels: cap on the widths.
         num_scales: how many PatchGANs, one per scale.
+        spectral_norm: constrain every convolution's spectral norm to 1 (Miyato et al.).
     """
 
     def __init__(
@@ -80,11 +90,16 @@ class MultiScaleDiscriminator(PretrainedMixin, nn.Module):
         num_layers: int = 3,
         max_channels: int = 256,
         num_scales: int = 2,
+        spectral_norm: bool = False,
     ) -> None:
         super().__init__()
         self.scales = nn.ModuleList(
             PatchDiscriminator(
-                condition_channels + image_channels, base_channels, num_layers, max_channels
+                condition_channels + image_channels,
+                base_channels,
+                num_layers,
+                max_channels,
+                spectral_norm,
             )
             for _ in range(num_scales)
         )

@@ -390,6 +390,8 @@ class TomTrainer:
         precision: torch.dtype = torch.float32,
         tune_gmm: float | None = None,
         analyst: PersonAnalyst | None = None,
+        discriminator_lr_ratio: float = 1.0,
+        spectral_norm: bool = False,
     ) -> None:
         self.tune_gmm = tune_gmm
         self.analyst = analyst or PersonAnalyst(device)
@@ -401,7 +403,10 @@ class TomTrainer:
             self.gmm.eval().requires_grad_(False)
         self.tom = (tom or TryOnGenerator(person_channels=TOM_PERSON_CHANNELS)).to(device)
         self.discriminator = MultiScaleDiscriminator(
-            condition_channels=TOM_PERSON_CHANNELS + 4, base_channels=16, max_channels=64
+            condition_channels=TOM_PERSON_CHANNELS + 4,
+            base_channels=16,
+            max_channels=64,
+            spectral_norm=spectral_norm,
         ).to(device)
         self.warp = in_precision(self.gmm, precision, device.type)
         self.generate = in_precision(self.tom, precision, device.type)
@@ -409,7 +414,7 @@ class TomTrainer:
         self.networks = {"tom": self.tom, "discriminator": self.discriminator}
         self.optimizers = {
             "tom": _tom_adam(self.tom, lr),
-            "discriminator": _adam(self.discriminator, lr, (0.5, 0.999)),
+            "discriminator": _adam(self.discriminator, lr * discriminator_lr_ratio, (0.5, 0.999)),
         }
         if tune_gmm is not None:
             self.networks["gmm"] = self.gmm
@@ -417,12 +422,16 @@ class TomTrainer:
         self.adversarial_weight = adversarial_weight
         self.feature_weight = feature_weight
         self.ssim_weight = ssim_weight
+        self.discriminator_lr_ratio = discriminator_lr_ratio
+        self.spectral_norm = spectral_norm
 
     @property
-    def loss_settings(self) -> dict[str, float | None]:
+    def loss_settings(self) -> dict[str, float | bool | str | None]:
         return {
             "adversarial_weight": self.adversarial_weight,
             "feature_weight": self.feature_weight,
+            "discriminator_lr_ratio": self.discriminator_lr_ratio,
+            "spectral_norm": self.spectral_norm,
             "ssim_weight": self.ssim_weight,
             "tune_gmm": self.tune_gmm,
             "parsed_by": self.analyst.source,
@@ -490,6 +499,9 @@ class TomTrainer:
         """Train the discriminator one step; return the generator's GAN terms on `final`
         (adversarial, feature matching, with gradients) and the discriminator's loss."""
         d_opt = self.optimizers["discriminator"]
+        # The condition holds the GMM's warp: with `tune_gmm` it carries the GMM's graph,
+        # which the generator's backward pass needs, so the discriminator sees it detached.
+        condition = condition.detach()
         real_view = self.discriminate(condition, real)
         d_loss = discriminator_loss(real_view, self.discriminate(condition, final.detach()))
         d_opt.zero_grad(set_to_none=True)

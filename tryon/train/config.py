@@ -112,12 +112,17 @@ class TomLosses:
     composition mask's L1, `adversarial_weight` x hinge GAN and `feature_weight` x
     discriminator feature matching (no discriminator when both are 0). `tune_gmm`: also
     fine-tune the GMM, through the final image plus this weight x its own warp loss
-    (null: the GMM stays frozen)."""
+    (null: the GMM stays frozen). The discriminator learns at `discriminator_lr_ratio` x the
+    generator's rate (two time-scale updates), with spectral norm on its convolutions when
+    `spectral_norm` (both steady a discriminator that starts untrained beside a trained
+    TOM)."""
 
     adversarial_weight: float = 0.1
     feature_weight: float = 1.0
     ssim_weight: float = 1.0
     tune_gmm: float | None = None
+    discriminator_lr_ratio: float = 1.0
+    spectral_norm: bool = False
 
 
 @dataclass(kw_only=True)

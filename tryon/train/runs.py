@@ -181,4 +181,6 @@ def _trainer(config: TrainingConfig, device: torch.device, resuming: bool) -> Co
         precision=precision,
         tune_gmm=config.losses.tune_gmm,
         analyst=analyst,
+        discriminator_lr_ratio=config.losses.discriminator_lr_ratio,
+        spectral_norm=config.losses.spectral_norm,
     )
