@@ -79,6 +79,10 @@ def test_a_full_queue_refuses_in_milliseconds_with_retry_info_and_health_serving
             took.append(time.perf_counter() - start)
             assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert refused.value.retry_after_s == pytest.approx(0.25)
+        with pytest.raises(ServiceError) as undecoded:
+            client.try_on(b"not a photo at all", "TEST-2")
+        # Refused before its photo is decoded: a full server spends no decode on a call.
+        assert undecoded.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
         serving = health(running.target)
         held.gate.set()
         assert busy.result().garment_sku == "TEST-1"

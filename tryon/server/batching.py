@@ -93,6 +93,17 @@ class BatchQueue(Generic[T, R]):
         """Start the worker task on the running loop."""
         self._worker = asyncio.get_running_loop().create_task(self._work(), name="batch-worker")
 
+    def check_room(self, count: int) -> None:
+        """Raise OverloadedError if `count` more items would not fit now: a call checks
+        before its photo is decoded, so that a refusal costs microseconds, not a decode
+        on a saturated CPU (`submit` checks again, as others may have come in between)."""
+        if self.depth + count > self.max_queue:
+            raise OverloadedError(
+                f"the server is at capacity ({self.depth} try-ons queued, limit "
+                f"{self.max_queue}); retry after the suggested delay",
+                self.retry_after_s,
+            )
+
     def submit(
         self, items: Sequence[T], timeout_s: float | None = None
     ) -> list[asyncio.Future[Batched[R]]]:
@@ -103,12 +114,7 @@ class BatchQueue(Generic[T, R]):
         """
         if self._closed or self._worker is None:
             raise NotReadyError("the service is shutting down; retry on another replica")
-        if self.depth + len(items) > self.max_queue:
-            raise OverloadedError(
-                f"the server is at capacity ({self.depth} try-ons queued, limit "
-                f"{self.max_queue}); retry after the suggested delay",
-                self.retry_after_s,
-            )
+        self.check_room(len(items))
         loop = asyncio.get_running_loop()
         now = time.monotonic()
         deadline = None if timeout_s is None else now + timeout_s

@@ -280,6 +280,7 @@ class TryOnEngine:
         Each garment counts in `try_ons_in_progress` from now until its result is handed
         over (or the call ends)."""
         self._check_ready()
+        self.queue.check_room(len(call.skus))
         unanswered = len(call.skus)
         self.metrics.try_ons_in_progress.inc(unanswered)
         futures: list[asyncio.Future] = []
