@@ -238,7 +238,10 @@ def _run_folder(run: Path, step: int, seconds: float) -> None:
     torch.save({"step": step, "seconds": seconds, "precision": "bfloat16"}, run / "checkpoint.pt")
     (run / "best" / "score.json").write_text(json.dumps({"step": 500, "score": 0.5}))
     (run / "validation.csv").write_text("step,seconds,score\n0,1.0,0.1\n500,1800.0,0.5\n")
-    (run / "config.yaml").write_text("init: tryon/weights/synthetic/tom\ntraining: {batch: 8}\n")
+    (run / "config.yaml").write_text(
+        "init: tryon/weights/synthetic/tom\ntraining: {batch: 8}\n"
+        "losses: {adversarial_weight: 0.1, feature_weight: 2.0}\n"
+    )
 
 
 def test_pack_records_each_networks_run_from_its_checkpoint(
@@ -265,9 +268,11 @@ def test_pack_records_each_networks_run_from_its_checkpoint(
     assert training.networks["tom"] == NetworkTraining(
         steps=800, batch=8, hours=1.5, hardware="NVIDIA H100", precision="bfloat16",
         init="tryon/weights/synthetic/tom", recipe="configs/mine/tom.yaml",
+        losses={"adversarial_weight": 0.1, "feature_weight": 2.0},
     )  # fmt: skip
     assert training.networks["parser"] == NetworkTraining(
         steps=500, batch=8, hours=0.5, hardware="NVIDIA H100", precision="bfloat16",
         init="tryon/weights/synthetic/tom",
+        losses={"adversarial_weight": 0.1, "feature_weight": 2.0},
     )  # fmt: skip
     assert training.networks["gmm"] == NetworkTraining(hardware="NVIDIA H100")

@@ -100,8 +100,8 @@ def run_training(component: Path, hardware: str | None, recipe: Path) -> Network
 
     `RUN/<network>` is the run's last step: steps, seconds and precision from
     `RUN/checkpoint.pt`. `RUN/best/<network>` is its best validated step: the step from
-    `best/score.json`, the seconds from that step's row of `RUN/validation.csv`. The batch
-    and the weights it started from (`init`) come from the run's resolved recipe,
+    `best/score.json`, the seconds from that step's row of `RUN/validation.csv`. The batch,
+    the loss weights and the weights it started from (`init`) come from the run's resolved recipe,
     `RUN/config.yaml`. A folder outside a run has none of these; they are None.
     """
     import torch
@@ -131,6 +131,7 @@ def run_training(component: Path, hardware: str | None, recipe: Path) -> Network
         precision=precision,
         init=recipe_used.get("init"),
         recipe=recipe.as_posix() if recipe.is_file() else None,
+        losses=recipe_used.get("losses"),
     )
 
 

@@ -56,6 +56,8 @@ class NetworkTraining:
         init: the weights its training started from (a bundled name, as it was then, or a
             folder); None when trained from scratch.
         recipe: its recipe, `configs/<weights>/<network>.yaml` (its last stage).
+        losses: the loss weights of its last run, as its resolved recipe gave them (for
+            the TOM, whether it trained as a GAN: `adversarial_weight`, `feature_weight`).
     """
 
     steps: int | None = None
@@ -65,6 +67,7 @@ class NetworkTraining:
     precision: str | None = None
     init: str | None = None
     recipe: str | None = None
+    losses: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
