@@ -24,7 +24,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from loopback import SKUS, loopback_settings
 from typer.testing import CliRunner
 
-from tryon.cli import app
+from tryon.cli import app, main
 from tryon.client import ExperimentClient, ServiceError, TlsOptions, TryOnClient
 from tryon.errors import InvalidInputError
 from tryon.server.app import ServerThread
@@ -184,6 +184,30 @@ def test_a_tampered_good_key_is_unauthenticated(secured, pem, keys):
     tampered = keys.good[:-1] + ("A" if keys.good[-1] != "A" else "B")
     with tls_client(secured, pem, tampered) as client:
         assert refusal(lambda: list_first(client)).code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_the_try_on_command_sends_the_key_from_the_environment_over_tls(
+    secured, pem, keys, photo, tmp_path, monkeypatch, capsys
+):
+    (tmp_path / "me.jpg").write_bytes(photo)
+    command = ["try-on", "--photo", str(tmp_path / "me.jpg"), "--sku", SKUS[0],
+               "-o", str(tmp_path / "out"), "--target", secured.target,
+               "--tls-ca", str(pem.ca_file)]  # fmt: skip
+    assert exit_status(command) == 1  # a product error
+    assert "UNAUTHENTICATED" in capsys.readouterr().err
+    monkeypatch.setenv("TRYON_API_KEY", keys.good)
+    assert exit_status(command) == 0
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [f"me-{SKUS[0]}.jpg"]
+    assert keys.good not in str(capsys.readouterr())
+
+
+def exit_status(args: list[str]) -> int:
+    """`tryon ARGS` as the console script runs it (errors printed, exit codes mapped)."""
+    try:
+        main(args)
+    except SystemExit as exit_info:
+        return exit_info.code or 0
+    return 0
 
 
 def test_a_revoked_key_is_permission_denied(secured, pem, keys):

@@ -112,12 +112,34 @@ def try_on_command(
     max_width: Annotated[int, typer.Option(help="Shrink results to this width (0: no).")] = 0,
     max_height: Annotated[int, typer.Option(help="Shrink results to this height (0: no).")] = 0,
     timeout: Annotated[float, typer.Option(help="Deadline in seconds.")] = 60.0,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TRYON_API_KEY",
+            help="The store's key from `tryon keys add`, for a service that asks for one "
+            "(env TRYON_API_KEY; prefer it to the flag, which shows in the process list).",
+            show_default=False,
+        ),
+    ] = None,
+    tls: Annotated[
+        bool, typer.Option("--tls", help="Connect over TLS, trusting the system's CAs.")
+    ] = False,
+    tls_ca: Annotated[
+        Path | None, typer.Option(help="Connect over TLS, trusting this CA (PEM); implies --tls.")
+    ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="Client certificate (PEM) for a mutual-TLS service; with --tls-key."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="The client certificate's private key (PEM).")
+    ] = None,
 ) -> None:
     """Send a photo to a running service and save it dressed in each garment.
 
     A client only: start the service with `tryon serve` (or use `tryon demo`).
     """
-    from tryon.client import OutputOptions, TryOnClient
+    from tryon.client import OutputOptions, TlsOptions, TryOnClient
 
     try:
         data = photo.read_bytes()
@@ -126,8 +148,13 @@ def try_on_command(
     options = OutputOptions(fmt, quality, max_width, max_height)
     out.mkdir(parents=True, exist_ok=True)
     extension = {"jpeg": "jpg", "png": "png", "webp": "webp"}.get(fmt, fmt)
+    secure = tls or any(path is not None for path in (tls_ca, tls_cert, tls_key))
+    try:
+        tls_options = TlsOptions.from_files(tls_ca, tls_cert, tls_key) if secure else None
+    except (OSError, ValueError) as error:
+        raise typer.BadParameter(str(error), param_hint="--tls-*") from None
     start = time.perf_counter()
-    with TryOnClient(target, timeout_s=timeout) as client:
+    with TryOnClient(target, timeout_s=timeout, api_key=api_key, tls=tls_options) as client:
         for response in client.try_on_many(data, list(sku), options):
             path = out / f"{photo.stem}-{response.garment_sku}.{extension}"
             path.write_bytes(response.image)
