@@ -319,7 +319,7 @@ class ReferenceTimer:
 
 # Our pipeline, stage by stage ------------------------------------------------------------
 def time_stages(
-    weights: str | None, precision: str, photos: list[bytes], repeats: int, runtime: str = "auto"
+    weights: str | None, precision: str, photos: list[bytes], repeats: int
 ) -> tuple[dict[str, float], float, float]:
     """Median milliseconds per stage of a new photo at batch 1, in process, as the server
     runs them (the garment prepared once, as the server's cache holds it); and the
@@ -330,7 +330,7 @@ def time_stages(
     from tryon.provenance import TryOnClaims, mark_image, sign_manifest
     from tryon.provenance.certificates import create_test_authority
 
-    pipeline = TryOnPipeline.from_pretrained(weights, precision=precision, runtime=runtime)
+    pipeline = TryOnPipeline.from_pretrained(weights, precision=precision)
     credentials = create_test_authority().credentials
     image, mask = render_garment(0, 0)
     garments, masks = pipeline.prepare_garments([image], [mask])
@@ -428,7 +428,6 @@ def run_report(
     """Run every measurement (see the module docstring) and print the report."""
     from tryon.demo import build_sample_catalog, sample_sku
     from tryon.models import precision_name, resolve_precision
-    from tryon.pipeline import resolve_runtime
     from tryon.server.settings import ServerSettings
 
     settings = ServerSettings.load()
@@ -463,9 +462,7 @@ def run_report(
             seen = _latency(*run_load(server.target, photos, skus, 1, seconds, seen_photos=True))
             memory = server.memory_mib()
     echo("stages in process")
-    stages, watermark_ms, c2pa_ms = time_stages(
-        weights, precision, photos, stage_repeats, settings.runtime
-    )
+    stages, watermark_ms, c2pa_ms = time_stages(weights, precision, photos, stage_repeats)
     echo("refusal rate")
     threshold = settings.min_confidence
     refusals = [
@@ -480,15 +477,13 @@ def run_report(
     if real_photo_folder is not None:
         chosen = real_photos(real_photo_folder, refusal_photos)
         refusals.append(refusal_rate(weights, precision, chosen, str(real_photo_folder), threshold))
-    resolved = resolve_precision(precision, torch.device("cpu"))
     report = BenchReport(
         machine={
             "cpu": _cpu_name(),
             "threads": torch.get_num_threads(),
             "python": platform.python_version(),
             "torch": torch.__version__,
-            "precision": precision_name(resolved),
-            "tom_runtime": resolve_runtime(settings.runtime, torch.device("cpu"), resolved),
+            "precision": precision_name(resolve_precision(precision, torch.device("cpu"))),
             "weights": weights or "bundled default",
         },
         stages_ms=stages,
@@ -540,8 +535,7 @@ def markdown(report: BenchReport) -> str:
     r = report
     lines = [
         f"Machine: {r.machine['cpu']}, {r.machine['threads']} threads, "
-        f"{r.machine['precision']} networks (the TOM in {r.machine.get('tom_runtime', 'torch')}), "
-        f"weights {r.machine['weights']}.",
+        f"{r.machine['precision']} networks, weights {r.machine['weights']}.",
         "",
         "| figure | value | target |",
         "| --- | --- | --- |",
