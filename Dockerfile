@@ -39,12 +39,8 @@ COPY constraints.txt /tmp/constraints.txt
 RUN pip install -c /tmp/constraints.txt \
         --index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}" torch torchvision
 COPY --from=build /wheels /wheels
-# The synthetic TOM's ONNX Runtime graph is exported here into /opt/tryon/cache, so a pod
-# loads it instead of exporting it at every start (a store's own weights are exported in
-# memory at start: the root file system is read-only).
 RUN pip install -c /tmp/constraints.txt /wheels/tryon-*.whl \
-    && TRYON_CACHE_DIR=/opt/tryon/cache python -c \
-        "from tryon.pipeline import TryOnPipeline; TryOnPipeline.from_pretrained('synthetic', precision='float32')" \
+    && python -c "from tryon.pipeline import weights_folder; weights_folder('synthetic')" \
     && rm -rf /wheels /tmp/constraints.txt
 
 # --- runtime: the virtualenv and nothing else ---------------------------------------
@@ -59,7 +55,7 @@ ENV PATH=/opt/tryon/bin:$PATH \
     TRYON_DATABASE_URL=sqlite:////data/tryon.db \
     PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     OMP_NUM_THREADS=2 MALLOC_ARENA_MAX=2 \
-    HOME=/tmp XDG_CACHE_HOME=/tmp/.cache TRYON_CACHE_DIR=/opt/tryon/cache
+    HOME=/tmp XDG_CACHE_HOME=/tmp/.cache
 RUN mkdir -p /data && chown 10001:10001 /data
 USER 10001:10001
 WORKDIR /tmp
