@@ -54,12 +54,6 @@ from tryon.models import (
     store_weights_in,
 )
 from tryon.models.bundle import PipelineMeta, load_pipeline_components, save_pipeline
-from tryon.models.exported import (
-    RUNTIMES,
-    OnnxTryOnGenerator,
-    default_cache_dir,
-    onnxruntime_available,
-)
 from tryon.representation import PersonRepresentation, build_representation
 
 BUNDLED_WEIGHTS = Path(__file__).parent / "weights"
@@ -69,27 +63,6 @@ RESEARCH_WEIGHTS = ("viton",)
 MIN_PERSON_FRACTION = 0.01  # of the framed photo's pixels, below which there is no person
 MIN_FOUND_CONFIDENCE = 1e-3
 CORE_KEYPOINTS = (NOSE, NECK, R_SHOULDER, L_SHOULDER)  # a top cannot be fitted without these
-
-
-def resolve_runtime(runtime: str, device: torch.device, precision: torch.dtype) -> str:
-    """ "torch" or "onnxruntime" for the pipeline's `runtime` option (see `TryOnPipeline`);
-    refuses "onnxruntime" where it cannot run, saying why."""
-    if runtime not in RUNTIMES:
-        raise InvalidInputError(f"unknown runtime {runtime!r}; choose one of {list(RUNTIMES)}")
-    if runtime == "torch":
-        return runtime
-    problem = None
-    if device.type != "cpu":
-        problem = f"the networks run on {device.type}, and ONNX Runtime is used on the CPU only"
-    elif precision != torch.float32:
-        problem = f"the networks run in {precision_name(precision)}, ONNX Runtime in float32"
-    elif not onnxruntime_available():
-        problem = "onnx and onnxruntime are not installed (pip install onnx onnxruntime)"
-    if problem is None:
-        return "onnxruntime"
-    if runtime == "onnxruntime":
-        raise InvalidInputError(f"cannot run the TOM in ONNX Runtime: {problem}; use runtime torch")
-    return "torch"
 
 
 def weights_folder(spec: str | Path | None = None) -> Path:
@@ -206,9 +179,6 @@ class TryOnPipeline:
         folded: the networks' batch norms are folded (`from_pretrained`); no saving then.
         keep_arms: keep the shopper's own arms from the photo where the new garment leaves
             them bare (default); False repaints the whole try-on region, arms included.
-        runtime: what runs the TOM: "torch" (eager), "onnxruntime" (`OnnxTryOnGenerator`,
-            CPU and float32 only) or "auto": ONNX Runtime where it is installed and the
-            networks run in float32 on the CPU, where it is about twice as fast.
 
     `parse`, `warp` and `synthesize` call the parser, GMM and TOM in that precision with
     float32 inputs and outputs (`render` calls `synthesize` with what it needs from a person
@@ -226,7 +196,6 @@ class TryOnPipeline:
         precision: str = "auto",
         folded: bool = False,
         keep_arms: bool = True,
-        runtime: str = "auto",
     ) -> None:
         self.device = torch.device(device)
         # channels-last is the layout oneDNN's fast convolutions work in on the CPU.
@@ -242,12 +211,7 @@ class TryOnPipeline:
         device_type = self.device.type
         self.parse = in_precision(self.parser, self.precision, device_type)
         self.warp = in_precision(self.gmm, self.precision, device_type)
-        self.runtime = resolve_runtime(runtime, self.device, self.precision)
-        self.synthesize = (
-            OnnxTryOnGenerator(self.tom, tuple(meta.resolution), cache_dir=default_cache_dir())
-            if self.runtime == "onnxruntime"
-            else in_precision(self.tom, self.precision, device_type)
-        )
+        self.synthesize = in_precision(self.tom, self.precision, device_type)
         self._network_logits = in_precision(self.parser.network_logits, self.precision, device_type)
         self._parser_outputs = in_precision(self.parser.split_outputs, self.precision, device_type)
         self.meta = meta
@@ -270,7 +234,6 @@ class TryOnPipeline:
         precision: str = "auto",
         fold: bool = True,
         keep_arms: bool = True,
-        runtime: str = "auto",
     ) -> TryOnPipeline:
         """Load a pipeline folder or bundled weights by name (see `weights_folder`).
 
@@ -278,20 +241,14 @@ class TryOnPipeline:
         fold: fold batch norms into convolutions (`fold_batch_norms`: the same outputs to
         float rounding, 5-15% faster per network on a 2-core CPU). To save a loaded
         pipeline again, load it with fold=False and precision="float32".
-        keep_arms, runtime: see the class.
+        keep_arms: see the class.
         """
         parts = load_pipeline_components(weights_folder(weights))
         networks = (parts.parser, parts.gmm, parts.tom)
         if fold:
             networks = tuple(fold_batch_norms(network) for network in networks)
         return cls(
-            *networks,
-            parts.meta,
-            device,
-            precision=precision,
-            folded=fold,
-            keep_arms=keep_arms,
-            runtime=runtime,
+            *networks, parts.meta, device, precision=precision, folded=fold, keep_arms=keep_arms
         )
 
     def save_pretrained(self, directory: str | Path, *, fp16: bool = False) -> Path:

@@ -31,15 +31,6 @@ PrecisionOption = Annotated[
         show_default=False,
     ),
 ]
-RuntimeOption = Annotated[
-    str | None,
-    typer.Option(
-        help="What runs the try-on generator: torch, onnxruntime, or auto: ONNX Runtime on the "
-        "CPU in float32 where it is installed (about twice as fast there), torch elsewhere "
-        "(env TRYON_RUNTIME; default auto).",
-        show_default=False,
-    ),
-]
 DeviceOption = Annotated[
     str, typer.Option(help="Torch device: cpu, cuda, cuda:N, or auto (a GPU when there is one).")
 ]
@@ -70,16 +61,6 @@ def check_precision(precision: str) -> None:
     if precision not in PRECISIONS:
         raise typer.BadParameter(
             f"{precision!r}: choose one of {', '.join(PRECISIONS)}", param_hint="--precision"
-        )
-
-
-def check_runtime(runtime: str) -> None:
-    """Refuse a runtime name the pipeline does not know, naming the choices."""
-    from tryon.models.exported import RUNTIMES
-
-    if runtime not in RUNTIMES:
-        raise typer.BadParameter(
-            f"{runtime!r}: choose one of {', '.join(RUNTIMES)}", param_hint="--runtime"
         )
 
 

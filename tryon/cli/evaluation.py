@@ -20,10 +20,8 @@ from tryon.cli.common import (
     JsonOption,
     OutputOption,
     PrecisionOption,
-    RuntimeOption,
     WeightsOption,
     check_precision,
-    check_runtime,
     console,
     emit_json,
 )
@@ -48,7 +46,6 @@ def evaluate_command(
     batch: Annotated[int, typer.Option(help="Pairs per batch.")] = 8,
     device: DeviceOption = "cpu",
     precision: PrecisionOption = None,
-    runtime: RuntimeOption = None,
     repaint_arms: Annotated[
         bool,
         typer.Option(
@@ -71,14 +68,8 @@ def evaluate_command(
 
     precision = precision or os.environ.get("TRYON_PRECISION") or "auto"
     check_precision(precision)
-    runtime = runtime or os.environ.get("TRYON_RUNTIME") or "auto"
-    check_runtime(runtime)
     pipeline = TryOnPipeline.from_pretrained(
-        weights,
-        device=resolve_device(device),
-        precision=precision,
-        keep_arms=not repaint_arms,
-        runtime=runtime,
+        weights, device=resolve_device(device), precision=precision, keep_arms=not repaint_arms
     )
     with Progress(
         TextColumn("eval"),

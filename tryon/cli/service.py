@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from tryon.cli.common import PrecisionOption, RuntimeOption, WeightsOption, console
+from tryon.cli.common import PrecisionOption, WeightsOption, console
 from tryon.errors import InvalidInputError
 
 
@@ -31,7 +31,6 @@ def serve(
         str | None, typer.Option(help="Torch device (env TRYON_DEVICE; default cpu).")
     ] = None,
     precision: PrecisionOption = None,
-    runtime: RuntimeOption = None,
     workers: Annotated[
         int | None,
         typer.Option(help="Torch threads for model work, 0 all cores (env TRYON_WORKERS)."),
@@ -86,7 +85,6 @@ def serve(
         database_url=db_url,
         device=device,
         precision=precision,
-        runtime=runtime,
         workers=workers,
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,

@@ -77,7 +77,6 @@ class TryOnGenerator(PretrainedMixin, nn.Module):
         super().__init__()
         if residual_blocks < 0:
             raise ValueError(f"residual_blocks must be 0 or more, got {residual_blocks}")
-        self.person_channels = person_channels
         self.unet = UNet(
             person_channels + 4, 4, base_channels, depth, max_channels, residual_blocks
         )

@@ -237,7 +237,6 @@ class TryOnEngine:
                 self.settings.weights,
                 device=self.settings.device,
                 precision=self.settings.precision,
-                runtime=self.settings.runtime,
             )
 
     def _warm_up(self) -> None:

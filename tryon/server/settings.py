@@ -9,7 +9,6 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from tryon.errors import InvalidInputError
-from tryon.models.exported import RUNTIMES
 from tryon.models.precision import PRECISIONS
 
 ENV_PREFIX = "TRYON_"
@@ -30,8 +29,6 @@ class ServerSettings:
         device: torch device for the models.
         precision: what the networks' convolutions run in: auto (bfloat16 on CPUs with
             AVX512-BF16, float32 elsewhere), float32 or bfloat16.
-        runtime: what runs the TOM: auto (ONNX Runtime on the CPU in float32 where it is
-            installed, torch elsewhere), torch or onnxruntime.
         database_url: the catalog (None: `TRYON_DATABASE_URL` or ./tryon.db).
         workers: torch threads for model work (0: one per CPU core).
         max_batch: most try-ons in one model batch.
@@ -80,7 +77,6 @@ class ServerSettings:
     weights: str | None = None
     device: str = "cpu"
     precision: str = "auto"
-    runtime: str = "auto"
     database_url: str | None = None
     workers: int = 0
     max_batch: int = 2
@@ -133,8 +129,6 @@ class ServerSettings:
             raise InvalidInputError(
                 f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}"
             )
-        if self.runtime not in RUNTIMES:
-            raise InvalidInputError(f"runtime {self.runtime!r} is not one of {', '.join(RUNTIMES)}")
         if self.log_level.upper() not in LOG_LEVELS:
             raise InvalidInputError(f"log_level {self.log_level!r} is not one of {LOG_LEVELS}")
         for name in (
