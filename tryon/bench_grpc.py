@@ -473,7 +473,9 @@ def main(argv: list[str] | None = None) -> None:
                 skus,
                 factor=args.overload,
                 seconds=args.seconds,
-                saturating_clients=2 * args.max_batch,
+                # As many closed-loop clients as the queue holds: more would be refused
+                # and count as lost capacity.
+                saturating_clients=min(2 * args.max_batch, args.max_queue),
                 max_queue=args.max_queue,
             )
     if args.json:
