@@ -335,10 +335,12 @@ def run_overload(
     seconds: float = 20.0,
     saturating_clients: int = 4,
     max_queue: int = 0,
+    capacity_per_s: float | None = None,
 ) -> OverloadReport:
-    """Idle latency (one client), capacity (closed loop, `saturating_clients`), then an
-    open loop (Poisson arrivals) at `factor` times the capacity for `seconds`, with health
-    checked every 100 ms; `max_queue` is only reported."""
+    """Idle latency (one client), capacity (closed loop, `saturating_clients`, unless
+    `capacity_per_s` gives it: a server that refuses early under load would otherwise
+    understate it), then an open loop (Poisson arrivals) at `factor` times the capacity
+    for `seconds`, with health checked every 100 ms; `max_queue` is only reported."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from tryon_client.stubs.tryon.v2 import tryon_pb2
@@ -346,8 +348,10 @@ def run_overload(
     idle, idle_errors = run_load(target, photos, skus, 1, seconds / 2)
     if idle_errors or not idle:
         raise RuntimeError(f"the idle run failed: {dict(idle_errors)}")
-    saturated, _ = run_load(target, photos, skus, saturating_clients, seconds / 2)
-    capacity = len(saturated) / (seconds / 2)
+    capacity = capacity_per_s
+    if capacity is None:
+        saturated, _ = run_load(target, photos, skus, saturating_clients, seconds / 2)
+        capacity = len(saturated) / (seconds / 2)
     rate = factor * capacity
     accepted: list[float] = []
     refused: list[float] = []
@@ -459,6 +463,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weights")
     parser.add_argument("--max-batch", type=int, default=2)
     parser.add_argument("--max-queue", type=int, default=2)
+    parser.add_argument(
+        "--capacity", type=float, help="try-ons/s to overload (default: measured first)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     photos = shopper_photos()
@@ -477,6 +484,7 @@ def main(argv: list[str] | None = None) -> None:
                 # and count as lost capacity.
                 saturating_clients=min(2 * args.max_batch, args.max_queue),
                 max_queue=args.max_queue,
+                capacity_per_s=args.capacity,
             )
     if args.json:
         import json

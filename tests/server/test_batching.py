@@ -85,6 +85,49 @@ def test_full_queue_refuses_at_once_with_a_retry_hint():
     assert took < 0.05
 
 
+class SlowRecorder(Recorder):
+    """A batch function that takes 50 ms per item."""
+
+    def __call__(self, items: list[int]) -> list[int | BaseException]:
+        time.sleep(0.05 * len(items))
+        return super().__call__(items)
+
+
+def test_calls_are_refused_while_the_work_ahead_would_take_too_long():
+    async def scenario(queue, recorder):
+        await queue.submit([1])[0]  # one batch teaches the queue ~50 ms per item
+        learned = queue.item_seconds
+        queue.max_queue_wait_s = 1.5 * learned  # room for one item ahead, not two
+        recorder.open.clear()
+        held = queue.submit([2])  # nothing ahead
+        second = queue.submit([3])  # one item of work ahead: within
+        with pytest.raises(OverloadedError, match="ms of work") as refused:
+            queue.submit([4])  # two items ahead: over, though max_queue has room
+        recorder.open.set()
+        await asyncio.gather(*held, *second)
+        big = queue.submit(list(range(6)))  # idle again: any call that fits max_queue
+        return learned, refused.value.retry_after_s, [(await f).value for f in big]
+
+    recorder = SlowRecorder()
+    settings = {"max_batch": 1, "max_wait_s": 0.0, "max_queue": 8, "retry_after_s": 0.2,
+                "max_queue_wait_s": 1.0}  # fmt: skip
+
+    async def main():
+        with ThreadPoolExecutor(1) as executor:
+            queue = BatchQueue(recorder, executor, **settings)
+            queue.start()
+            try:
+                return await scenario(queue, recorder)
+            finally:
+                recorder.open.set()
+                await queue.close()
+
+    learned, retry_after, big = asyncio.run(main())
+    assert 0.045 <= learned < 0.2
+    assert retry_after == 0.2
+    assert big == [0, 2, 4, 6, 8, 10]
+
+
 def test_cancelled_and_expired_items_are_dropped_before_running():
     async def scenario(queue, recorder):
         recorder.open.clear()

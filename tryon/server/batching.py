@@ -3,9 +3,13 @@
 A batch starts when the first item arrives and closes when it holds `max_batch` items or
 the first item has waited `max_wait_s`, whichever comes first; so a lone request waits at
 most `max_wait_s` and, under load, batches fill without waiting. At most `max_queue`
-items wait or run at once; more are refused at once with `OverloadedError` (a caller
-retrying elsewhere beats one timing out here). Items whose caller has gone (cancelled,
-or the deadline passed) are dropped before the batch runs.
+items wait or run at once, and with `max_queue_wait_s` a call that would not fit in one
+batch with what is queued is admitted only while the work ahead of it is expected to take
+at most that long (the items waiting or running times the recent seconds per item);
+otherwise it is refused at once with `OverloadedError` (a caller retrying elsewhere beats
+one waiting here). An idle queue admits any call that fits `max_queue`, so a call with
+many items is never refused for its own size. Items whose
+caller has gone (cancelled, or the deadline passed) are dropped before the batch runs.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from typing import Generic, TypeVar
 
 from tryon.errors import NotReadyError
 from tryon.server.errors import DeadlineExpiredError, OverloadedError
+
+# How much each batch's seconds per item moves the running estimate.
+ITEM_SECONDS_WEIGHT = 0.25
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -50,7 +57,8 @@ class BatchQueue(Generic[T, R]):
 
     Args:
         run_batch: the batch function; it runs in `executor`, never on the event loop.
-        max_batch, max_wait_s, max_queue: see the module docstring.
+        max_batch, max_wait_s, max_queue, max_queue_wait_s: see the module docstring
+            (None: no limit on the expected wait).
         retry_after_s: the retry hint sent with `OverloadedError`.
         on_batch: called on the loop with the batch size and each item's queue seconds.
         on_depth: called with the number of items waiting or running whenever it changes.
@@ -65,6 +73,7 @@ class BatchQueue(Generic[T, R]):
         max_wait_s: float,
         max_queue: int,
         retry_after_s: float,
+        max_queue_wait_s: float | None = None,
         on_batch: Callable[[int, list[float]], None] | None = None,
         on_depth: Callable[[int], None] | None = None,
     ) -> None:
@@ -73,6 +82,8 @@ class BatchQueue(Generic[T, R]):
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.max_queue = max_queue
+        self.max_queue_wait_s = max_queue_wait_s
+        self.item_seconds = 0.0  # recent seconds per item (exponential average)
         self.retry_after_s = retry_after_s
         self.on_batch = on_batch
         self.on_depth = on_depth
@@ -101,6 +112,18 @@ class BatchQueue(Generic[T, R]):
             raise OverloadedError(
                 f"the server is at capacity ({self.depth} try-ons queued, limit "
                 f"{self.max_queue}); retry after the suggested delay",
+                self.retry_after_s,
+            )
+        expected_wait_s = self.depth * self.item_seconds
+        if (
+            self.max_queue_wait_s is not None
+            and self.depth + count > self.max_batch  # a batch's worth always gets in
+            and expected_wait_s > self.max_queue_wait_s
+        ):
+            raise OverloadedError(
+                f"the server is busy ({self.depth} try-ons ahead, about "
+                f"{expected_wait_s * 1e3:.0f} ms of work, limit "
+                f"{self.max_queue_wait_s * 1e3:.0f} ms); retry after the suggested delay",
                 self.retry_after_s,
             )
 
@@ -199,6 +222,7 @@ class BatchQueue(Generic[T, R]):
             )
         except Exception as error:  # the whole batch failed: every caller hears why
             results = [error] * len(live)
+        self._learn_item_seconds((time.monotonic() - started) / len(live))
         for job, wait, result in zip(live, waits, results, strict=True):
             if job.future.done():
                 continue
@@ -206,6 +230,14 @@ class BatchQueue(Generic[T, R]):
                 job.future.set_exception(result)
             else:
                 job.future.set_result(Batched(result, len(live), wait))
+
+    def _learn_item_seconds(self, seconds: float) -> None:
+        """Fold one batch's seconds per item into the running estimate (the first batch
+        sets it; later ones move it a quarter of the way)."""
+        if self.item_seconds == 0.0:
+            self.item_seconds = seconds
+        else:
+            self.item_seconds += ITEM_SECONDS_WEIGHT * (seconds - self.item_seconds)
 
     def _report_depth(self) -> None:
         if self.on_depth is not None:

@@ -185,6 +185,7 @@ class TryOnEngine:
             max_wait_s=self.settings.max_wait_ms / 1e3,
             max_queue=self.settings.max_queue,
             retry_after_s=self.settings.retry_after_ms / 1e3,
+            max_queue_wait_s=self.settings.max_queue_wait_ms / 1e3 or None,
             on_batch=self.metrics.observe_batch,
             on_depth=self.metrics.queue_depth.set,
         )

@@ -34,6 +34,10 @@ class ServerSettings:
         max_batch: most try-ons in one model batch.
         max_wait_ms: how long the first request of a batch waits for others.
         max_queue: try-ons waiting or running; beyond it calls fail RESOURCE_EXHAUSTED.
+        max_queue_wait_ms: a call that does not fit in one batch with the try-ons queued
+            is also refused while they are expected to take longer than this (their
+            number times the recent time per try-on), so that accepted calls stay fast
+            under overload; 0 (the default) turns it off.
         retry_after_ms: the retry delay suggested with RESOURCE_EXHAUSTED.
         min_confidence: persons analysed with lower confidence fail FAILED_PRECONDITION.
         person_cache_entries, person_cache_mib, person_cache_ttl_s: analysed photos kept,
@@ -82,6 +86,7 @@ class ServerSettings:
     max_batch: int = 2
     max_wait_ms: float = 2.0
     max_queue: int = 64
+    max_queue_wait_ms: float = 0.0
     retry_after_ms: int = 200
     min_confidence: float = 0.25
     person_cache_entries: int = 256
@@ -133,6 +138,7 @@ class ServerSettings:
             raise InvalidInputError(f"log_level {self.log_level!r} is not one of {LOG_LEVELS}")
         for name in (
             "max_wait_ms",
+            "max_queue_wait_ms",
             "drain_s",
             "grace_s",
             "person_cache_ttl_s",
