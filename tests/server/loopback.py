@@ -86,3 +86,15 @@ def loopback_settings(catalog_url: str, **changes) -> ServerSettings:
         reflection=True,
     )
     return ServerSettings(**{**values, **changes})
+
+
+def run_cli(args: list[str]) -> int:
+    """Run `tryon ARGS` as the console script does (errors printed, exit codes mapped);
+    return its exit status."""
+    from tryon.cli import main
+
+    try:
+        main(args)
+    except SystemExit as exit_info:
+        return exit_info.code or 0
+    return 0

@@ -21,10 +21,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from loopback import SKUS, loopback_settings
+from loopback import SKUS, loopback_settings, run_cli
 from typer.testing import CliRunner
 
-from tryon.cli import app, main
+from tryon.cli import app
 from tryon.client import ExperimentClient, ServiceError, TlsOptions, TryOnClient
 from tryon.errors import InvalidInputError
 from tryon.server.app import ServerThread
@@ -193,21 +193,12 @@ def test_the_try_on_command_sends_the_key_from_the_environment_over_tls(
     command = ["try-on", "--photo", str(tmp_path / "me.jpg"), "--sku", SKUS[0],
                "-o", str(tmp_path / "out"), "--target", secured.target,
                "--tls-ca", str(pem.ca_file)]  # fmt: skip
-    assert exit_status(command) == 1  # a product error
+    assert run_cli(command) == 1  # a product error
     assert "UNAUTHENTICATED" in capsys.readouterr().err
     monkeypatch.setenv("TRYON_API_KEY", keys.good)
-    assert exit_status(command) == 0
+    assert run_cli(command) == 0
     assert [p.name for p in (tmp_path / "out").iterdir()] == [f"me-{SKUS[0]}.jpg"]
     assert keys.good not in str(capsys.readouterr())
-
-
-def exit_status(args: list[str]) -> int:
-    """`tryon ARGS` as the console script runs it (errors printed, exit codes mapped)."""
-    try:
-        main(args)
-    except SystemExit as exit_info:
-        return exit_info.code or 0
-    return 0
 
 
 def test_a_revoked_key_is_permission_denied(secured, pem, keys):

