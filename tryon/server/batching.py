@@ -8,8 +8,8 @@ batch with what is queued is admitted only while the work ahead of it is expecte
 at most that long (the items waiting or running times the recent seconds per item);
 otherwise it is refused at once with `OverloadedError` (a caller retrying elsewhere beats
 one waiting here). An idle queue admits any call that fits `max_queue`, so a call with
-many items is never refused for its own size. Items whose
-caller has gone (cancelled, or the deadline passed) are dropped before the batch runs.
+many items is never refused for its own size. Items whose caller has gone (cancelled, or
+the deadline passed) are dropped before the batch runs.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -115,29 +115,20 @@ class GarmentStore:
         is cached: those are served as last prepared until the database is back.
         """
         start = time.perf_counter()
-        garments: list[PreparedGarment | GarmentRefusal] = []
         try:
             with self._session() as session:
-                for sku in skus:
-                    try:
-                        garments.append(self._one(session, sku, prepare, supported))
-                    except (GarmentNotFoundError, UnsupportedCategoryError) as error:
-                        if not partial:
-                            raise
-                        garments.append(error)
+                garments = _gathered(
+                    (lambda sku=sku: self._one(session, sku, prepare, supported) for sku in skus),
+                    partial,
+                )
         except NotReadyError:
             cached = [self.cache.get(sku) for sku in skus]
             if any(garment is None for garment in cached):
                 raise
-            garments = []
-            for garment in cached:
-                try:
-                    _check_category(garment.sku, garment.category, supported)
-                    garments.append(garment)
-                except UnsupportedCategoryError as error:
-                    if not partial:
-                        raise
-                    garments.append(error)
+            garments = _gathered(
+                (lambda garment=garment: _supported(garment, supported) for garment in cached),
+                partial,
+            )
         return garments, (time.perf_counter() - start) * 1e3
 
     def page(
@@ -203,6 +194,28 @@ class GarmentStore:
             raise NotReadyError(
                 "the garment catalog is unavailable at the moment; retry shortly"
             ) from error
+
+
+def _gathered(
+    lookups: Iterable[Callable[[], PreparedGarment]], partial: bool
+) -> list[PreparedGarment | GarmentRefusal]:
+    """Each lookup's garment, in order; a garment refused (unknown SKU, unsupported
+    category) raises, or with `partial` stands in its place."""
+    garments: list[PreparedGarment | GarmentRefusal] = []
+    for lookup in lookups:
+        try:
+            garments.append(lookup())
+        except (GarmentNotFoundError, UnsupportedCategoryError) as error:
+            if not partial:
+                raise
+            garments.append(error)
+    return garments
+
+
+def _supported(garment: PreparedGarment, supported: tuple[str, ...] | None) -> PreparedGarment:
+    """`garment`, if the weights can dress its category (`_check_category`)."""
+    _check_category(garment.sku, garment.category, supported)
+    return garment
 
 
 def _check_category(sku: str, category: str, supported: tuple[str, ...] | None) -> None:
