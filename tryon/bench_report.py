@@ -12,6 +12,9 @@ One run measures, on this machine within a few minutes:
   - the refusal rate: the share of generated 640x480 shoppers (each shows a whole person)
     that the service's confidence rule would refuse, and of real photos if given.
 
+The timed photos are generated 640x480 shoppers; with real photos given (the `viton`
+weights find no person in generated ones), real photos set on a 640x480 canvas instead.
+
 The reference networks are CP-VTON's as published (Wang et al. 2018: GMM ~19.1M and TOM
 ~21.3M parameters) plus an smp U-Net-ResNet18 parser for the parse map and pose
 heatmaps CP-VTON takes as given, built here in plain PyTorch, eager float32, channels
@@ -42,6 +45,7 @@ from torch import nn
 from tryon.bench_grpc import (
     GARMENTS,
     PHOTO_SIZE,
+    PHOTOS,
     LocalServer,
     percentile,
     run_load,
@@ -405,6 +409,23 @@ def real_photos(folder: Path, count: int) -> list[np.ndarray]:
     return [decode_image(path.read_bytes()) for path in chosen]
 
 
+def real_shopper_photos(folder: Path, count: int = PHOTOS) -> list[bytes]:
+    """`count` real photos from `folder`, each scaled to PHOTO_SIZE's height and set in the
+    middle of a PHOTO_SIZE canvas (its edge columns repeated sideways, as a studio
+    backdrop continues), JPEG 90: real people at the size the latency target is for."""
+    height, width = PHOTO_SIZE
+    photos = []
+    for photo in real_photos(folder, count):
+        scaled_width = min(width, round(photo.shape[1] * height / photo.shape[0]))
+        scaled = np.asarray(Image.fromarray(photo).resize((scaled_width, height), Image.BILINEAR))
+        left = (width - scaled_width) // 2
+        canvas = np.pad(scaled, ((0, 0), (left, width - scaled_width - left), (0, 0)), "edge")
+        buffer = io.BytesIO()
+        Image.fromarray(canvas).save(buffer, format="JPEG", quality=90)
+        photos.append(buffer.getvalue())
+    return photos
+
+
 def import_torch_seconds(repeats: int = 3) -> float:
     """Median seconds of `python -c "import torch"` in a fresh interpreter."""
     times = []
@@ -432,7 +453,9 @@ def run_report(
 
     settings = ServerSettings.load()
     precision = precision or settings.precision
-    photos = shopper_photos()
+    photos = (
+        shopper_photos() if real_photo_folder is None else real_shopper_photos(real_photo_folder)
+    )
     skus = [sample_sku(index) for index in range(GARMENTS)]
     echo("timing `python -c 'import torch'`...")
     import_s = import_torch_seconds()
@@ -457,6 +480,12 @@ def run_report(
                 errors.update(round_errors)
                 reference.run(REFERENCE_REPEATS // ROUNDS)
             new = _latency(latencies, errors)
+            if new.calls == 0:
+                raise RuntimeError(
+                    f"every new-photo call failed ({dict(errors)}), so there is no latency to "
+                    "report; FAILED_PRECONDITION means these weights found no person in the "
+                    "photos: give photos of the kind they were trained on (--real-photos)"
+                )
             reference_ms, reference_parameters = reference.medians(), reference.parameters()
             echo("gRPC, photos the server has analysed")
             seen = _latency(*run_load(server.target, photos, skus, 1, seconds, seen_photos=True))
@@ -485,6 +514,9 @@ def run_report(
             "torch": torch.__version__,
             "precision": precision_name(resolve_precision(precision, torch.device("cpu"))),
             "weights": weights or "bundled default",
+            "photos": "generated 640x480 shoppers"
+            if real_photo_folder is None
+            else f"real photos from {real_photo_folder} on a 640x480 canvas",
         },
         stages_ms=stages,
         watermark_ms=watermark_ms,
@@ -535,7 +567,8 @@ def markdown(report: BenchReport) -> str:
     r = report
     lines = [
         f"Machine: {r.machine['cpu']}, {r.machine['threads']} threads, "
-        f"{r.machine['precision']} networks, weights {r.machine['weights']}.",
+        f"{r.machine['precision']} networks, weights {r.machine['weights']}; timed photos: "
+        f"{r.machine.get('photos', 'generated 640x480 shoppers')}.",
         "",
         "| figure | value | target |",
         "| --- | --- | --- |",

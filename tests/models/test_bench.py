@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import io
+
+import numpy as np
 import pytest
 import torch
 from tiny_models import TINY_FACTORIES
+from PIL import Image
 from typer.testing import CliRunner
 
 from tryon.bench import benchmark_networks
@@ -12,6 +16,7 @@ from tryon.bench_report import (
     LatencyFigures,
     RefusalFigures,
     markdown,
+    real_shopper_photos,
     reference_networks,
 )
 from tryon.cli import app
@@ -102,3 +107,19 @@ def test_the_report_states_the_ratio_and_every_stage() -> None:
     assert all(f"| {name.replace('_', ' ')} | 1.0 |" in table for name in STAGES)
     values = report.to_dict()
     assert values["ratio"] == pytest.approx(0.3) and values["refusals"][0]["rate"] == 0.025
+
+
+def test_real_photos_are_timed_at_the_target_size_with_the_person_whole(tmp_path) -> None:
+    """A portrait 256x192 photo becomes a 640x480 one: scaled to 480 high, in the middle,
+    its edge columns repeated out to the sides."""
+    photo = np.full((256, 192, 3), 200, np.uint8)
+    photo[:, :10] = (10, 200, 30)  # the left edge's colour should reach the canvas edge
+    photo[100:150, 80:110] = (250, 0, 0)  # the "person" in the middle
+    Image.fromarray(photo).save(tmp_path / "a.png")
+    (encoded,) = real_shopper_photos(tmp_path, count=1)
+    canvas = np.asarray(Image.open(io.BytesIO(encoded)))
+    assert canvas.shape == (480, 640, 3)
+    assert abs(int(canvas[240, 5, 1]) - 200) < 20 and int(canvas[240, 5, 0]) < 40
+    red = (canvas[..., 0] > 200) & (canvas[..., 1] < 60)
+    rows, columns = np.nonzero(red)
+    assert 180 < rows.mean() < 300 and 300 < columns.mean() < 340
