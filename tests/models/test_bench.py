@@ -5,8 +5,8 @@ import io
 import numpy as np
 import pytest
 import torch
-from tiny_models import TINY_FACTORIES
 from PIL import Image
+from tiny_models import TINY_FACTORIES
 from typer.testing import CliRunner
 
 from tryon.bench import benchmark_networks
