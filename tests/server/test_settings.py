@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tryon.errors import InvalidInputError
@@ -57,3 +59,21 @@ def test_garment_cache_is_bounded_in_mib_from_its_variable():
         ServerSettings(garment_cache_mib=-1)
     with pytest.raises(InvalidInputError, match="stall_s must be positive"):
         ServerSettings(stall_s=0)
+
+
+def test_model_thread_runs_below_the_event_loop_so_refusals_need_no_free_core(server):
+    """The thread that runs the networks (and the torch workers it starts) yields to the
+    event loop that answers refusals and health checks."""
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, 0)  # Linux: the calling thread
+
+    model = server.server.engine.model_thread.submit(niceness).result()
+    loop = server.run(_on_loop(niceness))
+    assert model - loop == ServerSettings().model_niceness == 5
+    with pytest.raises(InvalidInputError, match="model_niceness must be between 0 and 19"):
+        ServerSettings(model_niceness=20)
+
+
+async def _on_loop(function):  # noqa: ANN001, ANN202
+    return function()

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -146,7 +148,14 @@ class TryOnEngine:
         # a torch operation once made every later batch sleep and wake its workers instead,
         # 1.7x slower on 2 cores. Work on other threads (decoding, garment preparation,
         # encoding) therefore uses NumPy, OpenCV and Pillow only.
-        self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        # The model thread and its workers run at a lower priority, so that the event loop
+        # answers refusals and health checks at once even while both cores compute.
+        self.model_thread = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="model",
+            initializer=_lower_priority,
+            initargs=(settings.model_niceness,),
+        )
         self.persons: BoundedCache[PersonAnalysis] = BoundedCache(
             settings.person_cache_entries,
             settings.person_cache_ttl_s,
@@ -445,3 +454,10 @@ def _analysis_bytes(analysis: PersonAnalysis) -> int:
     """What a cached (compact: no photo, no representation) analysis holds."""
     tensors = [analysis.person, analysis.parse, analysis.keypoints]
     return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _lower_priority(niceness: int) -> None:
+    """Run this thread, and the torch worker threads it starts, `niceness` steps below
+    the rest of the process (Linux schedules threads one by one)."""
+    if niceness:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
