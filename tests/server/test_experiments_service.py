@@ -107,6 +107,17 @@ def test_events_are_stored_once_and_results_match_the_store(
     assert sum(arm.items_returned for arm in results.arms) == 1
 
 
+def test_results_name_bought_skus_that_the_catalog_lacks(experiments, running_experiment):
+    experiments.Assign(pb.AssignRequest(experiment_key=running_experiment, unit_id="u-new"))
+    events = [
+        purchase("p-new", "u-new", "order-new", (SKUS[0], 1, 10.0), ("NOT-IN-CATALOG", 1, 5.0))
+    ]
+    request = pb.RecordEventsRequest(experiment_key=running_experiment, events=events)
+    assert experiments.RecordEvents(request).stored == 1
+    results = experiments.GetResults(pb.GetResultsRequest(experiment_key=running_experiment))
+    assert list(results.unknown_skus) == ["NOT-IN-CATALOG"]
+
+
 def test_a_bad_event_is_named_and_nothing_of_its_batch_is_stored(experiments, running_experiment):
     experiments.Assign(pb.AssignRequest(experiment_key=running_experiment, unit_id="u-bad"))
     good = purchase("p-good", "u-bad", "order-good", (SKUS[0], 1, 10.0))

@@ -164,16 +164,7 @@ def results_to_proto(report: dict[str, Any]) -> experiments_pb2.GetResultsRespon
     return experiments_pb2.GetResultsResponse(
         experiment=report["experiment"],
         srm_p_value=report["srm_p_value"] if report["srm_p_value"] is not None else 1.0,
-        arms=[
-            experiments_pb2.ArmResult(
-                **{
-                    name: value
-                    for name, value in arm.items()
-                    if name in arm_fields and value is not None
-                }
-            )
-            for arm in report["arms"]
-        ],
+        arms=[arm(row) for row in report["arms"]],
         comparisons=[
             experiments_pb2.Comparison(
                 arm=comparison["arm"],
@@ -183,6 +174,7 @@ def results_to_proto(report: dict[str, Any]) -> experiments_pb2.GetResultsRespon
             )
             for comparison in report["comparisons"]
         ],
+        unknown_skus=report["unknown_skus"],
     )
 
 

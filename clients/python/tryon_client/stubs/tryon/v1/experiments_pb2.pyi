@@ -137,13 +137,15 @@ class Comparison(_message.Message):
     def __init__(self, arm: _Optional[str] = ..., metric: _Optional[str] = ..., absolute: _Optional[_Union[Estimate, _Mapping]] = ..., relative: _Optional[_Union[Estimate, _Mapping]] = ...) -> None: ...
 
 class GetResultsResponse(_message.Message):
-    __slots__ = ("experiment", "srm_p_value", "arms", "comparisons")
+    __slots__ = ("experiment", "srm_p_value", "arms", "comparisons", "unknown_skus")
     EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
     SRM_P_VALUE_FIELD_NUMBER: _ClassVar[int]
     ARMS_FIELD_NUMBER: _ClassVar[int]
     COMPARISONS_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_SKUS_FIELD_NUMBER: _ClassVar[int]
     experiment: str
     srm_p_value: float
     arms: _containers.RepeatedCompositeFieldContainer[ArmResult]
     comparisons: _containers.RepeatedCompositeFieldContainer[Comparison]
-    def __init__(self, experiment: _Optional[str] = ..., srm_p_value: _Optional[float] = ..., arms: _Optional[_Iterable[_Union[ArmResult, _Mapping]]] = ..., comparisons: _Optional[_Iterable[_Union[Comparison, _Mapping]]] = ...) -> None: ...
+    unknown_skus: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, experiment: _Optional[str] = ..., srm_p_value: _Optional[float] = ..., arms: _Optional[_Iterable[_Union[ArmResult, _Mapping]]] = ..., comparisons: _Optional[_Iterable[_Union[Comparison, _Mapping]]] = ..., unknown_skus: _Optional[_Iterable[str]] = ...) -> None: ...
