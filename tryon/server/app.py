@@ -15,9 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import threading
 import time
-from concurrent.futures import Future
 from pathlib import Path
 
 import grpc
@@ -48,6 +46,7 @@ from tryon.server.engine import TryOnEngine
 from tryon.server.experiments import ExperimentServicer, TryOnLedger
 from tryon.server.garments import GarmentStore
 from tryon.server.interceptor import CallInterceptor
+from tryon.server.loop_thread import LoopThread
 from tryon.server.memory import limit_malloc_arenas
 from tryon.server.metrics import ServerMetrics
 from tryon.server.servicer import TryOnServicer, TryOnServicerV1
@@ -307,10 +306,8 @@ class ServerThread:
         self.server = TryOnServer(settings, pipeline)
         self.ready_timeout_s = ready_timeout_s
         self.wait_until_ready = wait_until_ready
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self.loop.run_forever, name="tryon-server", daemon=True
-        )
+        self._loop_thread = LoopThread("tryon-server")
+        self.loop = self._loop_thread.loop
 
     @property
     def target(self) -> str:
@@ -319,11 +316,10 @@ class ServerThread:
 
     def run(self, coroutine) -> object:  # noqa: ANN001
         """Run `coroutine` on the server's loop and return its result."""
-        future: Future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-        return future.result()
+        return self._loop_thread.run(coroutine)
 
     def __enter__(self) -> ServerThread:
-        self._thread.start()
+        self._loop_thread.start()
         try:
             self.run(self.server.start())
             if self.wait_until_ready:
@@ -338,8 +334,6 @@ class ServerThread:
 
     def close(self, drain_s: float | None = None, grace_s: float | None = None) -> None:
         """Stop the server (drain and grace from settings unless given) and the loop."""
-        if self._thread.is_alive():
+        if self._loop_thread.running:
             self.run(self.server.stop(drain_s, grace_s))
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join()
-        self.loop.close()
+        self._loop_thread.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -26,6 +25,7 @@ from tryon.errors import NotReadyError
 from tryon.experiments import store
 from tryon.experiments.events import Event, LineItem, Purchase, Return
 from tryon.server.errors import InvalidFieldError
+from tryon.server.loop_thread import LoopThread
 
 log = logging.getLogger(__name__)
 
@@ -217,10 +217,7 @@ class ExperimentServerThread:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
         self.port: int | None = None
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self.loop.run_forever, name="experiment-server", daemon=True
-        )
+        self._loop_thread = LoopThread("experiment-server")
         self._server: grpc.aio.Server | None = None
 
     @property
@@ -242,13 +239,11 @@ class ExperimentServerThread:
         self._server = server
 
     def __enter__(self) -> ExperimentServerThread:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result()
+        self._loop_thread.start()
+        self._loop_thread.run(self._start())
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         if self._server is not None:
-            asyncio.run_coroutine_threadsafe(self._server.stop(1.0), self.loop).result()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join()
-        self.loop.close()
+            self._loop_thread.run(self._server.stop(1.0))
+        self._loop_thread.close()
