@@ -200,10 +200,12 @@ def test_a_database_outage_serves_cached_garments_refuses_the_rest_and_heals(
         TryOnClient(running.target, timeout_s=20) as client,
         ExperimentClient(running.target, timeout_s=20) as experiments,
     ):
+        running.server.ledger.retry_s = 0.2
         photo = shopper(73)
+        arm = experiments.assign("outage", "shopper-1").arm
         client.try_on(photo, "TEST-0")  # TEST-0 is cached from here on
         proxy.cut()
-        served = client.try_on(photo, "TEST-0")
+        served = client.try_on(photo, "TEST-0", unit_id="shopper-1")
         with pytest.raises(ServiceError) as uncached:
             client.try_on(photo, "TEST-1")
         with pytest.raises(ServiceError) as event:
@@ -220,6 +222,9 @@ def test_a_database_outage_serves_cached_garments_refuses_the_rest_and_heals(
                 assert error.code == grpc.StatusCode.UNAVAILABLE
                 assert time.monotonic() < deadline, "the service did not recover"
                 time.sleep(0.2)
+        while not (tryons := {a.name: a.tryons for a in experiments.results("outage").arms})[arm]:
+            assert time.monotonic() < deadline, "the try-on served in the outage was not counted"
+            time.sleep(0.2)
     assert served.garment_sku == "TEST-0"
     assert uncached.value.code == grpc.StatusCode.UNAVAILABLE
     assert "catalog" in uncached.value.message and str(proxy.port) not in uncached.value.message
@@ -228,3 +233,4 @@ def test_a_database_outage_serves_cached_garments_refuses_the_rest_and_heals(
     assert during == health_pb2.HealthCheckResponse.SERVING
     assert healed.garment_sku == "TEST-1"
     assert (stored.stored, stored.duplicates) == (1, 0)  # refused before, not half-kept
+    assert tryons[arm] == 1  # counted once the database was back

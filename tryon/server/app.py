@@ -98,6 +98,7 @@ class TryOnServer:
         self._health: health.aio.HealthServicer | None = None
         self.watchdog = LoopWatchdog(settings.stall_s, on_lag=self.metrics.loop_lag.set)
         self._warming: asyncio.Task | None = None
+        self.ledger: TryOnLedger | None = None
 
     async def start(self) -> int:
         """Listen (NOT_SERVING), start loading the models in the background; return the port."""
@@ -116,9 +117,8 @@ class TryOnServer:
             interceptors=[CallInterceptor(self.metrics, keys=keys)], options=self._options()
         )
         sessions = make_sessionmaker(self.database)
-        servicer = TryOnServicer(
-            self.engine, s.max_skus, s.max_message_bytes, TryOnLedger(sessions)
-        )
+        self.ledger = TryOnLedger(sessions)
+        servicer = TryOnServicer(self.engine, s.max_skus, s.max_message_bytes, self.ledger)
         tryon_v2_pb2_grpc.add_TryOnServiceServicer_to_server(servicer, server)
         tryon_pb2_grpc.add_TryOnServiceServicer_to_server(TryOnServicerV1(servicer), server)
         experiments_pb2_grpc.add_ExperimentServiceServicer_to_server(
@@ -179,6 +179,8 @@ class TryOnServer:
         if self._server is not None:
             await self._server.stop(grace_s)
         await self.engine.close()
+        if self.ledger is not None:
+            await self.ledger.close()
         await self.watchdog.stop()
         self.metrics.close()
         self.database.dispose()

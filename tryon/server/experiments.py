@@ -9,6 +9,7 @@ in `tryon.server.errors`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -181,28 +182,79 @@ def results_to_proto(report: dict[str, Any]) -> experiments_pb2.GetResultsRespon
 class TryOnLedger:
     """Counts the try-ons served to shoppers with a `unit_id`, for the experiment reports.
 
-    A failed write is logged and does not fail the try-on: the shopper still gets the
-    image, and the report undercounts that one try-on.
+    A count that cannot be written (the database is down) does not fail the try-on: it
+    waits in memory, in order, and is written by a retry every `retry_s` seconds once the
+    database answers again, so an outage costs no count. While counts wait, new ones join
+    them without a write of their own (the call does not wait on a database known to be
+    down). At most `max_pending` wait; beyond that the oldest are dropped, and both that
+    and counts still waiting when the server stops are logged as lost.
     """
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], retry_s: float = 5.0, max_pending: int = 10_000
+    ) -> None:
         self.sessions = sessions
+        self.retry_s = retry_s
+        self.pending: collections.deque[tuple[str, str, str]] = collections.deque()
+        self.max_pending = max_pending
+        self.dropped = 0
+        self._retrying: asyncio.Task | None = None
 
     async def record(self, tryon_id: str, sku: str, unit_id: str) -> None:
-        """Store one served try-on (idempotent on `tryon_id`)."""
+        """Store one served try-on (idempotent on `tryon_id`), or queue it for the retry."""
+        if len(self.pending) >= self.max_pending:
+            self.pending.popleft()
+            self.dropped += 1
+            log.error(
+                "try-on counts waiting for the database exceed the bound: the oldest is lost",
+                extra={"fields": {"max_pending": self.max_pending, "lost": self.dropped}},
+            )
+        self.pending.append((tryon_id, sku, unit_id))
+        if self._retrying is None:
+            await self._write_pending()
+
+    async def close(self) -> None:
+        """Stop retrying; one last write of what waits, and log what is lost."""
+        if self._retrying is not None:
+            self._retrying.cancel()
+            self._retrying = None
+        if self.pending and not await self._write_pending(retry=False):
+            log.error(
+                "try-on counts lost: the database was down until the server stopped",
+                extra={"fields": {"lost": len(self.pending)}},
+            )
+
+    async def _write_pending(self, retry: bool = True) -> bool:
+        batch = list(self.pending)
 
         def run() -> None:
             with self.sessions.begin() as session:
-                store.record_tryon(session, tryon_id, sku, unit_id)
+                for tryon_id, sku, unit_id in batch:
+                    store.record_tryon(session, tryon_id, sku, unit_id)
 
         try:
             await asyncio.to_thread(run)
         except SQLAlchemyError:
             log.warning(
-                "try-on not counted for the experiments",
+                "try-on counts wait for the database",
                 exc_info=True,
-                extra={"fields": {"tryon_id": tryon_id, "sku": sku}},
+                extra={"fields": {"waiting": len(self.pending), "retry_s": self.retry_s}},
             )
+            if retry and self._retrying is None:
+                self._retrying = asyncio.create_task(self._retry(), name="try-on counts")
+            return False
+        written = {tryon_id for tryon_id, _, _ in batch}
+        self.pending = collections.deque(
+            record for record in self.pending if record[0] not in written
+        )
+        return True
+
+    async def _retry(self) -> None:
+        while self.pending:
+            await asyncio.sleep(self.retry_s)
+            if await self._write_pending(retry=False):
+                log.info("try-on counts written after the outage")
+        self._retrying = None
 
 
 class ExperimentServerThread:

@@ -1,0 +1,80 @@
+"""The server's try-on counts survive a database outage: they wait in memory and are
+written once the database answers again; only a bound or a stop while it is down loses
+them, and then the log says so."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from tryon.experiments.tables import TryOn
+from tryon.server.experiments import TryOnLedger
+
+
+class SwitchableDatabase:
+    """`sessions` while `up`; while down, `begin()` fails as a refused connection does."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+        self.up = True
+        self.attempts = 0
+
+    def begin(self):  # noqa: ANN201
+        self.attempts += 1
+        if not self.up:
+            raise OperationalError("connect", {}, ConnectionRefusedError("database down"))
+        return self.sessions.begin()
+
+
+def counted(sessions: sessionmaker[Session]) -> list[str]:
+    with sessions() as session:
+        return sorted(session.scalars(select(TryOn.tryon_id)))
+
+
+def test_counts_made_during_an_outage_are_written_when_it_ends(sessions) -> None:
+    database = SwitchableDatabase(sessions)
+
+    async def scenario() -> tuple[list[str], int]:
+        ledger = TryOnLedger(database, retry_s=0.05)
+        await ledger.record("t-1", "TOP-1", "u1")
+        database.up = False
+        await ledger.record("t-2", "TOP-1", "u1")
+        attempts = database.attempts
+        await ledger.record("t-3", "TOP-2", "u2")  # joins the backlog without a write
+        assert database.attempts == attempts
+        during = counted(sessions)
+        database.up = True
+        for _ in range(100):
+            if not ledger.pending:
+                break
+            await asyncio.sleep(0.02)
+        await ledger.close()
+        return during, len(ledger.pending)
+
+    during, waiting = asyncio.run(scenario())
+    assert during == ["t-1"]
+    assert counted(sessions) == ["t-1", "t-2", "t-3"] and waiting == 0
+
+
+def test_a_stop_during_an_outage_and_the_bound_are_logged_as_lost(sessions, caplog) -> None:
+    database = SwitchableDatabase(sessions)
+    database.up = False
+
+    async def scenario() -> None:
+        ledger = TryOnLedger(database, retry_s=60, max_pending=2)
+        for index in range(3):
+            await ledger.record(f"t-{index}", "TOP-1", "u1")
+        assert [record[0] for record in ledger.pending] == ["t-1", "t-2"]
+        await ledger.close()
+
+    with caplog.at_level(logging.ERROR, logger="tryon.server.experiments"):
+        asyncio.run(scenario())
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("oldest is lost" in message for message in messages)
+    assert any("try-on counts lost" in message for message in messages)
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(TryOn)) == 0
