@@ -255,11 +255,15 @@ class LocalServer:
         max_batch: int,
         precision: str = "auto",
         extra_flags: tuple[str, ...] = (),
+        *,
+        metrics: bool = False,
     ) -> None:
         self.port = _free_port()
+        self.metrics_port = _free_port() if metrics else None
         self.command = [
             sys.executable, "-m", "tryon.cli", "serve",
-            "--host", "127.0.0.1", "--port", str(self.port), "--metrics-port", "-1",
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--metrics-port", str(self.metrics_port or -1),
             "--db-url", database_url, "--max-batch", str(max_batch),
             "--precision", precision, "--drain-s", "0", "--log-level", "WARNING",
         ]  # fmt: skip
@@ -325,6 +329,11 @@ class OverloadReport:
     other_errors: dict[str, int]
     health_checks: int
     health_not_serving: int
+    # From the server's own tryon_refusal_seconds histogram, when it was read: the share
+    # of refusals answered within 10 ms of the call's start in the server, and the
+    # smallest bucket bound (ms) that holds 99% of them.
+    server_refused_within_10ms: float | None = None
+    server_refused_p99_bound_ms: float | None = None
 
     @property
     def p99_ratio(self) -> float:
@@ -454,12 +463,41 @@ def print_overload(report: OverloadReport, echo: Callable[[str], None] = print) 
         f"{report.other_errors or 0}; health not SERVING in {report.health_not_serving} of "
         f"{report.health_checks} checks"
     )
+    if report.server_refused_within_10ms is not None:
+        echo(
+            f"server side: {report.server_refused_within_10ms:.1%} of refusals within 10 ms "
+            f"of the call's start in the server, 99% within "
+            f"{report.server_refused_p99_bound_ms:g} ms (the rest of the client's time is "
+            "transport and the load generator's own wait for a core)"
+        )
+
+
+def server_refusal_times(metrics_text: str) -> tuple[float, float] | None:
+    """From a server's `/metrics` text: the share of its RESOURCE_EXHAUSTED answers given
+    within 10 ms of the call's start, and the smallest histogram bound (ms) holding 99% of
+    them; None before any refusal."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    buckets = {
+        float(sample.labels["le"]): sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        if family.name == "tryon_refusal_seconds"
+        for sample in family.samples
+        if sample.name.endswith("_bucket")
+    }
+    total = buckets.get(float("inf"), 0.0)
+    if not total:
+        return None
+    bounds = sorted(buckets)
+    p99_bound = next(bound for bound in bounds if buckets[bound] >= 0.99 * total)
+    return buckets[0.01] / total, p99_bound * 1e3
 
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m tryon.bench_grpc --overload 4`: the overload benchmark on a started
     `tryon serve` (bundled weights unless --weights) with a sample catalog."""
     import argparse
+    import urllib.request
 
     from tryon.demo import build_sample_catalog, sample_sku
 
@@ -479,7 +517,9 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = build_sample_catalog(Path(tmp) / "catalog.db", GARMENTS)
         flags = ("--max-queue", str(args.max_queue))
-        with LocalServer(url, args.weights, args.max_batch, extra_flags=flags) as server:
+        with LocalServer(
+            url, args.weights, args.max_batch, extra_flags=flags, metrics=True
+        ) as server:
             report = run_overload(
                 server.target,
                 photos,
@@ -492,6 +532,11 @@ def main(argv: list[str] | None = None) -> None:
                 max_queue=args.max_queue,
                 capacity_per_s=args.capacity,
             )
+            metrics_url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+            with urllib.request.urlopen(metrics_url, timeout=5) as response:
+                times = server_refusal_times(response.read().decode())
+            if times is not None:
+                report.server_refused_within_10ms, report.server_refused_p99_bound_ms = times
     if args.json:
         import json
         from dataclasses import asdict

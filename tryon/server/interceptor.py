@@ -190,6 +190,8 @@ class _CallState:
         self.metrics.in_flight.dec()
         self.metrics.requests.labels(self.method, self.code.name).inc()
         self.metrics.latency.labels(self.method).observe(seconds)
+        if self.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            self.metrics.refusal_time.observe(seconds)
         log.info(
             "call",
             extra={

@@ -15,6 +15,7 @@ from prometheus_client import (
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 QUEUE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+REFUSAL_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25)
 
 
 class ServerMetrics:
@@ -41,6 +42,13 @@ class ServerMetrics:
             "Call duration by method.",
             ["method"],
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.refusal_time = Histogram(
+            "tryon_refusal_seconds",
+            "Time from a call's start in the server to its RESOURCE_EXHAUSTED (a full queue "
+            "or a key's rate limit).",
+            buckets=REFUSAL_BUCKETS,
             registry=r,
         )
         self.queue_time = Histogram(
