@@ -410,16 +410,18 @@ def real_photos(folder: Path, count: int) -> list[np.ndarray]:
 
 
 def real_shopper_photos(folder: Path, count: int = PHOTOS) -> list[bytes]:
-    """`count` real photos from `folder`, each scaled to PHOTO_SIZE's height and set in the
-    middle of a PHOTO_SIZE canvas (its edge columns repeated sideways, as a studio
-    backdrop continues), JPEG 90: real people at the size the latency target is for."""
+    """`count` real photos from `folder`, each scaled to fit PHOTO_SIZE and set in the
+    middle of a PHOTO_SIZE canvas (its edge rows and columns repeated outwards, as a
+    studio backdrop continues), JPEG 90: real people at the size the latency target is for."""
     height, width = PHOTO_SIZE
     photos = []
     for photo in real_photos(folder, count):
-        scaled_width = min(width, round(photo.shape[1] * height / photo.shape[0]))
-        scaled = np.asarray(Image.fromarray(photo).resize((scaled_width, height), Image.BILINEAR))
-        left = (width - scaled_width) // 2
-        canvas = np.pad(scaled, ((0, 0), (left, width - scaled_width - left), (0, 0)), "edge")
+        scale = min(height / photo.shape[0], width / photo.shape[1])
+        size = (round(photo.shape[1] * scale), round(photo.shape[0] * scale))  # (w, h)
+        scaled = np.asarray(Image.fromarray(photo).resize(size, Image.BILINEAR))
+        top, left = (height - size[1]) // 2, (width - size[0]) // 2
+        padding = ((top, height - size[1] - top), (left, width - size[0] - left), (0, 0))
+        canvas = np.pad(scaled, padding, "edge")
         buffer = io.BytesIO()
         Image.fromarray(canvas).save(buffer, format="JPEG", quality=90)
         photos.append(buffer.getvalue())

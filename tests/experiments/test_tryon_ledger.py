@@ -8,7 +8,7 @@ import asyncio
 import logging
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tryon.experiments.tables import TryOn
@@ -16,15 +16,19 @@ from tryon.server.experiments import TryOnLedger
 
 
 class SwitchableDatabase:
-    """`sessions` while `up`; while down, `begin()` fails as a refused connection does."""
+    """`sessions` while `up`; while down, `begin()` fails as a refused connection does, and
+    with `broken` as a schema error does."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
         self.up = True
+        self.broken = False
         self.attempts = 0
 
     def begin(self):  # noqa: ANN201
         self.attempts += 1
+        if self.broken:
+            raise ProgrammingError("insert", {}, Exception('relation "tryons" does not exist'))
         if not self.up:
             raise OperationalError("connect", {}, ConnectionRefusedError("database down"))
         return self.sessions.begin()
@@ -52,12 +56,15 @@ def test_counts_made_during_an_outage_are_written_when_it_ends(sessions) -> None
             if not ledger.pending:
                 break
             await asyncio.sleep(0.02)
+        assert counted(sessions) == ["t-1", "t-2", "t-3"]
+        attempts = database.attempts
+        await ledger.record("t-4", "TOP-2", "u2")  # written at once again: the retry is over
+        assert database.attempts == attempts + 1 and "t-4" in counted(sessions)
         await ledger.close()
         return during, len(ledger.pending)
 
     during, waiting = asyncio.run(scenario())
-    assert during == ["t-1"]
-    assert counted(sessions) == ["t-1", "t-2", "t-3"] and waiting == 0
+    assert during == ["t-1"] and waiting == 0
 
 
 def test_a_stop_during_an_outage_and_the_bound_are_logged_as_lost(sessions, caplog) -> None:
@@ -74,7 +81,25 @@ def test_a_stop_during_an_outage_and_the_bound_are_logged_as_lost(sessions, capl
     with caplog.at_level(logging.ERROR, logger="tryon.server.experiments"):
         asyncio.run(scenario())
     messages = [record.getMessage() for record in caplog.records]
-    assert any("oldest is lost" in message for message in messages)
+    assert any("oldest are lost" in message for message in messages)
     assert any("try-on counts lost" in message for message in messages)
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(TryOn)) == 0
+
+
+def test_a_count_the_database_refuses_for_another_reason_is_logged_not_kept(
+    sessions, caplog
+) -> None:
+    database = SwitchableDatabase(sessions)
+    database.broken = True
+
+    async def scenario() -> int:
+        ledger = TryOnLedger(database, retry_s=0.01)
+        await ledger.record("t-1", "TOP-1", "u1")
+        waiting = len(ledger.pending)
+        await ledger.close()
+        return waiting
+
+    with caplog.at_level(logging.ERROR, logger="tryon.server.experiments"):
+        assert asyncio.run(scenario()) == 0
+    assert [record.getMessage() for record in caplog.records] == ["try-on not counted"]

@@ -123,3 +123,19 @@ def test_real_photos_are_timed_at_the_target_size_with_the_person_whole(tmp_path
     red = (canvas[..., 0] > 200) & (canvas[..., 1] < 60)
     rows, columns = np.nonzero(red)
     assert 180 < rows.mean() < 300 and 300 < columns.mean() < 340
+
+
+def test_server_refusal_times_read_the_share_within_10_ms_and_the_p99_bound() -> None:
+    from tryon.bench_grpc import server_refusal_times
+
+    def exposition(counts: dict[str, int]) -> str:
+        lines = ["# TYPE tryon_refusal_seconds histogram"]
+        lines += [f'tryon_refusal_seconds_bucket{{le="{le}"}} {n}' for le, n in counts.items()]
+        return "\n".join(lines) + "\n"
+
+    # 200 refusals: 150 within 5 ms, 190 within 10 ms, 197 within 20 ms, all within 50 ms.
+    counts = {"0.005": 150, "0.01": 190, "0.02": 197, "0.05": 200, "+Inf": 200}
+    assert server_refusal_times(exposition(counts)) == (0.95, 50.0)
+    counts["0.02"] = 198  # 99% within 20 ms
+    assert server_refusal_times(exposition(counts)) == (0.95, 20.0)
+    assert server_refusal_times(exposition({"0.01": 0, "+Inf": 0})) is None

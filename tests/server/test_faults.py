@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from tryon_client.stubs.tryon.v2 import tryon_pb2
 
 from catalog.database import create_catalog_engine, make_sessionmaker
-from tryon.bench_grpc import run_overload, server_refusal_times
+from tryon.bench_grpc import run_overload
 from tryon.client import ExperimentClient, ServiceError, TryOnClient, purchase_event
 from tryon.experiments.store import create_experiment, start_experiment
 from tryon.server.app import ServerThread
@@ -89,11 +89,9 @@ def test_a_full_queue_refuses_in_milliseconds_with_retry_info_and_health_serving
         assert busy.result().garment_sku == "TEST-1"
         exposition = generate_latest(running.server.metrics.registry).decode()
     assert serving == health_pb2.HealthCheckResponse.SERVING
-    # The server's own histogram of refusal times holds the six refusals, which the
-    # overload benchmark reads (server_refusal_times).
+    # The server's own histogram of refusal times holds the six refusals (the overload
+    # benchmark reads it: server_refusal_times).
     assert "tryon_refusal_seconds_count 6.0" in exposition
-    within_10ms, p99_bound_ms = server_refusal_times(exposition)
-    assert 0 <= within_10ms <= 1 and p99_bound_ms in (0.5, 1, 2, 5, 10, 20, 50, 100, 250)
     # 10 ms on a quiet machine (python -m tryon.bench_grpc); room for a busy CI here.
     assert sorted(took)[2] < 0.1
 

@@ -70,7 +70,8 @@ def test_model_thread_runs_below_the_event_loop_so_refusals_need_no_free_core(se
 
     model = server.server.engine.model_thread.submit(niceness).result()
     loop = server.run(_on_loop(niceness))
-    assert model - loop == ServerSettings().model_niceness == 5
+    assert ServerSettings().model_niceness == 5
+    assert model - loop == min(5, 19 - loop)  # relative to the process, 19 at most
     with pytest.raises(InvalidInputError, match="model_niceness must be between 0 and 19"):
         ServerSettings(model_niceness=20)
 

@@ -458,6 +458,16 @@ def _analysis_bytes(analysis: PersonAnalysis) -> int:
 
 def _lower_priority(niceness: int) -> None:
     """Run this thread, and the torch worker threads it starts, `niceness` steps below
-    the rest of the process (Linux schedules threads one by one)."""
-    if niceness:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    the rest of the process (Linux schedules threads one by one; 19 is the floor). Where
+    that cannot be done, say so and run as the rest."""
+    if not niceness:
+        return
+    thread = threading.get_native_id()
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + niceness))
+    except (AttributeError, OSError) as error:  # not Linux, or not allowed
+        log.warning(
+            "the model thread runs at the server's priority (TRYON_MODEL_NICENESS not applied)",
+            extra={"fields": {"error": str(error)}},
+        )

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import grpc
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from tryon_client.stubs.tryon.v1 import experiments_pb2, experiments_pb2_grpc
 
@@ -182,12 +183,13 @@ def results_to_proto(report: dict[str, Any]) -> experiments_pb2.GetResultsRespon
 class TryOnLedger:
     """Counts the try-ons served to shoppers with a `unit_id`, for the experiment reports.
 
-    A count that cannot be written (the database is down) does not fail the try-on: it
-    waits in memory, in order, and is written by a retry every `retry_s` seconds once the
-    database answers again, so an outage costs no count. While counts wait, new ones join
+    A count that cannot be written because the database cannot be reached does not fail
+    the try-on: it waits in memory, in order, and one retry task writes the waiting counts
+    every `retry_s` seconds until the database answers. While counts wait, new ones join
     them without a write of their own (the call does not wait on a database known to be
-    down). At most `max_pending` wait; beyond that the oldest are dropped, and both that
-    and counts still waiting when the server stops are logged as lost.
+    down). At most `max_pending` wait; beyond that the oldest are dropped. Dropped counts,
+    counts still waiting when the server stops, and counts the database refuses for another
+    reason (a schema error) are logged as lost.
     """
 
     def __init__(
@@ -195,66 +197,96 @@ class TryOnLedger:
     ) -> None:
         self.sessions = sessions
         self.retry_s = retry_s
-        self.pending: collections.deque[tuple[str, str, str]] = collections.deque()
         self.max_pending = max_pending
+        self.pending: collections.deque[tuple[str, str, str]] = collections.deque()
         self.dropped = 0
         self._retrying: asyncio.Task | None = None
+        self._closed = False
 
     async def record(self, tryon_id: str, sku: str, unit_id: str) -> None:
         """Store one served try-on (idempotent on `tryon_id`), or queue it for the retry."""
-        if len(self.pending) >= self.max_pending:
-            self.pending.popleft()
-            self.dropped += 1
-            log.error(
-                "try-on counts waiting for the database exceed the bound: the oldest is lost",
-                extra={"fields": {"max_pending": self.max_pending, "lost": self.dropped}},
+        count = (tryon_id, sku, unit_id)
+        if self._retrying is not None or self._closed:
+            self._wait(count)
+            return
+        try:
+            await self._write([count])
+        except (OperationalError, InterfaceError):
+            self._wait(count)
+            log.warning(
+                "try-on counts wait for the database",
+                exc_info=True,
+                extra={"fields": {"retry_s": self.retry_s}},
             )
-        self.pending.append((tryon_id, sku, unit_id))
-        if self._retrying is None:
-            await self._write_pending()
+            if self._retrying is None:  # calls that failed side by side start one retry
+                self._retrying = asyncio.create_task(self._retry(), name="try-on counts")
+        except SQLAlchemyError:
+            log.error("try-on not counted", exc_info=True, extra={"fields": {"sku": sku}})
 
-    async def close(self) -> None:
-        """Stop retrying; one last write of what waits, and log what is lost."""
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Stop retrying; one last write of what waits (at most `timeout_s`), and log what
+        is lost."""
+        self._closed = True
         if self._retrying is not None:
             self._retrying.cancel()
-            self._retrying = None
-        if self.pending and not await self._write_pending(retry=False):
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retrying
+        if not self.pending:
+            return
+        with contextlib.suppress(SQLAlchemyError, TimeoutError):
+            await asyncio.wait_for(self._write_waiting(), timeout_s)
+        if self.pending:
             log.error(
                 "try-on counts lost: the database was down until the server stopped",
                 extra={"fields": {"lost": len(self.pending)}},
             )
 
-    async def _write_pending(self, retry: bool = True) -> bool:
-        batch = list(self.pending)
+    def _wait(self, count: tuple[str, str, str]) -> None:
+        if len(self.pending) >= self.max_pending:
+            self.pending.popleft()
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.error(
+                    "try-on counts waiting for the database exceed the bound: the oldest are lost",
+                    extra={"fields": {"max_pending": self.max_pending, "lost": self.dropped}},
+                )
+        self.pending.append(count)
 
+    async def _write(self, counts: list[tuple[str, str, str]]) -> None:
         def run() -> None:
             with self.sessions.begin() as session:
-                for tryon_id, sku, unit_id in batch:
+                for tryon_id, sku, unit_id in counts:
                     store.record_tryon(session, tryon_id, sku, unit_id)
 
-        try:
-            await asyncio.to_thread(run)
-        except SQLAlchemyError:
-            log.warning(
-                "try-on counts wait for the database",
-                exc_info=True,
-                extra={"fields": {"waiting": len(self.pending), "retry_s": self.retry_s}},
-            )
-            if retry and self._retrying is None:
-                self._retrying = asyncio.create_task(self._retry(), name="try-on counts")
-            return False
-        written = {tryon_id for tryon_id, _, _ in batch}
-        self.pending = collections.deque(
-            record for record in self.pending if record[0] not in written
-        )
-        return True
+        await asyncio.to_thread(run)
+
+    async def _write_waiting(self) -> None:
+        """Write the waiting counts and take them off the queue (those that joined while
+        they were written stay)."""
+        batch = list(self.pending)
+        await self._write(batch)
+        written = {count[0] for count in batch}
+        self.pending = collections.deque(c for c in self.pending if c[0] not in written)
 
     async def _retry(self) -> None:
-        while self.pending:
-            await asyncio.sleep(self.retry_s)
-            if await self._write_pending(retry=False):
+        try:
+            while self.pending:
+                await asyncio.sleep(self.retry_s)
+                try:
+                    await self._write_waiting()
+                except (OperationalError, InterfaceError):
+                    continue
+                except SQLAlchemyError:
+                    log.error(
+                        "try-on counts lost: the database refused them",
+                        exc_info=True,
+                        extra={"fields": {"lost": len(self.pending)}},
+                    )
+                    self.pending.clear()
+                    return
                 log.info("try-on counts written after the outage")
-        self._retrying = None
+        finally:
+            self._retrying = None
 
 
 class ExperimentServerThread:

@@ -34,8 +34,8 @@ class ServerSettings:
         model_niceness: how many nice steps (0-19) below the rest of the server the model
             thread and its torch workers run: under full load the event loop still gets
             a core at once, so refusals and health answers do not wait for a batch
-            (`python -m tryon.bench_grpc --overload 4`: refusals p99 33 -> 18-20 ms on 2
-            cores, 3-5% fewer try-ons/s with the load generator on the same cores); 0
+            (`python -m tryon.bench_grpc --overload 4`: refusals p99 about 21 -> 18 ms on
+            2 cores, 3-5% fewer try-ons/s with the load generator on the same cores); 0
             runs them at the same priority.
         max_batch: most try-ons in one model batch.
         max_wait_ms: how long the first request of a batch waits for others.
