@@ -58,15 +58,33 @@ def test_concurrent_items_share_batches_of_at_most_max_batch():
     assert sizes == [4, 4, 4, 4, 2, 2]
 
 
-def test_a_lone_item_waits_about_max_wait_not_longer():
+def test_a_lone_item_runs_at_once_when_no_other_call_is_on_its_way():
     async def scenario(queue, _):
-        start = time.monotonic()
-        result = await queue.submit([1])[0]
-        return time.monotonic() - start, result.queue_s
+        return (await queue.submit([1])[0]).queue_s
 
-    (elapsed, queue_s), _ = run(scenario, max_wait_s=0.05)
-    assert 0.04 <= queue_s < 0.5
-    assert elapsed < 1.0
+    queue_s, recorder = run(scenario, max_wait_s=0.5)
+    assert queue_s < 0.2 and recorder.batches == [[1]]
+
+
+def test_a_batch_waits_for_a_call_on_its_way_but_not_past_max_wait():
+    async def scenario(queue, _):
+        async def later_call() -> int:
+            with queue.coming(1):
+                await asyncio.sleep(0.03)  # decoding its photo
+                future = queue.submit([2])[0]
+            return (await future).batch_size
+
+        late = asyncio.create_task(later_call())
+        await asyncio.sleep(0)  # the later call has announced itself
+        first = await queue.submit([1])[0]
+        with queue.coming(1):  # announced, never submitted: the batch stops waiting at max_wait
+            lone = await queue.submit([3])[0]
+        return first.batch_size, first.queue_s, await late, lone.queue_s
+
+    (size, waited, late_size, lone_waited), recorder = run(scenario, max_wait_s=0.2)
+    assert size == late_size == 2 and recorder.batches[0] == [1, 2]
+    assert 0.02 <= waited < 0.2
+    assert 0.15 <= lone_waited < 1.0
 
 
 def test_full_queue_refuses_at_once_with_a_retry_hint():

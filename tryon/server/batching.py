@@ -1,8 +1,10 @@
 """Dynamic batching: calls queue work items; one worker runs them in batches off the loop.
 
-A batch starts when the first item arrives and closes when it holds `max_batch` items or
-the first item has waited `max_wait_s`, whichever comes first; so a lone request waits at
-most `max_wait_s` and, under load, batches fill without waiting. At most `max_queue`
+A batch starts when the first item arrives and closes when it holds `max_batch` items, when
+no other call is on its way (`coming`: admitted, still decoding its photo or fetching its
+garments), or when the first item has waited `max_wait_s`, whichever comes first; so a
+lone request runs at once, one that has company on the way waits at most `max_wait_s`
+for it, and under load batches fill without waiting. At most `max_queue`
 items wait or run at once, and with `max_queue_wait_s` a call that would not fit in one
 batch with what is queued is admitted only while the work ahead of it is expected to take
 at most that long (the items waiting or running times the recent seconds per item);
@@ -16,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -89,6 +92,7 @@ class BatchQueue(Generic[T, R]):
         self.on_depth = on_depth
         self._waiting: collections.deque[_Job[T, R]] = collections.deque()
         self._taken = 0  # collected into the current batch or running
+        self._coming = 0  # items of admitted calls not yet submitted
         self._arrived = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -126,6 +130,19 @@ class BatchQueue(Generic[T, R]):
                 f"{self.max_queue_wait_s * 1e3:.0f} ms); retry after the suggested delay",
                 self.retry_after_s,
             )
+
+    @contextlib.contextmanager
+    def coming(self, count: int) -> Iterator[None]:
+        """Within this block `count` items are on their way (their call is decoding its photo
+        or fetching its garments): a batch being collected waits for them, up to
+        `max_wait_s`, instead of running at once. Submit them inside the block, with no
+        await between `submit` and its end."""
+        self._coming += count
+        try:
+            yield
+        finally:
+            self._coming -= count
+            self._arrived.set()  # the batch being collected need not wait for these now
 
     def submit(
         self, items: Sequence[T], timeout_s: float | None = None
@@ -182,6 +199,8 @@ class BatchQueue(Generic[T, R]):
             if self._waiting:
                 batch.append(self._take())
                 continue
+            if not self._coming:  # nobody on the way: waiting would only add latency
+                break
             remaining = closes - time.monotonic()
             if remaining <= 0:
                 break

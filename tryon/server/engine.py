@@ -294,23 +294,28 @@ class TryOnEngine:
         self.metrics.try_ons_in_progress.inc(unanswered)
         futures: list[asyncio.Future] = []
         try:
-            person, (garments, catalog_ms) = await asyncio.gather(
-                asyncio.to_thread(self._person, call.photo),
-                asyncio.to_thread(
-                    self.garments.fetch,
-                    call.skus,
-                    self.pipeline.prepare_garments,
-                    self.supported_categories,
-                    partial=call.partial,
-                ),
-            )
-            for sku, garment in zip(call.skus, garments, strict=True):
-                if not isinstance(garment, PreparedGarment):
-                    unanswered -= 1
-                    self.metrics.try_ons_in_progress.dec()
-                    yield GarmentRefused(sku, garment)
-            jobs = [_Job(person, g) for g in garments if isinstance(g, PreparedGarment)]
-            futures = self.queue.submit(jobs, call.timeout_s) if jobs else []
+            with self.queue.coming(len(call.skus)):  # a batch being collected waits for us
+                person, (garments, catalog_ms) = await asyncio.gather(
+                    asyncio.to_thread(self._person, call.photo),
+                    asyncio.to_thread(
+                        self.garments.fetch,
+                        call.skus,
+                        self.pipeline.prepare_garments,
+                        self.supported_categories,
+                        partial=call.partial,
+                    ),
+                )
+                refused = [
+                    GarmentRefused(sku, garment)
+                    for sku, garment in zip(call.skus, garments, strict=True)
+                    if not isinstance(garment, PreparedGarment)
+                ]
+                jobs = [_Job(person, g) for g in garments if isinstance(g, PreparedGarment)]
+                futures = self.queue.submit(jobs, call.timeout_s) if jobs else []
+            for garment_refused in refused:
+                unanswered -= 1
+                self.metrics.try_ons_in_progress.dec()
+                yield garment_refused
             for finished in asyncio.as_completed(futures):
                 batched = await finished
                 timings = {
