@@ -413,18 +413,17 @@ def real_shopper_photos(folder: Path, count: int = PHOTOS) -> list[bytes]:
     """`count` real photos from `folder`, each scaled to fit PHOTO_SIZE and set in the
     middle of a PHOTO_SIZE canvas (its edge rows and columns repeated outwards, as a
     studio backdrop continues), JPEG 90: real people at the size the latency target is for."""
+    from tryon.imaging import encode_image, resize_pixels
+
     height, width = PHOTO_SIZE
     photos = []
     for photo in real_photos(folder, count):
         scale = min(height / photo.shape[0], width / photo.shape[1])
-        size = (round(photo.shape[1] * scale), round(photo.shape[0] * scale))  # (w, h)
-        scaled = np.asarray(Image.fromarray(photo).resize(size, Image.BILINEAR))
-        top, left = (height - size[1]) // 2, (width - size[0]) // 2
-        padding = ((top, height - size[1] - top), (left, width - size[0] - left), (0, 0))
-        canvas = np.pad(scaled, padding, "edge")
-        buffer = io.BytesIO()
-        Image.fromarray(canvas).save(buffer, format="JPEG", quality=90)
-        photos.append(buffer.getvalue())
+        h, w = round(photo.shape[0] * scale), round(photo.shape[1] * scale)
+        top, left = (height - h) // 2, (width - w) // 2
+        padding = ((top, height - h - top), (left, width - w - left), (0, 0))
+        canvas = np.pad(resize_pixels(photo, (h, w)), padding, "edge")
+        photos.append(encode_image(canvas, "jpeg", quality=90))
     return photos
 
 
