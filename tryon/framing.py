@@ -6,6 +6,8 @@ may reach past the photo's edges (the photo is extended by repeating its border 
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import torch
@@ -38,7 +40,36 @@ def whole_photo_box(photo_size: tuple[int, int], aspect: float) -> Box:
     return fit_aspect((0, 0, width, height), aspect)
 
 
-def person_outline(foreground: np.ndarray, frame: Box, photo_size: tuple[int, int]) -> np.ndarray:
+def framing_window(
+    photo_size: tuple[int, int], size: tuple[int, int], stride: int = 32, border: int = 16
+) -> tuple[Box, tuple[int, int]]:
+    """Where the framing pass looks and at what input size: the whole photo at the scale
+    that fits it into the model's `size` (h, w), as `whole_photo_box` would, but with only
+    `border` pixels (at that scale) of repeated edge past the photo, rounded up so that
+    each side is a multiple of `stride`.
+
+    A 640x480 landscape photo is seen at 192x192 instead of 256x192: the same scale, a
+    quarter fewer pixels, 48 of the 192 rows repeated edge instead of 112 of 256. The border
+    is kept because the parser misses a head that touches its input's edge (without it,
+    one of 100 generated shoppers lost its head and was refused). A photo of the model's
+    aspect is seen at `size` exactly.
+
+    Returns:
+        the box in photo coordinates (centred on the photo, past its edges by the border)
+        and the network's input size (h, w) for it.
+    """
+    height, width = photo_size
+    scale = min(size[0] / height, size[1] / width)
+    rows = min(size[0], math.ceil((height * scale + 2 * border) / stride - 1e-6) * stride)
+    columns = min(size[1], math.ceil((width * scale + 2 * border) / stride - 1e-6) * stride)
+    box_height, box_width = round(rows / scale), round(columns / scale)
+    top, left = (height - box_height) // 2, (width - box_width) // 2
+    return (left, top, left + box_width, top + box_height), (rows, columns)
+
+
+def person_outline(
+    foreground: np.ndarray, frame: Box, photo_size: tuple[int, int], model_height: int | None = None
+) -> np.ndarray:
     """The person's pixels among a framing pass's foreground: those inside the photo, less
     small clusters beside the person.
 
@@ -46,6 +77,8 @@ def person_outline(foreground: np.ndarray, frame: Box, photo_size: tuple[int, in
         foreground: `(h, w)` bool, what a parser took for a person in a crop of the photo
             that covered `frame` (a box that may reach past the photo's edges).
         photo_size: the photo's (height, width).
+        model_height: the model's input height, which sets how near pieces must be to
+            count as one (default: the foreground's height).
 
     Returns:
         `(h, w)` bool, a subset of `foreground`. A landscape photo's frame repeats its top
@@ -55,7 +88,7 @@ def person_outline(foreground: np.ndarray, frame: Box, photo_size: tuple[int, in
         stretched the box until the person was too small in it to be analysed, and the
         photo was refused. So foreground past the photo's edges is dropped, and so are
         clusters beside the largest one (no column in common) with under `STRAY_SHARE` of
-        its pixels; pieces within 4% of the crop's height of each other count as one. The
+        its pixels; pieces within 4% of the model's height of each other count as one. The
         parser at this scale often cuts a person in pieces (torso and legs, or the head
         at the neck): keeping the largest cluster only lost the upper body in 5 of 100
         generated photos, and a head.
@@ -69,7 +102,7 @@ def person_outline(foreground: np.ndarray, frame: Box, photo_size: tuple[int, in
     inside = foreground & ((ys >= 0) & (ys < height))[:, None] & ((xs >= 0) & (xs < width))[None]
     if not inside.any():
         return inside
-    reach = max(int(round(0.04 * h)) | 1, 3)
+    reach = max(int(round(0.04 * (model_height or h))) | 1, 3)
     joined = cv2.dilate(inside.astype(np.uint8), np.ones((reach, reach), np.uint8))
     count, clusters = cv2.connectedComponents(joined, connectivity=8)
     sizes = np.bincount(clusters[inside], minlength=count)

@@ -33,6 +33,7 @@ from tryon.framing import (
     box_iou,
     crop_to_model,
     feather,
+    framing_window,
     paste_back,
     person_box,
     person_outline,
@@ -60,7 +61,7 @@ BUNDLED_WEIGHTS = Path(__file__).parent / "weights"
 DEFAULT_WEIGHTS = "synthetic"
 # Research-only weights: in a checkout, never in the wheel or the image.
 RESEARCH_WEIGHTS = ("viton",)
-MIN_PERSON_FRACTION = 0.01  # of the framed photo's pixels, below which there is no person
+MIN_PERSON_FRACTION = 0.01  # of the model's input pixels, below which there is no person
 MIN_FOUND_CONFIDENCE = 1e-3
 CORE_KEYPOINTS = (NOSE, NECK, R_SHOULDER, L_SHOULDER)  # a top cannot be fitted without these
 
@@ -275,17 +276,17 @@ class TryOnPipeline:
         self.check_photo(photo)
         timer = _Timer()
         with timer.stage("frame"):
-            frame = whole_photo_box(photo.shape[:2], self.aspect)
-            crop = crop_to_model(photo, frame, self.size).to(self.device)
+            frame, frame_size = framing_window(photo.shape[:2], self.size)
+            crop = crop_to_model(photo, frame, frame_size).to(self.device)
             logits = self._network_logits(crop)
             # Framing needs only the outline: the argmax at the network's resolution.
             foreground = (logits[0, : self.parser.num_labels].argmax(0) != 0).cpu().numpy()
-            foreground = person_outline(foreground, frame, photo.shape[:2])
-        if foreground.mean() < MIN_PERSON_FRACTION:
-            return self._no_person(photo, frame, crop, timer)
+            foreground = person_outline(foreground, frame, photo.shape[:2], self.size[0])
+        if foreground.sum() < MIN_PERSON_FRACTION * self.size[0] * self.size[1]:
+            return self._no_person(photo, timer)
         box = person_box(foreground, frame, self.aspect)
         with timer.stage("parse"):
-            if box_iou(box, frame) < 0.9:
+            if frame_size != self.size or box_iou(box, frame) < 0.9:
                 crop = crop_to_model(photo, box, self.size).to(self.device)
                 logits = self._network_logits(crop)
             else:
@@ -335,7 +336,9 @@ class TryOnPipeline:
             return confidence, "the person's outline is unclear (busy scene or unusual pose)"
         return confidence, None
 
-    def _no_person(self, photo, frame, crop, timer) -> PersonAnalysis:
+    def _no_person(self, photo, timer) -> PersonAnalysis:
+        frame = whole_photo_box(photo.shape[:2], self.aspect)
+        crop = crop_to_model(photo, frame, self.size).to(self.device)
         labels = torch.zeros((1, *self.size), dtype=torch.long, device=self.device)
         keypoints = torch.zeros((1, 18, 3), device=self.device)
         representation = build_representation(crop, labels, keypoints)
