@@ -80,13 +80,18 @@ def test_gpu_overlay_overrides_the_image_tag_with_kustomize(rendered):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_probes_ask_the_grpc_port_for_the_servers_health_names(rendered, overlay):
+def test_probes_ask_the_plaintext_health_port_for_the_servers_health_names(rendered, overlay):
+    """The probes go to the port the server serves health alone on (TRYON_HEALTH_PORT), not
+    to the API port, so that TLS on the API port (components/server-tls) cannot fail them."""
     container = server_container(rendered[overlay])
-    grpc_port = {p["name"]: p["containerPort"] for p in container["ports"]}["grpc"]
-    assert grpc_port == ServerSettings().port
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    settings = ServerSettings.load(server_config(rendered[overlay]))
+    assert ports["grpc"] == settings.port
+    assert ports["health"] == settings.health_port != settings.port
     for probe in ("startupProbe", "readinessProbe"):
-        assert container[probe]["grpc"] == {"port": grpc_port, "service": SERVICE_NAME}
-    assert container["livenessProbe"]["grpc"] == {"port": grpc_port, "service": LIVENESS_SERVICE}
+        assert container[probe]["grpc"] == {"port": ports["health"], "service": SERVICE_NAME}
+    liveness = {"port": ports["health"], "service": LIVENESS_SERVICE}
+    assert container["livenessProbe"]["grpc"] == liveness
     # One slow answer under CPU load does not take the pod out.
     assert container["readinessProbe"]["timeoutSeconds"] >= 2
     assert container["readinessProbe"]["failureThreshold"] >= 2
@@ -169,7 +174,8 @@ def test_services_pdb_and_network_policy_select_the_server_pods(rendered, overla
     policy = find(objects, "NetworkPolicy")
     assert selects(policy["spec"]["podSelector"]["matchLabels"])
     allowed = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
-    assert allowed == set(ports.values())
+    # The health port is for the kubelet's probes, which a NetworkPolicy does not stop.
+    assert allowed == set(ports.values()) - {ports["health"]}
     spread = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
     assert {c["topologyKey"] for c in spread} >= {"topology.kubernetes.io/zone"}
     assert all(selects(c["labelSelector"]["matchLabels"]) for c in spread)

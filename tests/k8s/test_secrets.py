@@ -14,7 +14,7 @@ import pytest
 import yaml
 from k8s_paths import K8S, OVERLAYS
 
-from tryon.deploy.manifests import Manifest, find
+from tryon.deploy.manifests import Manifest, find, render
 from tryon.provenance.certificates import create_test_authority
 from tryon.provenance.manifest import load_credentials
 from tryon.server.auth import KeyRing, add_key, read_keys
@@ -211,19 +211,58 @@ def test_dev_runs_without_any_secret(rendered):
     assert settings.tls_cert is None
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_no_overlay_turns_on_server_tls_under_plaintext_grpc_probes(rendered, overlay):
+def probes_keep_off_a_tls_port(objects: list[Manifest]) -> None:
     """The kubelet's gRPC probes speak plaintext only (no TLS in Kubernetes 1.30; 1.37's
-    alpha `mode: TLS` presents no client certificate): a TLS port would fail them all."""
-    container = server_container(rendered[overlay])
-    grpc_probes = [
-        p for p in ("startupProbe", "readinessProbe", "livenessProbe") if "grpc" in container[p]
-    ]
-    assert grpc_probes
+    alpha `mode: TLS` presents no client certificate): with TLS on the API port they must
+    ask the server's plaintext health port."""
+    container = server_container(objects)
+    settings = ServerSettings.load(server_environment(objects))
+    ports = {
+        container[p]["grpc"]["port"] for p in ("startupProbe", "readinessProbe", "livenessProbe")
+    }
+    if settings.tls_cert is not None:
+        assert ports == {settings.health_port} and settings.health_port != settings.port
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlays_leave_server_tls_off_and_mount_only_checked_secrets(rendered, overlay):
+    """TLS in the pods is the server-tls component's choice (a mesh or an ingress does it
+    otherwise); every Secret a pod mounts is one whose files the tests here check."""
     settings = ServerSettings.load(server_environment(rendered[overlay]))
     assert (settings.tls_cert, settings.tls_key, settings.tls_client_ca) == (None, None, None)
-    # Every Secret a pod mounts is one whose files the tests above check.
+    probes_keep_off_a_tls_port(rendered[overlay])
     mounted_secrets = {
         v["secret"]["secretName"] for v in pod_spec(rendered[overlay])["volumes"] if "secret" in v
     }
     assert mounted_secrets <= set(SECRETS)
+
+
+def test_the_server_tls_component_serves_tls_from_its_secret_under_plaintext_probes(tmp_path):
+    """prod plus components/server-tls: the server reads its certificate and key from the
+    mounted tryon-server-tls Secret (its template a valid kubernetes.io/tls Secret with
+    those keys), and the probes ask the plaintext health port."""
+    component = K8S / "components/server-tls"
+    overlay = tmp_path / "prod-tls"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [os.path.relpath(PROD, overlay)],
+                "components": [os.path.relpath(component, overlay)],
+            }
+        )
+    )
+    objects = render(overlay, "--load-restrictor", "LoadRestrictionsNone")
+    kubernetes_validate.validate(find(objects, "Deployment", "tryon"), "1.30.0", strict=True)
+    settings = ServerSettings.load(server_environment(objects))
+    volume, mount = secret_mount(objects, "tryon-server-tls")
+    assert mount["readOnly"] is True and volume["secret"]["defaultMode"] == 0o440
+    secret = yaml.safe_load((component / "server-tls-secret.template.yaml").read_text())
+    kubernetes_validate.validate(secret, "1.30.0", strict=True)
+    assert secret["type"] == "kubernetes.io/tls"
+    for path in (settings.tls_cert, settings.tls_key):
+        assert Path(path).parent == Path(mount["mountPath"])
+        assert Path(path).name in secret_keys(secret)
+    probes_keep_off_a_tls_port(objects)

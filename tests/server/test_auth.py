@@ -8,6 +8,7 @@ import datetime
 import ipaddress
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,10 +28,12 @@ from typer.testing import CliRunner
 from tryon.cli import app
 from tryon.client import ExperimentClient, ServiceError, TlsOptions, TryOnClient
 from tryon.errors import InvalidInputError
+from tryon.server.app import SERVICE_NAME as SERVICE_V1
 from tryon.server.app import ServerThread
 from tryon.server.auth import KeyRing, add_key, read_keys, revoke_key
 from tryon.server.errors import KeyRevokedError, RateLimitedError, UnauthenticatedError
 from tryon.server.logs import JsonFormatter
+from tryon.server.settings import ServerSettings
 
 
 @dataclass(frozen=True)
@@ -282,6 +285,51 @@ def test_mutual_tls_needs_a_client_certificate(pipeline, catalog_url, pem):
             assert list_first(client) == SKUS[0]
         with TryOnClient(running.target, timeout_s=5, tls=TlsOptions(pem.ca)) as client:
             assert refusal(lambda: list_first(client)).code == grpc.StatusCode.UNAVAILABLE
+
+
+def plaintext_health(port: int, service: str) -> int:
+    """The health status of `service` on a plaintext port, as the kubelet asks it."""
+    with grpc.insecure_channel(f"localhost:{port}") as channel:
+        request = health_pb2.HealthCheckRequest(service=service)
+        return health_pb2_grpc.HealthStub(channel).Check(request, timeout=5).status
+
+
+def test_probes_reach_a_mutual_tls_server_on_its_plaintext_health_port(pipeline, catalog_url, pem):
+    """With `health_port` the API port speaks mutual TLS while the kubelet's plaintext gRPC
+    probes read the same health statuses on a second port that serves health alone."""
+    settings = loopback_settings(
+        catalog_url,
+        warmup=False,
+        drain_s=1.5,
+        tls_cert=str(pem.server_cert),
+        tls_key=str(pem.server_key),
+        tls_client_ca=str(pem.ca_file),
+        health_port=0,
+    )
+    running = ServerThread(settings, pipeline).__enter__()
+    try:
+        port = running.server.health_port
+        assert port not in (None, running.server.port)
+        serving = [plaintext_health(port, name) for name in ("", SERVICE_V1, "liveness")]
+        with TryOnClient(f"localhost:{port}", timeout_s=5) as client:
+            assert refusal(lambda: list_first(client)).code == grpc.StatusCode.UNIMPLEMENTED
+        stopping = threading.Thread(target=running.close)
+        stopping.start()
+        time.sleep(0.4)
+        draining = [plaintext_health(port, name) for name in (SERVICE_V1, "liveness")]
+        stopping.join(30)
+    finally:
+        running.close()
+    assert serving == [health_pb2.HealthCheckResponse.SERVING] * 3
+    assert draining == [
+        health_pb2.HealthCheckResponse.NOT_SERVING,
+        health_pb2.HealthCheckResponse.SERVING,
+    ]
+
+
+def test_the_health_port_must_differ_from_the_api_port():
+    with pytest.raises(InvalidInputError, match="health_port"):
+        ServerSettings(port=50051, health_port=50051)
 
 
 def test_a_server_without_keys_is_open_and_says_so(pipeline, catalog_url, photo, caplog):

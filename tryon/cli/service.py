@@ -22,6 +22,13 @@ def serve(
     metrics_port: Annotated[
         int | None, typer.Option(help="Prometheus /metrics port, -1 off (env TRYON_METRICS_PORT).")
     ] = None,
+    health_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Second, plaintext port serving only gRPC health, for probes when the API "
+            "port speaks TLS; 0 a free one, -1 none (env TRYON_HEALTH_PORT; default -1)."
+        ),
+    ] = None,
     weights: WeightsOption = None,
     db_url: Annotated[
         str | None,
@@ -81,6 +88,7 @@ def serve(
         port=port,
         host=host,
         metrics_port=metrics_port,
+        health_port=health_port,
         weights=weights,
         database_url=db_url,
         device=device,

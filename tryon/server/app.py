@@ -91,10 +91,12 @@ class TryOnServer:
             pipeline,
         )
         self.port: int | None = None
+        self.health_port: int | None = None
         self.metrics_port: int | None = None
         self.started = time.perf_counter()
         self.seconds_to_ready: float | None = None
         self._server: grpc.aio.Server | None = None
+        self._health_server: grpc.aio.Server | None = None
         self._health: health.aio.HealthServicer | None = None
         self.watchdog = LoopWatchdog(settings.stall_s, on_lag=self.metrics.loop_lag.set)
         self._warming: asyncio.Task | None = None
@@ -148,15 +150,34 @@ class TryOnServer:
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await server.start()
         self._server = server
+        if s.health_port >= 0:
+            await self._start_health_port()
         self.watchdog.start()
         if s.metrics_port >= 0:
             self.metrics_port = self.metrics.serve(_http_host(s.host), s.metrics_port)
         self._warming = asyncio.create_task(self._warm_up(), name="warm-up")
         log.info(
             "listening",
-            extra={"fields": {"port": self.port, "metrics_port": self.metrics_port}},
+            extra={
+                "fields": {
+                    "port": self.port,
+                    "health_port": self.health_port,
+                    "metrics_port": self.metrics_port,
+                }
+            },
         )
         return self.port
+
+    async def _start_health_port(self) -> None:
+        """Serve the health service alone, in plaintext, on `health_port`: the same
+        servicer as the API port's, so both report the same statuses."""
+        server = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        self.health_port = server.add_insecure_port(
+            f"{self.settings.host}:{self.settings.health_port}"
+        )
+        await server.start()
+        self._health_server = server
 
     async def wait_until_ready(self) -> float:
         """Wait for SERVING; return the seconds since start. Raises what loading raised."""
@@ -178,6 +199,8 @@ class TryOnServer:
             await asyncio.sleep(drain_s)
         if self._server is not None:
             await self._server.stop(grace_s)
+        if self._health_server is not None:
+            await self._health_server.stop(0)
         await self.engine.close()
         if self.ledger is not None:
             await self.ledger.close()

@@ -79,6 +79,10 @@ class ServerSettings:
         tls_client_ca: PEM file of the CAs whose client certificates are accepted; every
             client must then present one (mutual TLS). Needs tls_cert and tls_key.
         reflection: serve gRPC server reflection (what `grpcurl list` reads).
+        health_port: a second port, always plaintext, that serves the gRPC health service
+            alone (the same statuses, `liveness` included), for probes that cannot speak
+            TLS when the API port does (the kubelet's gRPC probes); 0 picks a free one,
+            -1 (the default) serves health on the API port only.
     """
 
     host: str = "[::]"
@@ -123,6 +127,7 @@ class ServerSettings:
     tls_key: str | None = None
     tls_client_ca: str | None = None
     reflection: bool = False
+    health_port: int = -1
 
     def __post_init__(self) -> None:
         positive = ("max_batch", "max_queue", "max_skus", "max_message_mib", "max_pixels")
@@ -132,6 +137,11 @@ class ServerSettings:
         if not 0.0 <= self.min_confidence <= 1.0:
             raise InvalidInputError(
                 f"min_confidence must be between 0 and 1, not {self.min_confidence}"
+            )
+        if self.health_port >= 1 and self.health_port == self.port:
+            raise InvalidInputError(
+                f"health_port ({self.health_port}) must differ from port ({self.port}): it "
+                "is a second, plaintext port for probes; use -1 to serve health on port only"
             )
         if self.max_queue < self.max_batch:
             raise InvalidInputError(
