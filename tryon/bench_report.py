@@ -425,7 +425,6 @@ def real_shopper_photos(folder: Path, count: int = PHOTOS) -> list[bytes]:
         scale = min(height / photo.shape[0], width / photo.shape[1])
         h, w = round(photo.shape[0] * scale), round(photo.shape[1] * scale)
         top, left = (height - h) // 2, (width - w) // 2
-        padding = ((top, height - h - top), (left, width - w - left), (0, 0))
         scaled = resize_pixels(photo, (h, w))
         border = np.concatenate([scaled[0], scaled[-1], scaled[:, 0], scaled[:, -1]])
         canvas = np.empty((height, width, 3), np.uint8)

@@ -397,13 +397,15 @@ class TryOnPipeline:
         with timer.stage("paste_back"):
             for index, analysis in enumerate(analyses):
                 alpha = paste_back_alpha(
-                    rep.tryon_region[index : index + 1], region[index : index + 1], self.size
+                    rep.tryon_region[index : index + 1].cpu(),
+                    region[index : index + 1].cpu(),
+                    self.size,
                 )
                 image = paste_back(
-                    analysis.photo, final[index : index + 1].cpu(), alpha.cpu(), analysis.box
+                    analysis.photo, final[index : index + 1].cpu(), alpha, analysis.box
                 )
                 model_image = tensor_to_image(final[index : index + 1].cpu())[0]
-                results.append((image, model_image, alpha.cpu()))
+                results.append((image, model_image, alpha))
         share = {k: v / len(analyses) for k, v in timer.timings.items()}
         return [
             TryOnResult(
@@ -458,7 +460,7 @@ def paste_back_alpha(
 ) -> torch.Tensor:
     """How much of the model-resolution try-on to blend into the photo, `(1, 1, h, w)` in
     [0, 1], from the try-on region and the part of it that was painted (both `(1, 1, h, w)`
-    in {0, 1}). The try-on region's outer edge is feathered over 1.5% of the height, as
+    in {0, 1}, on the CPU). The try-on region's outer edge is feathered over 1.5% of the height, as
     the photo around it is the shopper's own. Where a kept arm meets the painted region, the
     painted side stays whole (the photo under it is the old garment) and only the arm's side
     is feathered."""
