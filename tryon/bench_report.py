@@ -9,8 +9,8 @@ One run measures, on this machine within a few minutes:
   - the server's resident and peak memory;
   - the in-process time of each stage of a new 640x480 photo at batch 1 (decode, frame,
     parse, represent, warp, render, paste back, mark, encode);
-  - the refusal rate: the share of generated 640x480 shoppers (each shows a whole person)
-    that the service's confidence rule would refuse, and of real photos if given.
+  - the refusal rate: the share of the timed kind of photo (each shows a whole person)
+    that the service's confidence rule would refuse.
 
 The timed photos are generated 640x480 shoppers; with real photos given (the `viton`
 weights find no person in generated ones), real photos set on a 640x480 canvas instead.
@@ -501,19 +501,18 @@ def run_report(
     echo("stages in process")
     stages, watermark_ms, c2pa_ms = time_stages(weights, precision, photos, stage_repeats)
     echo("refusal rate")
+    from tryon.imaging import decode_image
+
     threshold = settings.min_confidence
-    refusals = [
-        refusal_rate(
-            weights,
-            precision,
-            generated_shoppers(refusal_photos),
-            "generated 640x480",
-            threshold,
-        )
-    ]
-    if real_photo_folder is not None:
-        chosen = real_photos(real_photo_folder, refusal_photos)
-        refusals.append(refusal_rate(weights, precision, chosen, str(real_photo_folder), threshold))
+    # Photos of the kind the gRPC runs timed: weights trained on real photos find nobody
+    # in generated ones, and a rate on those would measure only that.
+    if real_photo_folder is None:
+        judged, source = generated_shoppers(refusal_photos), "generated 640x480"
+    else:
+        encoded = real_shopper_photos(real_photo_folder, refusal_photos)
+        judged = [decode_image(photo) for photo in encoded]
+        source = f"{real_photo_folder} on a 640x480 canvas"
+    refusals = [refusal_rate(weights, precision, judged, source, threshold)]
     report = BenchReport(
         machine={
             "cpu": _cpu_name(),

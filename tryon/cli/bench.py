@@ -61,7 +61,8 @@ def bench(
         typer.Option(
             exists=True,
             file_okay=False,
-            help="--report: also the refusal rate on these photos of people (read only).",
+            help="--report: time and judge real photos of people from this folder, each on a "
+            "640x480 canvas, instead of generated shoppers (read only).",
         ),
     ] = None,
     markdown: Annotated[
