@@ -62,10 +62,14 @@ def test_the_framing_pass_sees_the_whole_photo_at_the_model_scale_with_a_thin_bo
     assert abs(scale - 192 / 640) < 1e-3 and abs(rows / (y1 - y0) - scale) < 0.01
     assert (x0, x1) == (0, 640) and -y0 >= 16 / scale and y1 - 480 >= 16 / scale
     assert framing_window((1024, 768), size) == ((0, 0, 768, 1024), size)
-    for photo_size in [(500, 500), (300, 1200), (1500, 1000), (33, 900)]:
+    for photo_size in [(500, 500), (300, 1200), (1500, 1000), (33, 900), (4000, 500)]:
         (x0, y0, x1, y1), (rows, columns) = framing_window(photo_size, size)
         assert rows % 32 == 0 and columns % 32 == 0 and rows <= 256 and columns <= 192
         assert x0 <= 0 and y0 <= 0 and x1 >= photo_size[1] and y1 >= photo_size[0]
+        # One scale both ways: the photo fits the model's size, touching it on one side.
+        scale = min(256 / photo_size[0], 192 / photo_size[1])
+        assert abs(rows / (y1 - y0) - scale) < 0.02 * scale
+        assert abs(columns / (x1 - x0) - scale) < 0.02 * scale
 
 
 def test_fit_aspect_never_shrinks():

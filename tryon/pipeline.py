@@ -281,8 +281,11 @@ class TryOnPipeline:
             logits = self._network_logits(crop)
             # Framing needs only the outline: the argmax at the network's resolution.
             foreground = (logits[0, : self.parser.num_labels].argmax(0) != 0).cpu().numpy()
-            foreground = person_outline(foreground, frame, photo.shape[:2], self.size[0])
-        if foreground.sum() < MIN_PERSON_FRACTION * self.size[0] * self.size[1]:
+            # The network's output is `input_scale` times its input's size.
+            scale = foreground.shape[0] / frame_size[0]
+            model_height = round(self.size[0] * scale)
+            foreground = person_outline(foreground, frame, photo.shape[:2], model_height)
+        if foreground.sum() < MIN_PERSON_FRACTION * self.size[0] * self.size[1] * scale**2:
             return self._no_person(photo, timer)
         box = person_box(foreground, frame, self.aspect)
         with timer.stage("parse"):

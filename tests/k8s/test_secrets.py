@@ -213,15 +213,14 @@ def test_dev_runs_without_any_secret(rendered):
 
 def probes_keep_off_a_tls_port(objects: list[Manifest]) -> None:
     """The kubelet's gRPC probes speak plaintext only (no TLS in Kubernetes 1.30; 1.37's
-    alpha `mode: TLS` presents no client certificate): with TLS on the API port they must
-    ask the server's plaintext health port."""
+    alpha `mode: TLS` presents no client certificate): they ask the server's plaintext
+    health port, never the API port that TLS may be turned on for."""
     container = server_container(objects)
     settings = ServerSettings.load(server_environment(objects))
     ports = {
         container[p]["grpc"]["port"] for p in ("startupProbe", "readinessProbe", "livenessProbe")
     }
-    if settings.tls_cert is not None:
-        assert ports == {settings.health_port} and settings.health_port != settings.port
+    assert ports == {settings.health_port} and settings.health_port not in (-1, settings.port)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -266,3 +265,8 @@ def test_the_server_tls_component_serves_tls_from_its_secret_under_plaintext_pro
         assert Path(path).parent == Path(mount["mountPath"])
         assert Path(path).name in secret_keys(secret)
     probes_keep_off_a_tls_port(objects)
+    # No Service still tells gateways and meshes that the now-TLS port speaks h2c.
+    for service in (o for o in objects if o["kind"] == "Service"):
+        assert all(
+            port.get("appProtocol") != "kubernetes.io/h2c" for port in service["spec"]["ports"]
+        )

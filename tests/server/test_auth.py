@@ -8,6 +8,7 @@ import datetime
 import ipaddress
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -327,9 +328,28 @@ def test_probes_reach_a_mutual_tls_server_on_its_plaintext_health_port(pipeline,
     ]
 
 
-def test_the_health_port_must_differ_from_the_api_port():
-    with pytest.raises(InvalidInputError, match="health_port"):
-        ServerSettings(port=50051, health_port=50051)
+@pytest.mark.parametrize(
+    ("ports", "why"),
+    [
+        ({"port": 50051, "health_port": 50051}, "must differ"),
+        ({"metrics_port": 9095, "health_port": 9095}, "must differ"),
+        ({"health_port": 70000}, "port number"),
+        ({"health_port": -2}, "port number"),
+    ],
+)
+def test_the_health_port_must_be_a_port_of_its_own(ports, why):
+    with pytest.raises(InvalidInputError, match=why):
+        ServerSettings(**ports)
+
+
+def test_a_health_port_in_use_fails_the_start(pipeline, catalog_url):
+    """Not a second listener sharing the port (SO_REUSEPORT) that would take some probes."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        settings = loopback_settings(catalog_url, warmup=False, health_port=holder.getsockname()[1])
+        with pytest.raises(RuntimeError, match="bind"), ServerThread(settings, pipeline):
+            pass
 
 
 def test_a_server_without_keys_is_open_and_says_so(pipeline, catalog_url, photo, caplog):

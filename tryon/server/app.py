@@ -171,7 +171,9 @@ class TryOnServer:
     async def _start_health_port(self) -> None:
         """Serve the health service alone, in plaintext, on `health_port`: the same
         servicer as the API port's, so both report the same statuses."""
-        server = grpc.aio.server()
+        # Without SO_REUSEPORT a port another process (or the API server) holds fails the
+        # start instead of splitting the probes' connections between two servers.
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         self.health_port = server.add_insecure_port(
             f"{self.settings.host}:{self.settings.health_port}"

@@ -138,10 +138,16 @@ class ServerSettings:
             raise InvalidInputError(
                 f"min_confidence must be between 0 and 1, not {self.min_confidence}"
             )
-        if self.health_port >= 1 and self.health_port == self.port:
+        if not -1 <= self.health_port <= 65535:
             raise InvalidInputError(
-                f"health_port ({self.health_port}) must differ from port ({self.port}): it "
-                "is a second, plaintext port for probes; use -1 to serve health on port only"
+                f"health_port must be a port number, 0 (a free one) or -1 (none), not "
+                f"{self.health_port}"
+            )
+        if self.health_port >= 1 and self.health_port in (self.port, self.metrics_port):
+            raise InvalidInputError(
+                f"health_port ({self.health_port}) must differ from port ({self.port}) and "
+                f"metrics_port ({self.metrics_port}): it is a second, plaintext port for "
+                "probes; use -1 to serve health on the API port only"
             )
         if self.max_queue < self.max_batch:
             raise InvalidInputError(
