@@ -34,6 +34,7 @@ from PIL import Image
 PHOTO_SIZE = (480, 640)  # height, width: the photo the latency target is stated for
 PHOTOS = 8
 GARMENTS = 4
+COMPARE_ROUNDS = 3  # gRPC and in-process rounds, alternated
 
 
 @dataclass
@@ -70,6 +71,32 @@ def shopper_photos(count: int = PHOTOS) -> list[bytes]:
     return photos
 
 
+@dataclass
+class LoadRun:
+    """One closed-loop run: the successful calls' latencies (ms), failures by status code,
+    and how many calls succeeded before its deadline. Throughput counts only those: the
+    calls still in flight at the deadline finish (and are timed) but are not counted, as
+    the run's end, with clients dropping out, is not the steady state."""
+
+    latencies: list[float]
+    errors: Counter
+    in_time: int
+    seconds: float
+
+    @property
+    def throughput_per_s(self) -> float:
+        return self.in_time / self.seconds
+
+    def add(self, other: LoadRun) -> LoadRun:
+        """This run and `other` as one (rounds of a longer run)."""
+        return LoadRun(
+            self.latencies + other.latencies,
+            self.errors + other.errors,
+            self.in_time + other.in_time,
+            self.seconds + other.seconds,
+        )
+
+
 def run_load(
     target: str,
     photos: list[bytes],
@@ -77,14 +104,15 @@ def run_load(
     clients: int,
     seconds: float,
     seen_photos: bool = False,
-) -> tuple[list[float], Counter]:
-    """N closed-loop clients for `seconds`; return the successful latencies (ms) and the
-    count of failures by status code. Photos are new to the server unless `seen_photos`
-    (then each is sent once untimed, so that every timed call finds it analysed)."""
+) -> LoadRun:
+    """N closed-loop clients for `seconds`; returns when every client's last call has
+    ended. Photos are new to the server unless `seen_photos` (then each is sent once
+    untimed, so that every timed call finds it analysed)."""
     from tryon.client import ServiceError, TryOnClient
 
     latencies: list[float] = []
     errors: Counter = Counter()
+    in_time = 0
     lock = threading.Lock()
 
     if seen_photos:
@@ -95,6 +123,7 @@ def run_load(
     stop_at = time.perf_counter() + seconds
 
     def client_loop(number: int) -> None:
+        nonlocal in_time
         with TryOnClient(target, timeout_s=30) as client:
             call = 0
             while time.perf_counter() < stop_at:
@@ -109,8 +138,10 @@ def run_load(
                     with lock:
                         errors[error.code.name] += 1
                 else:
+                    end = time.perf_counter()
                     with lock:
-                        latencies.append((time.perf_counter() - start) * 1e3)
+                        latencies.append((end - start) * 1e3)
+                        in_time += end <= stop_at
                 call += 1
 
     threads = [threading.Thread(target=client_loop, args=(n,)) for n in range(clients)]
@@ -118,39 +149,52 @@ def run_load(
         thread.start()
     for thread in threads:
         thread.join()
-    return latencies, errors
+    return LoadRun(latencies, errors, in_time, seconds)
 
 
-def pipeline_throughput(
-    weights: str | None, photos: list[bytes], batch: int, seconds: float, precision: str
-):
-    """Try-ons per second of the pipeline in this process, batches of `batch`: each photo
-    decoded and analysed, dressed in one `try_on` batch, and each result watermarked and
-    encoded as the server sends it (JPEG, no C2PA signature, as the started server has no
-    certificate): the service's work minus gRPC."""
-    from tryon.data.synth import render_garment
-    from tryon.imaging import decode_image
-    from tryon.pipeline import TryOnPipeline
-    from tryon.provenance import TryOnClaims
-    from tryon.server.output import OutputSpec, encode_result
+class InProcessLoad:
+    """The pipeline in this process, batches of `batch`: each photo decoded and analysed,
+    dressed in one `try_on` batch, and each result watermarked and encoded as the server
+    sends it (JPEG, no C2PA signature, as the started server has no certificate): the
+    service's work minus gRPC. `run` it in rounds between the gRPC rounds."""
 
-    pipeline = TryOnPipeline.from_pretrained(weights, precision=precision)
-    image, mask = render_garment(0, 0)
-    garments, masks = pipeline.prepare_garments([image] * batch, [mask] * batch)
+    def __init__(
+        self, weights: str | None, photos: list[bytes], batch: int, precision: str
+    ) -> None:
+        from tryon.data.synth import render_garment
+        from tryon.pipeline import TryOnPipeline
 
-    def one_batch(first: int) -> None:
-        chosen = [photos[(first + i) % len(photos)] for i in range(batch)]
-        analyses = [pipeline.analyse_person(decode_image(photo)) for photo in chosen]
-        for result in pipeline.try_on(analyses, garments, masks):
-            claims = TryOnClaims(f"bench-{first}", pipeline.meta.name, pipeline.meta.version)
+        self.pipeline = TryOnPipeline.from_pretrained(weights, precision=precision)
+        self.photos, self.batch = photos, batch
+        image, mask = render_garment(0, 0)
+        self.garments, self.masks = self.pipeline.prepare_garments([image] * batch, [mask] * batch)
+        self.done, self.elapsed = 0, 0.0
+        self._one_batch(0)  # warm-up, as the server's
+
+    @property
+    def throughput_per_s(self) -> float:
+        return self.done / self.elapsed if self.elapsed else 0.0
+
+    def run(self, seconds: float) -> None:
+        """Dress batches for about `seconds` (at least one batch)."""
+        done, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds or done == 0:
+            self._one_batch(self.done + done)
+            done += self.batch
+        self.done += done
+        self.elapsed += time.perf_counter() - start
+
+    def _one_batch(self, first: int) -> None:
+        from tryon.imaging import decode_image
+        from tryon.provenance import TryOnClaims
+        from tryon.server.output import OutputSpec, encode_result
+
+        chosen = [self.photos[(first + i) % len(self.photos)] for i in range(self.batch)]
+        analyses = [self.pipeline.analyse_person(decode_image(photo)) for photo in chosen]
+        meta = self.pipeline.meta
+        for result in self.pipeline.try_on(analyses, self.garments, self.masks):
+            claims = TryOnClaims(f"bench-{first}", meta.name, meta.version)
             encode_result(result.image, OutputSpec(), "benchmark", claims, None)
-
-    one_batch(0)  # warm-up, as the server's
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds or done == 0:
-        one_batch(done)
-        done += batch
-    return done / (time.perf_counter() - start)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -181,18 +225,28 @@ def run_benchmark(
 
     photos = shopper_photos()
     skus = [sample_sku(index) for index in range(GARMENTS)]
+    # With `compare`, gRPC and the in-process pipeline alternate in short rounds, so that
+    # the machine's drift (a noisy neighbour, a throttled core) weighs on both alike.
+    in_process = InProcessLoad(weights, photos, max_batch, precision) if compare else None
+    rounds = COMPARE_ROUNDS if compare else 1
+
+    def load(grpc_target: str) -> LoadRun:
+        total = None
+        for _ in range(rounds):
+            run = run_load(grpc_target, photos, skus, clients, seconds / rounds, seen_photos)
+            total = run if total is None else total.add(run)
+            if in_process is not None:
+                in_process.run(seconds / rounds)
+        return total
+
     if target is not None:
-        latencies, errors = run_load(target, photos, skus, clients, seconds, seen_photos)
-        report = _report(clients, seconds, latencies, errors)
+        report = _report(clients, load(target))
     else:
         with tempfile.TemporaryDirectory() as tmp:
             url = build_sample_catalog(Path(tmp) / "catalog.db", GARMENTS)
             with LocalServer(url, weights, max_batch, precision) as server:
                 echo(f"server SERVING {server.seconds_to_serving:.1f} s after launch")
-                latencies, errors = run_load(
-                    server.target, photos, skus, clients, seconds, seen_photos
-                )
-                report = _report(clients, seconds, latencies, errors)
+                report = _report(clients, load(server.target))
                 memory = server.memory_mib()
                 report.server_rss_mib = memory["VmRSS"]
                 report.server_peak_rss_mib = memory["VmHWM"]
@@ -204,24 +258,22 @@ def run_benchmark(
             "seen_photos": seen_photos,
             "precision": precision,
         }
-    if compare:
-        report.pipeline_throughput_per_s = pipeline_throughput(
-            weights, photos, max_batch, seconds, precision
-        )
+    if in_process is not None:
+        report.pipeline_throughput_per_s = in_process.throughput_per_s
     _print(report, echo)
     return report
 
 
-def _report(clients: int, seconds: float, latencies: list[float], errors: Counter) -> LoadReport:
+def _report(clients: int, run: LoadRun) -> LoadReport:
     return LoadReport(
         clients=clients,
-        seconds=seconds,
-        calls=len(latencies),
-        errors=dict(errors),
-        throughput_per_s=len(latencies) / seconds,
-        p50_ms=percentile(latencies, 50),
-        p95_ms=percentile(latencies, 95),
-        p99_ms=percentile(latencies, 99),
+        seconds=run.seconds,
+        calls=len(run.latencies),
+        errors=dict(run.errors),
+        throughput_per_s=run.throughput_per_s,
+        p50_ms=percentile(run.latencies, 50),
+        p95_ms=percentile(run.latencies, 95),
+        p99_ms=percentile(run.latencies, 99),
     )
 
 
@@ -360,13 +412,13 @@ def run_overload(
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from tryon_client.stubs.tryon.v2 import tryon_pb2
 
-    idle, idle_errors = run_load(target, photos, skus, 1, seconds / 2)
+    idle_run = run_load(target, photos, skus, 1, seconds / 2)
+    idle, idle_errors = idle_run.latencies, idle_run.errors
     if idle_errors or not idle:
         raise RuntimeError(f"the idle run failed: {dict(idle_errors)}")
     capacity = capacity_per_s
     if capacity is None:
-        saturated, _ = run_load(target, photos, skus, saturating_clients, seconds / 2)
-        capacity = len(saturated) / (seconds / 2)
+        capacity = run_load(target, photos, skus, saturating_clients, seconds / 2).throughput_per_s
     rate = factor * capacity
     accepted: list[float] = []
     refused: list[float] = []

@@ -481,11 +481,9 @@ def run_report(
             latencies: list[float] = []
             errors: Counter = Counter()
             for _ in range(ROUNDS):
-                round_latencies, round_errors = run_load(
-                    server.target, photos, skus, 1, seconds / ROUNDS
-                )
-                latencies += round_latencies
-                errors.update(round_errors)
+                run = run_load(server.target, photos, skus, 1, seconds / ROUNDS)
+                latencies += run.latencies
+                errors.update(run.errors)
                 reference.run(REFERENCE_REPEATS // ROUNDS)
             new = _latency(latencies, errors)
             if new.calls == 0:
@@ -496,7 +494,8 @@ def run_report(
                 )
             reference_ms, reference_parameters = reference.medians(), reference.parameters()
             echo("gRPC, photos the server has analysed")
-            seen = _latency(*run_load(server.target, photos, skus, 1, seconds, seen_photos=True))
+            seen_run = run_load(server.target, photos, skus, 1, seconds, seen_photos=True)
+            seen = _latency(seen_run.latencies, seen_run.errors)
             memory = server.memory_mib()
     echo("stages in process")
     stages, watermark_ms, c2pa_ms = time_stages(weights, precision, photos, stage_repeats)
