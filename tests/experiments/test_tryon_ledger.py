@@ -103,3 +103,18 @@ def test_a_count_the_database_refuses_for_another_reason_is_logged_not_kept(
     with caplog.at_level(logging.ERROR, logger="tryon.server.experiments"):
         assert asyncio.run(scenario()) == 0
     assert [record.getMessage() for record in caplog.records] == ["try-on not counted"]
+
+
+def test_a_count_recorded_after_close_is_logged_as_lost_not_queued(sessions, caplog) -> None:
+    async def scenario() -> int:
+        ledger = TryOnLedger(sessions, retry_s=0.01)
+        await ledger.close()
+        await ledger.record("t-late", "TOP-1", "u1")
+        return len(ledger.pending)
+
+    with caplog.at_level(logging.ERROR, logger="tryon.server.experiments"):
+        assert asyncio.run(scenario()) == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        "try-on not counted: the server is stopping"
+    ]
+    assert counted(sessions) == []

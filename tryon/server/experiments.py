@@ -188,8 +188,8 @@ class TryOnLedger:
     every `retry_s` seconds until the database answers. While counts wait, new ones join
     them without a write of their own (the call does not wait on a database known to be
     down). At most `max_pending` wait; beyond that the oldest are dropped. Dropped counts,
-    counts still waiting when the server stops, and counts the database refuses for another
-    reason (a schema error) are logged as lost.
+    counts still waiting when the server stops, counts recorded after `close`, and counts
+    the database refuses for another reason (a schema error) are logged as lost.
     """
 
     def __init__(
@@ -206,7 +206,10 @@ class TryOnLedger:
     async def record(self, tryon_id: str, sku: str, unit_id: str) -> None:
         """Store one served try-on (idempotent on `tryon_id`), or queue it for the retry."""
         count = (tryon_id, sku, unit_id)
-        if self._retrying is not None or self._closed:
+        if self._closed:  # no write nor retry would come: say so instead of queueing it
+            log.error("try-on not counted: the server is stopping", extra={"fields": {"sku": sku}})
+            return
+        if self._retrying is not None:
             self._wait(count)
             return
         try:
