@@ -28,6 +28,7 @@ from tryon.representation import (
     GMM_PERSON_CHANNELS,
     TOM_PERSON_CHANNELS,
     build_representation,
+    dilate,
     keypoint_heatmaps,
     push_pull_fill,
     scale_keypoints,
@@ -332,3 +333,18 @@ def test_visible_background_is_the_region_s_background_less_the_neck():
     neck_row, neck_column = at((0.25, 0.50), size)  # under the face: the neck, not background
     assert rep.tryon_region[0, 0, neck_row, neck_column] == 1
     assert not visible[neck_row, neck_column]
+
+
+def test_dilate_grows_a_mask_by_a_square_as_a_max_filter_does():
+    """Every pixel within `radius` (a square, not a disc) of a set pixel is set, none
+    further, at the image's edges too."""
+    generator = torch.Generator().manual_seed(3)
+    mask = (torch.rand(2, 1, 40, 30, generator=generator) > 0.97).float()
+    mask[0, 0, 0, 0] = 1.0  # a corner pixel
+    for radius in (1, 2, 5):
+        expected = torch.nn.functional.max_pool2d(mask, 2 * radius + 1, stride=1, padding=radius)
+        assert torch.equal(dilate(mask, radius), expected)
+    single = torch.zeros(1, 1, 9, 9)
+    single[0, 0, 4, 4] = 1.0
+    grown = dilate(single, 2)
+    assert grown.sum() == 25 and grown[0, 0, 2:7, 2:7].all()

