@@ -39,7 +39,8 @@ COMPARE_ROUNDS = 3  # gRPC and in-process rounds, alternated
 
 @dataclass
 class LoadReport:
-    """What a load run measured; latencies in milliseconds, memory in MiB."""
+    """What a load run measured; latencies in milliseconds, memory in MiB. `calls` is every
+    successful call timed; `throughput_per_s` the steady state's (`LoadRun`)."""
 
     clients: int
     seconds: float
@@ -74,26 +75,33 @@ def shopper_photos(count: int = PHOTOS) -> list[bytes]:
 @dataclass
 class LoadRun:
     """One closed-loop run: the successful calls' latencies (ms), failures by status code,
-    and how many calls succeeded before its deadline. Throughput counts only those: the
-    calls still in flight at the deadline finish (and are timed) but are not counted, as
-    the run's end, with clients dropping out, is not the steady state."""
+    and the steady state's throughput.
+
+    Throughput is measured between the first and the last call that ended before the
+    deadline: `intervals` calls ended in `span_s` seconds after the first. The start-up
+    (the first batch filling) and the end (calls still in flight at the deadline finish
+    and are timed, but clients drop out) are not the steady state and count for neither.
+    Calls that end together (a batch) make it count up to one call per round too many.
+    """
 
     latencies: list[float]
     errors: Counter
-    in_time: int
     seconds: float
+    intervals: int = 0
+    span_s: float = 0.0
 
     @property
     def throughput_per_s(self) -> float:
-        return self.in_time / self.seconds
+        return self.intervals / self.span_s if self.span_s > 0 else 0.0
 
     def add(self, other: LoadRun) -> LoadRun:
         """This run and `other` as one (rounds of a longer run)."""
         return LoadRun(
             self.latencies + other.latencies,
             self.errors + other.errors,
-            self.in_time + other.in_time,
             self.seconds + other.seconds,
+            self.intervals + other.intervals,
+            self.span_s + other.span_s,
         )
 
 
@@ -112,7 +120,7 @@ def run_load(
 
     latencies: list[float] = []
     errors: Counter = Counter()
-    in_time = 0
+    ends: list[float] = []
     lock = threading.Lock()
 
     if seen_photos:
@@ -123,7 +131,6 @@ def run_load(
     stop_at = time.perf_counter() + seconds
 
     def client_loop(number: int) -> None:
-        nonlocal in_time
         with TryOnClient(target, timeout_s=30) as client:
             call = 0
             while time.perf_counter() < stop_at:
@@ -141,7 +148,7 @@ def run_load(
                     end = time.perf_counter()
                     with lock:
                         latencies.append((end - start) * 1e3)
-                        in_time += end <= stop_at
+                        ends.append(end)
                 call += 1
 
     threads = [threading.Thread(target=client_loop, args=(n,)) for n in range(clients)]
@@ -149,7 +156,10 @@ def run_load(
         thread.start()
     for thread in threads:
         thread.join()
-    return LoadRun(latencies, errors, in_time, seconds)
+    in_time = sorted(end for end in ends if end <= stop_at)
+    if len(in_time) < 2:
+        return LoadRun(latencies, errors, seconds)
+    return LoadRun(latencies, errors, seconds, len(in_time) - 1, in_time[-1] - in_time[0])
 
 
 class InProcessLoad:
@@ -252,12 +262,14 @@ def run_benchmark(
                 report.server_peak_rss_mib = memory["VmHWM"]
                 report.server_private_mib = memory["RssAnon"]
                 report.seconds_to_serving = server.seconds_to_serving
-        report.settings = {
-            "max_batch": max_batch,
-            "weights": weights or "bundled",
-            "seen_photos": seen_photos,
-            "precision": precision,
-        }
+    # For --target, the settings of the in-process side (the remote server's own are
+    # its operator's): compare only with a server on this machine, set alike.
+    report.settings = {
+        "max_batch": max_batch,
+        "weights": weights or "bundled",
+        "seen_photos": seen_photos,
+        "precision": precision,
+    }
     if in_process is not None:
         report.pipeline_throughput_per_s = in_process.throughput_per_s
     _print(report, echo)

@@ -118,3 +118,38 @@ def test_a_count_recorded_after_close_is_logged_as_lost_not_queued(sessions, cap
         "try-on not counted: the server is stopping"
     ]
     assert counted(sessions) == []
+
+
+def test_a_write_that_fails_after_close_is_logged_as_lost_without_a_new_retry(
+    sessions, caplog
+) -> None:
+    """The database goes down while a count is being written and the server stops before
+    the write fails: the count is reported lost, and no retry task outlives the ledger."""
+    import threading
+
+    class StallingDatabase(SwitchableDatabase):
+        def __init__(self, sessions: sessionmaker[Session]) -> None:
+            super().__init__(sessions)
+            self.entered, self.release = threading.Event(), threading.Event()
+
+        def begin(self):  # noqa: ANN201
+            self.entered.set()
+            self.release.wait(10)
+            raise OperationalError("connect", {}, ConnectionRefusedError("database down"))
+
+    database = StallingDatabase(sessions)
+
+    async def scenario() -> tuple[int, bool]:
+        ledger = TryOnLedger(database, retry_s=0.01)
+        writing = asyncio.create_task(ledger.record("t-1", "TOP-1", "u1"))
+        await asyncio.to_thread(database.entered.wait, 10)
+        await ledger.close()
+        database.release.set()
+        await writing
+        return len(ledger.pending), ledger._retrying is None
+
+    with caplog.at_level(logging.ERROR, logger="tryon.server.experiments"):
+        assert asyncio.run(scenario()) == (0, True)
+    assert [r.getMessage() for r in caplog.records] == [
+        "try-on not counted: the server is stopping"
+    ]

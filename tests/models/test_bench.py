@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import numpy as np
 import pytest
@@ -140,3 +141,40 @@ def test_server_refusal_times_read_the_share_within_10_ms_and_the_p99_bound() ->
     counts["0.02"] = 198  # 99% within 20 ms
     assert server_refusal_times(exposition(counts)) == (0.95, 20.0)
     assert server_refusal_times(exposition({"0.01": 0, "+Inf": 0})) is None
+
+
+def test_load_throughput_is_the_steady_state_between_first_and_last_call_in_time(
+    monkeypatch,
+) -> None:
+    """Two closed-loop clients of a service that takes 50 ms a call: 40 calls/s, counted
+    between the first and the last call that ended before the deadline; the calls in
+    flight at the deadline are timed but not counted, and rounds add up."""
+    import tryon.client
+    from tryon.bench_grpc import run_load
+
+    class SlowClient:
+        def __init__(self, target: str, timeout_s: float) -> None:
+            pass
+
+        def __enter__(self) -> SlowClient:
+            return self
+
+        def __exit__(self, *exc_info: object) -> None:
+            pass
+
+        def try_on(self, photo: bytes, sku: str) -> None:
+            time.sleep(0.05)
+
+    monkeypatch.setattr(tryon.client, "TryOnClient", SlowClient)
+    first = run_load("nowhere", [b"photo"], ["SKU"], 2, 0.6)
+    second = run_load("nowhere", [b"photo"], ["SKU"], 2, 0.6)
+    for run in (first, second):
+        # 2 / 0.05 s = 40, less the sleeps' overshoot; the two clients end in step, so
+        # the first one's partner counts: at most one call of the ~22 over.
+        assert 30 < run.throughput_per_s < 44
+        assert len(run.latencies) >= run.intervals + 2  # the first and the late ones
+    both = first.add(second)
+    assert both.intervals == first.intervals + second.intervals
+    assert both.throughput_per_s == pytest.approx(
+        (first.intervals + second.intervals) / (first.span_s + second.span_s)
+    )

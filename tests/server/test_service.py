@@ -233,7 +233,6 @@ def test_bench_load_sends_new_or_seen_photos_as_asked(server, seen_photos):
         metric(server, "tryon_cache_lookups_total", {**labels, "result": "miss"}) - misses_before
     )
     assert latencies and not errors
-    assert 0 < run.in_time <= len(latencies) and run.throughput_per_s == run.in_time / 1.0
     if seen_photos:  # each photo analysed once before the clock starts, then always cached
         assert (misses, hits) == (len(photos), len(latencies))
     else:  # every timed call brings a photo the server has never seen

@@ -215,6 +215,11 @@ class TryOnLedger:
         try:
             await self._write([count])
         except (OperationalError, InterfaceError):
+            if self._closed:  # the write outlived close(): no retry would follow
+                log.error(
+                    "try-on not counted: the server is stopping", extra={"fields": {"sku": sku}}
+                )
+                return
             self._wait(count)
             log.warning(
                 "try-on counts wait for the database",
