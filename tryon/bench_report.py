@@ -1,7 +1,8 @@
 """`tryon bench --report`: where a new photo's time goes, next to CP-VTON's networks.
 
 One run measures, on this machine within a few minutes:
-  - the time to SERVING of a started `tryon serve`, next to `python -c "import torch"`;
+  - the time to SERVING of a started `tryon serve`, next to `python -c "import torch"`
+    (medians of three of each, alternated);
   - gRPC latency (one client) for new photos in three short rounds, each followed by
     CP-VTON's reference networks' forward time, so that the ratio (our new-photo p50 /
     the reference forward) comes from figures taken in the same minute; then gRPC
@@ -54,6 +55,7 @@ from tryon.bench_grpc import (
 
 ROUNDS = 3  # gRPC runs on new photos alternated with the reference networks' timings
 REFERENCE_REPEATS = 21
+STARTS = 3  # server starts to SERVING, alternated with `import torch`
 STAGES = (
     "decode",
     "frame",
@@ -434,14 +436,24 @@ def real_shopper_photos(folder: Path, count: int = PHOTOS) -> list[bytes]:
     return photos
 
 
-def import_torch_seconds(repeats: int = 3) -> float:
-    """Median seconds of `python -c "import torch"` in a fresh interpreter."""
-    times = []
+def import_torch_seconds() -> float:
+    """Seconds of `python -c "import torch"` in a fresh interpreter."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch"], check=True)
+    return time.perf_counter() - start
+
+
+def startup_seconds(
+    url: str, weights: str | None, max_batch: int, precision: str, repeats: int
+) -> tuple[list[float], list[float]]:
+    """`repeats` pairs of (`import torch`, a started server's time to SERVING), alternated,
+    so that the machine's drift weighs on both alike: the two lists of seconds."""
+    imports, starts = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import torch"], check=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        imports.append(import_torch_seconds())
+        with LocalServer(url, weights, max_batch, precision) as server:
+            starts.append(server.seconds_to_serving)
+    return imports, starts
 
 
 def run_report(
@@ -465,10 +477,10 @@ def run_report(
         shopper_photos() if real_photo_folder is None else real_shopper_photos(real_photo_folder)
     )
     skus = [sample_sku(index) for index in range(GARMENTS)]
-    echo("timing `python -c 'import torch'`...")
-    import_s = import_torch_seconds()
     with tempfile.TemporaryDirectory() as tmp:
         url = build_sample_catalog(Path(tmp) / "catalog.db", GARMENTS)
+        echo(f"timing `python -c 'import torch'` and the server's start, {STARTS} of each...")
+        imports, starts = startup_seconds(url, weights, settings.max_batch, precision, STARTS)
         with LocalServer(url, weights, settings.max_batch, precision) as server:
             echo(
                 f"server SERVING {server.seconds_to_serving:.1f} s after launch; gRPC with new "
@@ -534,8 +546,8 @@ def run_report(
         reference_parameters=reference_parameters,
         server_rss_mib=memory["VmRSS"],
         server_peak_rss_mib=memory["VmHWM"],
-        seconds_to_serving=server.seconds_to_serving,
-        seconds_to_import_torch=import_s,
+        seconds_to_serving=statistics.median(starts),
+        seconds_to_import_torch=statistics.median(imports),
         refusals=refusals,
     )
     for line in markdown(report).splitlines():
