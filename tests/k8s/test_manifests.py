@@ -5,16 +5,15 @@ HPA on a metric it really exports."""
 from __future__ import annotations
 
 import copy
-import os
 import re
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
 import yaml
-from k8s_paths import K8S, OVERLAYS
+from k8s_paths import K8S, OVERLAYS, render_prod_with
 
-from tryon.deploy.manifests import Manifest, find, render
+from tryon.deploy.manifests import Manifest, find
 from tryon.server.app import SERVICE_NAME
 from tryon.server.settings import ServerSettings
 from tryon.server.watchdog import LIVENESS_SERVICE
@@ -232,19 +231,7 @@ def test_gpu_overlay_asks_for_a_gpu_on_gpu_nodes(rendered):
 
 
 def test_store_weights_component_mounts_the_folder_the_server_loads(tmp_path):
-    overlay = tmp_path / "store"
-    overlay.mkdir()
-    (overlay / "kustomization.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                "kind": "Kustomization",
-                "resources": [os.path.relpath(K8S / "overlays/prod", overlay)],
-                "components": [os.path.relpath(K8S / "components/store-weights", overlay)],
-            }
-        )
-    )
-    objects = render(overlay, "--load-restrictor", "LoadRestrictionsNone")
+    objects = render_prod_with("store-weights", tmp_path / "store")
     for manifest in objects:
         if manifest["kind"] not in CUSTOM_KINDS:
             kubernetes_validate.validate(manifest, VERSIONS[0], strict=True)

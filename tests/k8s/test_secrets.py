@@ -12,9 +12,9 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from k8s_paths import K8S, OVERLAYS
+from k8s_paths import K8S, OVERLAYS, render_prod_with
 
-from tryon.deploy.manifests import Manifest, find, render
+from tryon.deploy.manifests import Manifest, find
 from tryon.provenance.certificates import create_test_authority
 from tryon.provenance.manifest import load_credentials
 from tryon.server.auth import KeyRing, add_key, read_keys
@@ -240,25 +240,13 @@ def test_the_server_tls_component_serves_tls_from_its_secret_under_plaintext_pro
     """prod plus components/server-tls: the server reads its certificate and key from the
     mounted tryon-server-tls Secret (its template a valid kubernetes.io/tls Secret with
     those keys), and the probes ask the plaintext health port."""
-    component = K8S / "components/server-tls"
-    overlay = tmp_path / "prod-tls"
-    overlay.mkdir()
-    (overlay / "kustomization.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                "kind": "Kustomization",
-                "resources": [os.path.relpath(PROD, overlay)],
-                "components": [os.path.relpath(component, overlay)],
-            }
-        )
-    )
-    objects = render(overlay, "--load-restrictor", "LoadRestrictionsNone")
+    objects = render_prod_with("server-tls", tmp_path / "prod-tls")
     kubernetes_validate.validate(find(objects, "Deployment", "tryon"), "1.30.0", strict=True)
     settings = ServerSettings.load(server_environment(objects))
     volume, mount = secret_mount(objects, "tryon-server-tls")
     assert mount["readOnly"] is True and volume["secret"]["defaultMode"] == 0o440
-    secret = yaml.safe_load((component / "server-tls-secret.template.yaml").read_text())
+    template_file = K8S / "components/server-tls/server-tls-secret.template.yaml"
+    secret = yaml.safe_load(template_file.read_text())
     kubernetes_validate.validate(secret, "1.30.0", strict=True)
     assert secret["type"] == "kubernetes.io/tls"
     for path in (settings.tls_cert, settings.tls_key):
