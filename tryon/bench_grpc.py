@@ -162,6 +162,27 @@ def run_load(
     return LoadRun(latencies, errors, seconds, len(in_time) - 1, in_time[-1] - in_time[0])
 
 
+def alternated_load(
+    target: str,
+    photos: list[bytes],
+    skus: list[str],
+    clients: int,
+    seconds: float,
+    rounds: int,
+    between: Callable[[], None],
+    seen_photos: bool = False,
+) -> LoadRun:
+    """`run_load` in `rounds` rounds of `seconds / rounds`, each followed by `between()`
+    (the other side of a comparison, so that the machine's drift weighs on both alike),
+    as one run."""
+    total = None
+    for _ in range(rounds):
+        run = run_load(target, photos, skus, clients, seconds / rounds, seen_photos)
+        total = run if total is None else total.add(run)
+        between()
+    return total
+
+
 class InProcessLoad:
     """The pipeline in this process, batches of `batch`: each photo decoded and analysed,
     dressed in one `try_on` batch, and each result watermarked and encoded as the server
@@ -241,13 +262,13 @@ def run_benchmark(
     rounds = COMPARE_ROUNDS if compare else 1
 
     def load(grpc_target: str) -> LoadRun:
-        total = None
-        for _ in range(rounds):
-            run = run_load(grpc_target, photos, skus, clients, seconds / rounds, seen_photos)
-            total = run if total is None else total.add(run)
+        def between() -> None:
             if in_process is not None:
                 in_process.run(seconds / rounds)
-        return total
+
+        return alternated_load(
+            grpc_target, photos, skus, clients, seconds, rounds, between, seen_photos
+        )
 
     if target is not None:
         report = _report(clients, load(target))

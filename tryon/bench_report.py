@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +47,7 @@ from tryon.bench_grpc import (
     PHOTO_SIZE,
     PHOTOS,
     LocalServer,
+    alternated_load,
     percentile,
     run_load,
     shopper_photos,
@@ -468,6 +468,7 @@ def run_report(
 ) -> BenchReport:
     """Run every measurement (see the module docstring) and print the report."""
     from tryon.demo import build_sample_catalog, sample_sku
+    from tryon.imaging import decode_image
     from tryon.models import precision_name, resolve_precision
     from tryon.server.settings import ServerSettings
 
@@ -480,8 +481,11 @@ def run_report(
     with tempfile.TemporaryDirectory() as tmp:
         url = build_sample_catalog(Path(tmp) / "catalog.db", GARMENTS)
         echo(f"timing `python -c 'import torch'` and the server's start, {STARTS} of each...")
-        imports, starts = startup_seconds(url, weights, settings.max_batch, precision, STARTS)
+        # The server the rest of the report loads is the last start.
+        imports, starts = startup_seconds(url, weights, settings.max_batch, precision, STARTS - 1)
+        imports.append(import_torch_seconds())
         with LocalServer(url, weights, settings.max_batch, precision) as server:
+            starts.append(server.seconds_to_serving)
             echo(
                 f"server SERVING {server.seconds_to_serving:.1f} s after launch; gRPC with new "
                 "photos and CP-VTON's networks (eager float32), alternated"
@@ -490,19 +494,22 @@ def run_report(
             # Alternated in short rounds, so that the machine's drift (other work, a
             # noisy neighbour) weighs on both sides of the ratio alike.
             reference = ReferenceTimer()
-            latencies: list[float] = []
-            errors: Counter = Counter()
-            for _ in range(ROUNDS):
-                run = run_load(server.target, photos, skus, 1, seconds / ROUNDS)
-                latencies += run.latencies
-                errors.update(run.errors)
-                reference.run(REFERENCE_REPEATS // ROUNDS)
-            new = _latency(latencies, errors)
+            new_run = alternated_load(
+                server.target,
+                photos,
+                skus,
+                1,
+                seconds,
+                ROUNDS,
+                lambda: reference.run(REFERENCE_REPEATS // ROUNDS),
+            )
+            new = _latency(new_run.latencies, new_run.errors)
             if new.calls == 0:
                 raise RuntimeError(
-                    f"every new-photo call failed ({dict(errors)}), so there is no latency to "
-                    "report; FAILED_PRECONDITION means these weights found no person in the "
-                    "photos: give photos of the kind they were trained on (--real-photos)"
+                    f"every new-photo call failed ({dict(new_run.errors)}), so there is no "
+                    "latency to report; FAILED_PRECONDITION means these weights found no "
+                    "person in the photos: give photos of the kind they were trained on "
+                    "(--real-photos)"
                 )
             reference_ms, reference_parameters = reference.medians(), reference.parameters()
             echo("gRPC, photos the server has analysed")
@@ -512,8 +519,6 @@ def run_report(
     echo("stages in process")
     stages, watermark_ms, c2pa_ms = time_stages(weights, precision, photos, stage_repeats)
     echo("refusal rate")
-    from tryon.imaging import decode_image
-
     threshold = settings.min_confidence
     # Photos of the kind the gRPC runs timed: weights trained on real photos find nobody
     # in generated ones, and a rate on those would measure only that.

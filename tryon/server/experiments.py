@@ -207,7 +207,7 @@ class TryOnLedger:
         """Store one served try-on (idempotent on `tryon_id`), or queue it for the retry."""
         count = (tryon_id, sku, unit_id)
         if self._closed:  # no write nor retry would come: say so instead of queueing it
-            log.error("try-on not counted: the server is stopping", extra={"fields": {"sku": sku}})
+            self._lost_at_stop(sku)
             return
         if self._retrying is not None:
             self._wait(count)
@@ -216,9 +216,7 @@ class TryOnLedger:
             await self._write([count])
         except (OperationalError, InterfaceError):
             if self._closed:  # the write outlived close(): no retry would follow
-                log.error(
-                    "try-on not counted: the server is stopping", extra={"fields": {"sku": sku}}
-                )
+                self._lost_at_stop(sku)
                 return
             self._wait(count)
             log.warning(
@@ -248,6 +246,10 @@ class TryOnLedger:
                 "try-on counts lost: the database was down until the server stopped",
                 extra={"fields": {"lost": len(self.pending)}},
             )
+
+    @staticmethod
+    def _lost_at_stop(sku: str) -> None:
+        log.error("try-on not counted: the server is stopping", extra={"fields": {"sku": sku}})
 
     def _wait(self, count: tuple[str, str, str]) -> None:
         if len(self.pending) >= self.max_pending:
