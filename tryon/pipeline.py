@@ -55,6 +55,7 @@ from tryon.models import (
     store_weights_in,
 )
 from tryon.models.bundle import PipelineMeta, load_pipeline_components, save_pipeline
+from tryon.models.openvino_parser import OpenVinoNetwork, resolve_parser_runtime
 from tryon.representation import PersonRepresentation, build_representation
 
 BUNDLED_WEIGHTS = Path(__file__).parent / "weights"
@@ -180,6 +181,9 @@ class TryOnPipeline:
         folded: the networks' batch norms are folded (`from_pretrained`); no saving then.
         keep_arms: keep the shopper's own arms from the photo where the new garment leaves
             them bare (default); False repaints the whole try-on region, arms included.
+        openvino_parser: the parser's network compiled by OpenVINO, run instead of the
+            eager one (`tryon.models.openvino_parser`; `from_pretrained` picks it); the
+            refiner and the outputs' decoding stay in PyTorch.
 
     `parse`, `warp` and `synthesize` call the parser, GMM and TOM in that precision with
     float32 inputs and outputs (`render` calls `synthesize` with what it needs from a person
@@ -197,6 +201,7 @@ class TryOnPipeline:
         precision: str = "auto",
         folded: bool = False,
         keep_arms: bool = True,
+        openvino_parser: OpenVinoNetwork | None = None,
     ) -> None:
         self.device = torch.device(device)
         # channels-last is the layout oneDNN's fast convolutions work in on the CPU.
@@ -210,10 +215,10 @@ class TryOnPipeline:
             for network in (self.parser, self.gmm, self.tom):
                 store_weights_in(network, self.precision)
         device_type = self.device.type
-        self.parse = in_precision(self.parser, self.precision, device_type)
         self.warp = in_precision(self.gmm, self.precision, device_type)
         self.synthesize = in_precision(self.tom, self.precision, device_type)
-        self._network_logits = in_precision(self.parser.network_logits, self.precision, device_type)
+        self.openvino_parser = openvino_parser
+        self._eager_logits = in_precision(self.parser.network_logits, self.precision, device_type)
         self._parser_outputs = in_precision(self.parser.split_outputs, self.precision, device_type)
         self.meta = meta
         self.folded = folded
@@ -226,6 +231,25 @@ class TryOnPipeline:
         """What the networks' convolutions run in, as the options spell it ("bfloat16")."""
         return precision_name(self.precision)
 
+    @property
+    def parser_runtime_name(self) -> str:
+        """What runs the parser's network: "openvino" or "torch"."""
+        return "torch" if self.openvino_parser is None else "openvino"
+
+    @torch.inference_mode()
+    def parse(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The parser on `image` `(B, 3, H, W)` in [-1, 1], as `HumanParser.forward`:
+        parse logits `(B, num_labels, H, W)` and heatmap logits `(B, num_keypoints, H, W)`,
+        float32, from the network this pipeline runs it with."""
+        return self._parser_outputs(self._network_logits(image, "parse"), image)
+
+    def _network_logits(self, image: torch.Tensor, role: str) -> torch.Tensor:
+        """The parser's network on `image` (`HumanParser.network_logits`); `role`
+        ("frame" or "parse") keeps one OpenVINO model compiled per pass."""
+        if self.openvino_parser is None:
+            return self._eager_logits(image)
+        return self.openvino_parser(self.parser.network_input(image), role)
+
     @classmethod
     def from_pretrained(
         cls,
@@ -235,6 +259,7 @@ class TryOnPipeline:
         precision: str = "auto",
         fold: bool = True,
         keep_arms: bool = True,
+        parser_runtime: str | None = None,
     ) -> TryOnPipeline:
         """Load a pipeline folder or bundled weights by name (see `weights_folder`).
 
@@ -243,13 +268,31 @@ class TryOnPipeline:
         float rounding, 5-15% faster per network on a 2-core CPU). To save a loaded
         pipeline again, load it with fold=False and precision="float32".
         keep_arms: see the class.
+        parser_runtime: what runs the parser's network: "auto" (OpenVINO where the
+        networks run in bfloat16 on the CPU and the folder holds a current export, else
+        PyTorch), "openvino" or "torch" (`resolve_parser_runtime`); default
+        `TRYON_PARSER_RUNTIME` or "auto".
         """
-        parts = load_pipeline_components(weights_folder(weights))
+        folder = weights_folder(weights)
+        parts = load_pipeline_components(folder)
         networks = (parts.parser, parts.gmm, parts.tom)
         if fold:
             networks = tuple(fold_batch_norms(network) for network in networks)
+        device = torch.device(device)
+        openvino_parser = resolve_parser_runtime(
+            parser_runtime or os.environ.get("TRYON_PARSER_RUNTIME") or "auto",
+            folder / "parser",
+            resolve_precision(precision, device),
+            device,
+        )
         return cls(
-            *networks, parts.meta, device, precision=precision, folded=fold, keep_arms=keep_arms
+            *networks,
+            parts.meta,
+            device,
+            precision=precision,
+            folded=fold,
+            keep_arms=keep_arms,
+            openvino_parser=openvino_parser,
         )
 
     def save_pretrained(self, directory: str | Path, *, fp16: bool = False) -> Path:
@@ -278,7 +321,7 @@ class TryOnPipeline:
         with timer.stage("frame"):
             frame, frame_size = framing_window(photo.shape[:2], self.size)
             crop = crop_to_model(photo, frame, frame_size).to(self.device)
-            logits = self._network_logits(crop)
+            logits = self._network_logits(crop, "frame")
             # Framing needs only the outline: the argmax at the network's resolution.
             foreground = (logits[0, : self.parser.num_labels].argmax(0) != 0).cpu().numpy()
             # The network's output is `input_scale` times its input's size.
@@ -291,7 +334,7 @@ class TryOnPipeline:
         with timer.stage("parse"):
             if frame_size != self.size or box_iou(box, frame) < 0.9:
                 crop = crop_to_model(photo, box, self.size).to(self.device)
-                logits = self._network_logits(crop)
+                logits = self._network_logits(crop, "parse")
             else:
                 box = frame
             parse_logits, heatmaps = self._parser_outputs(logits, crop)

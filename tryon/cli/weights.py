@@ -1,4 +1,5 @@
-"""`tryon pack`: bundle three trained networks into a pipeline folder with its training record."""
+"""`tryon pack`: bundle three trained networks into a pipeline folder with its training
+record; `tryon export-parser`: its parser's network for OpenVINO."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tryon.cli.common import console, parse_size
+from tryon.cli.common import JsonOption, OutputOption, console, emit_json, parse_size
 
 if TYPE_CHECKING:
     from tryon.models.bundle import NetworkTraining
@@ -59,6 +60,7 @@ def pack(
     from catalog.models import Category
     from tryon.models import GeometricMatcher, HumanParser, TryOnGenerator
     from tryon.models.bundle import DatasetRecord, PipelineMeta, TrainingRecord, save_pipeline
+    from tryon.models.openvino_parser import export_parser_network
 
     known = [category.value for category in Category]
     unknown = sorted(set(categories or ()) - set(known))
@@ -91,8 +93,40 @@ def pack(
         meta,
         fp16=fp16,
     )
+    export_parser_network(HumanParser.from_pretrained(folder / "parser"), folder / "parser")
     total = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     console.print(f"wrote {folder} ({total / 2**20:.1f} MiB): {record.summary()}")
+
+
+def export_parser(
+    weights: Annotated[
+        str,
+        typer.Argument(help="Bundled weights name (synthetic, viton) or a pipeline folder."),
+    ],
+    json_output: JsonOption = False,
+    output: OutputOption = None,
+) -> None:
+    """Export the parser's network for OpenVINO into the weights' parser/openvino/.
+
+    Where the networks run in bfloat16 on the CPU, every command and `tryon serve` then
+    run the parser's network with OpenVINO (TRYON_PARSER_RUNTIME: auto, openvino, torch),
+    which made a new photo 9-12% faster (docs/speed.md). The export records the
+    SHA-256 of parser/model.safetensors and is ignored once that file changes: run this
+    again after replacing the parser (`tryon pack` exports it itself).
+    """
+    from tryon.models import HumanParser
+    from tryon.models.openvino_parser import export_parser_network
+    from tryon.pipeline import weights_folder
+
+    parser_folder = weights_folder(weights) / "parser"
+    folder = export_parser_network(HumanParser.from_pretrained(parser_folder), parser_folder)
+    files = {f.name: f.stat().st_size for f in sorted(folder.iterdir()) if f.is_file()}
+    result = {"folder": str(folder), "files": files}
+    if json_output or output:
+        emit_json(result, print_it=json_output, output=output)
+    if not json_output:
+        size = sum(files.values()) / 2**20
+        console.print(f"wrote {folder} ({size:.1f} MiB)")
 
 
 def run_training(component: Path, hardware: str | None, recipe: Path) -> NetworkTraining:

@@ -121,6 +121,7 @@ def evaluate(
     result: dict[str, float | int | str | dict | None] = {
         "weights": pipeline.meta.name,
         "precision": pipeline.precision_name,
+        "parser_runtime": pipeline.parser_runtime_name,
         "keep_arms": pipeline.keep_arms,
         "parse_miou": M.mean_iou(parse_counts),
         "parse_miou_frequent": M.frequent_mean_iou(parse_counts),

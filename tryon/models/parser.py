@@ -162,7 +162,7 @@ class HumanParser(PretrainedMixin, nn.Module):
         Args:
             image: `(B, 3, H, W)` RGB in [-1, 1].
         """
-        return self.network(self._network_input(image))
+        return self.network(self.network_input(image))
 
     def split_outputs(
         self, logits: torch.Tensor, image: torch.Tensor
@@ -187,7 +187,9 @@ class HumanParser(PretrainedMixin, nn.Module):
             parse_logits = self.refiner(image, parse_logits)
         return parse_logits, heatmap_logits
 
-    def _network_input(self, image: torch.Tensor) -> torch.Tensor:
+    def network_input(self, image: torch.Tensor) -> torch.Tensor:
+        """`image` `(B, 3, H, W)` resized to what the network sees (`input_scale` times
+        its size, each side a multiple of 32); itself when that is its size."""
         height, width = image.shape[-2:]
         network_size = (self._network_side(height), self._network_side(width))
         if network_size == (height, width):

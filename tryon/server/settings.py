@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from tryon.errors import InvalidInputError
+from tryon.models.openvino_parser import PARSER_RUNTIMES
 from tryon.models.precision import PRECISIONS
 
 ENV_PREFIX = "TRYON_"
@@ -29,6 +30,9 @@ class ServerSettings:
         device: torch device for the models.
         precision: what the networks' convolutions run in: auto (bfloat16 on CPUs with
             AVX512-BF16, float32 elsewhere), float32 or bfloat16.
+        parser_runtime: what runs the parser's network: auto (OpenVINO where the networks
+            run in bfloat16 on the CPU and the weights hold an export from `tryon
+            export-parser`, else PyTorch), openvino or torch.
         database_url: the catalog (None: `TRYON_DATABASE_URL` or ./tryon.db).
         workers: torch threads for model work (0: one per CPU core).
         model_niceness: how many nice steps (0-19) below the rest of the server the model
@@ -91,6 +95,7 @@ class ServerSettings:
     weights: str | None = None
     device: str = "cpu"
     precision: str = "auto"
+    parser_runtime: str = "auto"
     database_url: str | None = None
     workers: int = 0
     model_niceness: int = 5
@@ -156,6 +161,10 @@ class ServerSettings:
         if self.precision not in PRECISIONS:
             raise InvalidInputError(
                 f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}"
+            )
+        if self.parser_runtime not in PARSER_RUNTIMES:
+            raise InvalidInputError(
+                f"parser_runtime {self.parser_runtime!r} is not one of {', '.join(PARSER_RUNTIMES)}"
             )
         if not 0 <= self.model_niceness <= 19:
             raise InvalidInputError(

@@ -1,0 +1,139 @@
+"""The parser's network exported for OpenVINO: the eager network's outputs, run only while
+the export matches its weights, and chosen where `auto` says it pays."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tiny_models import TINY_FACTORIES
+
+from tryon.cli import main
+from tryon.data.synth import generate_sample
+from tryon.errors import WeightsError
+from tryon.models import HumanParser
+from tryon.models.openvino_parser import (
+    OpenVinoNetwork,
+    export_parser_network,
+    export_status,
+    resolve_parser_runtime,
+)
+from tryon.pipeline import BUNDLED_WEIGHTS, TryOnPipeline
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> tuple[HumanParser, Path]:
+    """A tiny seeded parser saved in a folder, exported with float32 weights."""
+    torch.manual_seed(0)
+    parser = TINY_FACTORIES["parser"]().eval()
+    folder = tmp_path_factory.mktemp("weights") / "parser"
+    parser.save_pretrained(folder)
+    export_parser_network(parser, folder, half_weights=False)
+    return parser, folder
+
+
+@torch.inference_mode()
+def test_the_export_gives_the_eager_networks_logits_to_1e_3_at_each_input_size(exported):
+    parser, folder = exported
+    network = OpenVinoNetwork(folder, torch.float32, threads=1)
+    for role, size in (("parse", (256, 192)), ("frame", (192, 192)), ("parse", (256, 192))):
+        image = torch.rand(1, 3, *size) * 2 - 1
+        expected = parser.network_logits(image)
+        logits = network(parser.network_input(image), role)
+        assert logits.shape == expected.shape
+        assert logits.is_contiguous(memory_format=torch.channels_last)
+        assert (logits - expected).abs().max().item() < 1e-3
+
+
+def test_auto_runs_the_export_only_with_bfloat16_networks_on_the_cpu(exported):
+    folder = exported[1]
+    assert isinstance(resolve_parser_runtime("auto", folder, torch.bfloat16, CPU), OpenVinoNetwork)
+    assert resolve_parser_runtime("auto", folder, torch.float32, CPU) is None
+    assert resolve_parser_runtime("auto", folder, torch.bfloat16, torch.device("cuda")) is None
+    assert resolve_parser_runtime("torch", folder, torch.bfloat16, CPU) is None
+    assert isinstance(
+        resolve_parser_runtime("openvino", folder, torch.float32, CPU), OpenVinoNetwork
+    )
+    with pytest.raises(WeightsError, match="CPU only"):
+        resolve_parser_runtime("openvino", folder, torch.float32, torch.device("cuda"))
+    with pytest.raises(WeightsError, match="auto, torch, openvino"):
+        resolve_parser_runtime("onnx", folder, torch.float32, CPU)
+
+
+def test_an_export_of_other_weights_is_never_run(exported, tmp_path, caplog):
+    parser, folder = exported
+    retrained = tmp_path / "weights" / "parser"
+    shutil.copytree(folder, retrained)
+    changed = TINY_FACTORIES["parser"]()
+    changed.load_state_dict(parser.state_dict())
+    with torch.no_grad():
+        next(changed.parameters()).add_(0.1)
+    changed.save_pretrained(retrained)  # the export beside it is now stale
+
+    assert "other weights" in export_status(retrained)
+    with caplog.at_level(logging.WARNING):
+        assert resolve_parser_runtime("auto", retrained, torch.bfloat16, CPU) is None
+    assert "tryon export-parser" in caplog.text
+    with pytest.raises(WeightsError, match="tryon export-parser"):
+        resolve_parser_runtime("openvino", retrained, torch.float32, CPU)
+
+
+def test_a_parser_without_an_export_runs_in_pytorch_unless_openvino_is_asked_for(
+    exported, tmp_path, caplog
+):
+    plain = tmp_path / "weights" / "parser"
+    exported[0].save_pretrained(plain)
+    with caplog.at_level(logging.WARNING):
+        assert resolve_parser_runtime("auto", plain, torch.bfloat16, CPU) is None
+    assert not caplog.text  # nothing exported, nothing to warn about
+    with pytest.raises(WeightsError, match="holds no OpenVINO export.*tryon export-parser"):
+        resolve_parser_runtime("openvino", plain, torch.bfloat16, CPU)
+
+
+@pytest.mark.parametrize("name", ["synthetic", "viton"])
+def test_the_bundled_weights_hold_a_current_export(name):
+    assert export_status(BUNDLED_WEIGHTS / name / "parser") is None
+
+
+def test_the_bundled_export_analyses_a_shopper_as_the_eager_parser_does():
+    photo = generate_sample(202, 3, (480, 640)).person
+    eager, exported = (
+        TryOnPipeline.from_pretrained("synthetic", precision="float32", parser_runtime=runtime)
+        for runtime in ("torch", "openvino")
+    )
+    assert (eager.parser_runtime_name, exported.parser_runtime_name) == ("torch", "openvino")
+    first, second = eager.analyse_person(photo), exported.analyse_person(photo)
+    assert first.box == second.box
+    assert (first.parse == second.parse).float().mean().item() > 0.999
+    assert abs(first.confidence - second.confidence) < 0.01
+    assert (first.keypoints - second.keypoints).abs().max().item() < 1.0  # pixels
+
+
+def test_export_parser_writes_an_export_the_pipeline_runs(tmp_path, capsys):
+    weights = tmp_path / "synthetic"
+    shutil.copytree(
+        BUNDLED_WEIGHTS / "synthetic", weights, ignore=shutil.ignore_patterns("openvino")
+    )
+    with pytest.raises(SystemExit) as finished:
+        main(["export-parser", str(weights), "--json", "--output", str(tmp_path / "export.json")])
+    assert finished.value.code == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((tmp_path / "export.json").read_text())
+    assert set(printed["files"]) == {"network.xml", "network.bin", "source.json"}
+    assert export_status(weights / "parser") is None
+    pipeline = TryOnPipeline.from_pretrained(weights, parser_runtime="openvino")
+    assert np.isfinite(pipeline.parse(torch.zeros(1, 3, 256, 192))[0].numpy()).all()
+
+
+def test_export_parser_names_the_fix_for_a_folder_without_weights(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["export-parser", str(tmp_path / "nowhere")])
+    assert stopped.value.code == 1
+    assert "no pipeline weights" in capsys.readouterr().err
