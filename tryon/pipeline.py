@@ -241,14 +241,13 @@ class TryOnPipeline:
         """The parser on `image` `(B, 3, H, W)` in [-1, 1], as `HumanParser.forward`:
         parse logits `(B, num_labels, H, W)` and heatmap logits `(B, num_keypoints, H, W)`,
         float32, from the network this pipeline runs it with."""
-        return self._parser_outputs(self._network_logits(image, "parse"), image)
+        return self._parser_outputs(self._network_logits(image), image)
 
-    def _network_logits(self, image: torch.Tensor, role: str) -> torch.Tensor:
-        """The parser's network on `image` (`HumanParser.network_logits`); `role`
-        ("frame" or "parse") keeps one OpenVINO model compiled per pass."""
+    def _network_logits(self, image: torch.Tensor) -> torch.Tensor:
+        """The parser's network on `image` (`HumanParser.network_logits`)."""
         if self.openvino_parser is None:
             return self._eager_logits(image)
-        return self.openvino_parser(self.parser.network_input(image), role)
+        return self.openvino_parser(self.parser.network_input(image))
 
     @classmethod
     def from_pretrained(
@@ -321,7 +320,7 @@ class TryOnPipeline:
         with timer.stage("frame"):
             frame, frame_size = framing_window(photo.shape[:2], self.size)
             crop = crop_to_model(photo, frame, frame_size).to(self.device)
-            logits = self._network_logits(crop, "frame")
+            logits = self._network_logits(crop)
             # Framing needs only the outline: the argmax at the network's resolution.
             foreground = (logits[0, : self.parser.num_labels].argmax(0) != 0).cpu().numpy()
             # The network's output is `input_scale` times its input's size.
@@ -334,7 +333,7 @@ class TryOnPipeline:
         with timer.stage("parse"):
             if frame_size != self.size or box_iou(box, frame) < 0.9:
                 crop = crop_to_model(photo, box, self.size).to(self.device)
-                logits = self._network_logits(crop, "parse")
+                logits = self._network_logits(crop)
             else:
                 box = frame
             parse_logits, heatmaps = self._parser_outputs(logits, crop)

@@ -255,8 +255,8 @@ class TryOnEngine:
     def _warm_up(self) -> None:
         """One full-size batch on a generated shopper, so the first caller does not pay
         for first-run allocations; and a landscape photo analysed, whose framing pass and
-        close look run at two input sizes (with OpenVINO, each pass's model is compiled
-        on its first call)."""
+        close look run at two input sizes (with OpenVINO, a model is compiled for each
+        input size on its first call)."""
         size = self.pipeline.size
         self.pipeline.analyse_person(generate_sample(0, 0, WARM_UP_LANDSCAPE).person)
         analysis = self.pipeline.analyse_person(generate_sample(0, 0, size).person)
