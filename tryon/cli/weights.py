@@ -110,7 +110,7 @@ def export_parser(
 
     Where the networks run in bfloat16 on the CPU, every command and `tryon serve` then
     run the parser's network with OpenVINO (TRYON_PARSER_RUNTIME: auto, openvino, torch),
-    which made a new photo 9-12% faster (docs/speed.md). The export records the
+    which made a new photo's try-on 5-12% faster (docs/speed.md). The export records the
     SHA-256 of parser/model.safetensors and is ignored once that file changes: run this
     again after replacing the parser (`tryon pack` exports it itself).
     """

@@ -2,10 +2,10 @@
 instead of eager PyTorch where it is faster.
 
 Why. On a 2-core CPU with AVX512-BF16 the parser's network (an smp U-Net on a timm
-RegNet) takes 10.5-10.8 ms in OpenVINO against 17.8-18.0 ms in eager PyTorch, both in
-bfloat16; a new photo runs it twice (framing, then the crop), and a whole try-on took
-9-12% less (docs/speed.md). Where the CPU lacks bfloat16, OpenVINO in float32 was slower
-than eager, so `auto` uses it only with bfloat16.
+RegNet) takes 9.2-10.8 ms in OpenVINO against 17.8-18.0 ms in eager PyTorch, both in
+bfloat16; a new photo runs it twice (framing, then the crop), and its try-on took 5-12%
+less in process (docs/speed.md). Where the CPU lacks bfloat16, OpenVINO in float32 was
+slower than eager, so `auto` uses it only with bfloat16.
 
 What makes it pay inside the pipeline, found by measurement:
 - the output is laid out NHWC by OpenVINO itself and handed to torch as a channels-last
@@ -45,8 +45,8 @@ NETWORK_FILE = "network.xml"
 SOURCE_FILE = "source.json"
 WEIGHTS_FILE = "model.safetensors"
 PARSER_RUNTIMES = ("auto", "torch", "openvino")
-# Input shapes kept compiled: the model size and the framing sizes of a few photo aspects.
-MAX_COMPILED_SHAPES = 4
+# Input shapes kept compiled (about 25 MB each): the model size and one framing size.
+MAX_COMPILED_SHAPES = 2
 EXPORT_COMMAND = "tryon export-parser"
 
 log = logging.getLogger(__name__)
