@@ -3,6 +3,8 @@ person are refused with FAILED_PRECONDITION."""
 
 from __future__ import annotations
 
+import gc
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -15,7 +17,8 @@ from tryon.client import ServiceError, TryOnClient
 from tryon.data.synth import generate_sample
 from tryon.data.synth.scene import render_background
 from tryon.imaging import decode_image
-from tryon.pipeline import BUNDLED_WEIGHTS, TryOnPipeline
+from tryon.pipeline import BUNDLED_WEIGHTS, PersonAnalysis, TryOnPipeline
+from tryon.representation import PersonRepresentation
 from tryon.server.app import ServerThread
 from tryon.server.settings import ServerSettings
 
@@ -79,3 +82,23 @@ def test_photos_without_a_person_are_refused(client, pixels):
         client.try_on(jpeg(pixels), SKUS[0])
     assert refused.value.code == grpc.StatusCode.FAILED_PRECONDITION
     assert "person" in refused.value.message
+
+
+def test_a_refused_photo_is_freed_when_its_call_ends(client):
+    """Not kept in a reference cycle until the next full garbage collection: under a
+    stream of refused photos that held 1.2-1.3 GiB resident, against 0.9."""
+    rng = np.random.default_rng(7)
+    room = jpeg((render_background(rng, LANDSCAPE) * 255).astype(np.uint8))
+    gc.collect()
+    for _ in range(3):
+        with pytest.raises(ServiceError):
+            client.try_on(room, SKUS[0])
+    time.sleep(0.5)  # the server finishes each call after the client has its status
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        held = [o for o in gc.garbage if isinstance(o, (PersonAnalysis, PersonRepresentation))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert not held

@@ -176,6 +176,11 @@ class _CallState:
         self.code = rpc.code
         if rpc.code == grpc.StatusCode.INTERNAL:
             log.error("unexpected error", exc_info=error, extra={"fields": {"method": self.method}})
+        # The abort's exception chains this one, and gRPC holds that in a reference cycle
+        # until the next full garbage collection; through its traceback it held the call's
+        # frames, the decoded photo and its analysis (~7 MB a refused photo: 1.2-1.3 GiB
+        # resident under a stream of them, against 0.9).
+        error.__traceback__ = None
         await self.context.abort(
             rpc.code, rpc.message, ((REQUEST_ID_HEADER, self.request_id), *rpc.trailing_metadata)
         )
