@@ -326,10 +326,11 @@ class ReferenceTimer:
 # Our pipeline, stage by stage ------------------------------------------------------------
 def time_stages(
     weights: str | None, precision: str, photos: list[bytes], repeats: int
-) -> tuple[dict[str, float], float, float]:
+) -> tuple[dict[str, float], float, float, str]:
     """Median milliseconds per stage of a new photo at batch 1, in process, as the server
-    runs them (the garment prepared once, as the server's cache holds it); and the
-    watermark's and the C2PA signature's share of "mark"."""
+    runs them (the garment prepared once, as the server's cache holds it); the
+    watermark's and the C2PA signature's share of "mark"; and what ran the parser's
+    network ("openvino" or "torch", as `TRYON_PARSER_RUNTIME` chose for the server too)."""
     from tryon.data.synth import render_garment
     from tryon.imaging import decode_image
     from tryon.pipeline import TryOnPipeline
@@ -364,7 +365,7 @@ def time_stages(
         rows.append(row)
     medians = {name: statistics.median(row.get(name, 0.0) for row in rows[1:]) for name in rows[0]}
     stages = {name: medians[name] for name in STAGES}
-    return stages, medians["watermark"], medians["c2pa"]
+    return stages, medians["watermark"], medians["c2pa"], pipeline.parser_runtime_name
 
 
 def refusal_rate(
@@ -517,7 +518,9 @@ def run_report(
             seen = _latency(seen_run.latencies, seen_run.errors)
             memory = server.memory_mib()
     echo("stages in process")
-    stages, watermark_ms, c2pa_ms = time_stages(weights, precision, photos, stage_repeats)
+    stages, watermark_ms, c2pa_ms, parser_runtime = time_stages(
+        weights, precision, photos, stage_repeats
+    )
     echo("refusal rate")
     threshold = settings.min_confidence
     # Photos of the kind the gRPC runs timed: weights trained on real photos find nobody
@@ -536,6 +539,7 @@ def run_report(
             "python": platform.python_version(),
             "torch": torch.__version__,
             "precision": precision_name(resolve_precision(precision, torch.device("cpu"))),
+            "parser_runtime": parser_runtime,
             "weights": weights or "bundled default",
             "photos": "generated 640x480 shoppers"
             if real_photo_folder is None
@@ -588,9 +592,11 @@ def _cpu_name() -> str:
 def markdown(report: BenchReport) -> str:
     """The report as markdown tables: ratio and service first, then the stages."""
     r = report
+    parser_runtime = r.machine.get("parser_runtime", "torch")
     lines = [
         f"Machine: {r.machine['cpu']}, {r.machine['threads']} threads, "
-        f"{r.machine['precision']} networks, weights {r.machine['weights']}; timed photos: "
+        f"{r.machine['precision']} networks (parser in {parser_runtime}), "
+        f"weights {r.machine['weights']}; timed photos: "
         f"{r.machine.get('photos', 'generated 640x480 shoppers')}.",
         "",
         "| figure | value | target |",
