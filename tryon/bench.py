@@ -30,6 +30,7 @@ from tryon.models import (
     fold_batch_norms,
 )
 from tryon.models.bundle import PipelineMeta, load_pipeline_components
+from tryon.models.openvino_parser import OpenVinoNetwork
 from tryon.pipeline import TryOnPipeline
 from tryon.representation import push_pull_fill
 
@@ -68,6 +69,7 @@ def benchmark_networks(
     threads: int | None = 2,
     fold: bool = True,
     precision: str = "auto",
+    openvino_parser: OpenVinoNetwork | None = None,
     seed: int = 0,
     echo: Callable[[str], None] = print,
 ) -> list[NetworkTiming]:
@@ -83,6 +85,8 @@ def benchmark_networks(
         fold: fold batch norms into convolutions first, as `TryOnPipeline.from_pretrained`
             does.
         precision: auto, float32 or bfloat16, as `TryOnPipeline` takes it.
+        openvino_parser: `parser`'s network compiled by OpenVINO, to time in its place
+            (`tryon.models.openvino_parser`).
         echo: where the table's lines go.
 
     The networks run inside a `TryOnPipeline` (its memory layout, precision and stored
@@ -105,6 +109,7 @@ def benchmark_networks(
         PipelineMeta(name="bench", licence="-", resolution=(height, width)),
         precision=precision,
         folded=fold,
+        openvino_parser=openvino_parser,
     )
     run = {"parser": pipeline.parse, "gmm": pipeline.warp, "tom": pipeline.synthesize}
 
@@ -154,8 +159,8 @@ def benchmark_networks(
     folded = "batch norms folded" if fold else "batch norms kept"
     convolutions = pipeline.precision_name
     echo(
-        f"{height}x{width}, batch 1, {convolutions} convolutions, {folded}, "
-        f"{torch.get_num_threads()} threads, {repeats} runs"
+        f"{height}x{width}, batch 1, {convolutions} convolutions, {folded}, parser in "
+        f"{pipeline.parser_runtime_name}, {torch.get_num_threads()} threads, {repeats} runs"
     )
     echo(f"{'network':<8} {'params':>10} {'median ms':>10} {'min ms':>8}")
     for result in results:

@@ -83,15 +83,32 @@ def bench(
                 "at its own TRYON_PRECISION"
             )
     if pipeline:
+        import torch
+
         from tryon.bench import benchmark_networks
+        from tryon.models import resolve_precision
         from tryon.models.bundle import load_pipeline_components
+        from tryon.models.openvino_parser import resolve_parser_runtime
         from tryon.pipeline import weights_folder
 
         precision = precision or os.environ.get("TRYON_PRECISION") or "auto"
         check_precision(precision)
-        networks = load_pipeline_components(weights_folder(weights))
+        folder = weights_folder(weights)
+        networks = load_pipeline_components(folder)
+        torch.set_num_threads(2)  # before OpenVINO takes its thread count from torch
+        openvino_parser = resolve_parser_runtime(
+            os.environ.get("TRYON_PARSER_RUNTIME") or "auto",
+            folder / "parser",
+            resolve_precision(precision, torch.device("cpu")),
+            torch.device("cpu"),
+        )
         timings = benchmark_networks(
-            networks.parser, networks.gmm, networks.tom, precision=precision, echo=console.print
+            networks.parser,
+            networks.gmm,
+            networks.tom,
+            precision=precision,
+            openvino_parser=openvino_parser,
+            echo=console.print,
         )
         emit_json([asdict(timing) for timing in timings], print_it=as_json, output=output)
         return
