@@ -33,6 +33,7 @@ from tryon.framing import (
     box_iou,
     crop_to_model,
     feather,
+    framing_sizes,
     framing_window,
     paste_back,
     person_box,
@@ -242,6 +243,14 @@ class TryOnPipeline:
         parse logits `(B, num_labels, H, W)` and heatmap logits `(B, num_keypoints, H, W)`,
         float32, from the network this pipeline runs it with."""
         return self._parser_outputs(self._network_logits(image), image)
+
+    @torch.inference_mode()
+    def warm_up_parser(self) -> None:
+        """Run the parser's network once at each input size the framing pass uses
+        (`tryon.framing.framing_sizes`), so that no shopper pays for a first run at a
+        size: with OpenVINO that compiles a model for each (0.2-0.3 s apiece)."""
+        for size in framing_sizes(self.size):
+            self._network_logits(torch.zeros(1, 3, *size, device=self.device))
 
     def _network_logits(self, image: torch.Tensor) -> torch.Tensor:
         """The parser's network on `image` (`HumanParser.network_logits`)."""

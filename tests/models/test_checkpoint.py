@@ -19,6 +19,7 @@ from tryon.models.bundle import (
     load_pipeline_components,
     save_pipeline,
 )
+from tryon.models.openvino_parser import export_status
 from tryon.pipeline import BUNDLED_WEIGHTS
 
 SIZE = (64, 48)
@@ -262,6 +263,7 @@ def test_pack_records_each_networks_run_from_its_checkpoint(
         main(arguments)
     assert exited.value.code == 0
 
+    assert export_status(tmp_path / "packed" / "parser") is None  # the parser's OpenVINO export
     training = load_pipeline_components(tmp_path / "packed").meta.training_data
     assert training.dataset == DatasetRecord(name="tiny")
     assert training.samples == 12

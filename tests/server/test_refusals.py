@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import time
+import types
 from collections.abc import Iterator
 
 import grpc
@@ -90,15 +91,20 @@ def test_a_refused_photo_is_freed_when_its_call_ends(client):
     rng = np.random.default_rng(7)
     room = jpeg((render_background(rng, LANDSCAPE) * 255).astype(np.uint8))
     gc.collect()
-    for _ in range(3):
-        with pytest.raises(ServiceError):
-            client.try_on(room, SKUS[0])
-    time.sleep(0.5)  # the server finishes each call after the client has its status
-    gc.set_debug(gc.DEBUG_SAVEALL)
+    gc.disable()  # no collection may free the cycle before it is looked for
     try:
+        for _ in range(3):
+            with pytest.raises(ServiceError):
+                client.try_on(room, SKUS[0])
+        time.sleep(0.5)  # the server finishes each call after the client has its status
+        gc.set_debug(gc.DEBUG_SAVEALL)
         gc.collect()
         held = [o for o in gc.garbage if isinstance(o, (PersonAnalysis, PersonRepresentation))]
+        frames = [o for o in gc.garbage if isinstance(o, types.FrameType)]
+        server_frames = [f for f in frames if "/tryon/server/" in f.f_code.co_filename]
+        photos = [f for f in server_frames if hasattr(f.f_locals.get("request"), "person_image")]
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
-    assert not held
+        gc.enable()
+    assert not held and not photos

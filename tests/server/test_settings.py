@@ -43,6 +43,7 @@ def test_malformed_variable_names_itself():
         ({"max_batch": 16, "max_queue": 8}, "max_queue"),
         ({"log_level": "LOUD"}, "log_level"),
         ({"precision": "fp16"}, "precision 'fp16' is not one of auto, float32, bfloat16"),
+        ({"parser_runtime": "onnx"}, "parser_runtime 'onnx' is not one of auto, torch, openvino"),
     ],
 )
 def test_impossible_settings_are_refused(changes, message):

@@ -24,6 +24,7 @@ its weights is never run.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -36,17 +37,20 @@ import numpy as np
 import torch
 
 from tryon.errors import WeightsError
+from tryon.models.precision import cpu_multiplies_bfloat16
 
 if TYPE_CHECKING:
     from tryon.models.parser import HumanParser
 
 EXPORT_FOLDER = "openvino"
 NETWORK_FILE = "network.xml"
+NETWORK_WEIGHTS_FILE = "network.bin"
 SOURCE_FILE = "source.json"
 WEIGHTS_FILE = "model.safetensors"
 PARSER_RUNTIMES = ("auto", "torch", "openvino")
-# Input shapes kept compiled (about 25 MB each): the model size and one framing size.
-MAX_COMPILED_SHAPES = 2
+# Input shapes kept compiled: the framing pass's three sizes at 256x192 (the largest is
+# also the close look's, `tryon.framing.framing_sizes`) and one more (a batch in eval).
+MAX_COMPILED_SHAPES = 4
 EXPORT_COMMAND = "tryon export-parser"
 
 log = logging.getLogger(__name__)
@@ -63,7 +67,10 @@ def export_parser_network(
     size: OpenVINO folds the batch norms into the convolutions before rounding, so the
     logits move by up to about 0.02-0.15 (of values up to 30-100) against the float32
     network, far less than bfloat16 inference moves them; without it, the outputs are
-    the float32 network's to 1e-4."""
+    the float32 network's to 1e-3. `parser` itself is left as it was.
+
+    OpenVINO's converter may send anonymous usage telemetry; set
+    `OPENVINO_TELEMETRY_DISABLE=1` (or run `opt_in_out --opt_out`) to stop it."""
     import openvino as ov
     from openvino.preprocess import PrePostProcessor
 
@@ -71,7 +78,7 @@ def export_parser_network(
     source = parser_folder / WEIGHTS_FILE
     if not source.is_file():
         raise WeightsError(f"{parser_folder} holds no {WEIGHTS_FILE}: give a parser folder")
-    network = parser.network.float().eval()
+    network = copy.deepcopy(parser.network).float().eval()
     example = torch.zeros(1, 3, 256, 192)
     with torch.no_grad(), warnings.catch_warnings():
         # The converter traces with torch.jit, which warns that it is deprecated.
@@ -85,23 +92,31 @@ def export_parser_network(
     folder = parser_folder / EXPORT_FOLDER
     folder.mkdir(exist_ok=True)
     ov.save_model(model, folder / NETWORK_FILE, compress_to_fp16=half_weights)
-    record = {"weights_sha256": _sha256(source), "openvino": ov.__version__.split("-")[0]}
+    record = {"weights_sha256": _sha256(source), "openvino": _installed_openvino()}
     (folder / SOURCE_FILE).write_text(json.dumps(record, indent=2) + "\n")
     return folder
 
 
 def export_status(parser_folder: str | Path) -> str | None:
-    """None when `parser_folder` holds a current OpenVINO export of its weights, else why
-    not (missing, or made from other weights)."""
+    """None when `parser_folder` holds a current OpenVINO export of its weights that the
+    installed OpenVINO can read, else why not (missing, incomplete, made from other
+    weights, or written by a newer OpenVINO)."""
     folder = Path(parser_folder) / EXPORT_FOLDER
     try:
         record = json.loads((folder / SOURCE_FILE).read_text())
     except (OSError, ValueError):
         return f"{folder} holds no OpenVINO export"
-    if not (folder / NETWORK_FILE).is_file():
-        return f"{folder} lacks {NETWORK_FILE}"
+    for name in (NETWORK_FILE, NETWORK_WEIGHTS_FILE):
+        if not (folder / name).is_file():
+            return f"the OpenVINO export in {folder} lacks {name}"
     if record.get("weights_sha256") != _sha256(Path(parser_folder) / WEIGHTS_FILE):
         return f"the OpenVINO export in {folder} was made from other weights than {WEIGHTS_FILE}"
+    written_by = record.get("openvino", "0")
+    if _version(written_by) > _version(_installed_openvino()):
+        return (
+            f"the OpenVINO export in {folder} was written by OpenVINO {written_by}, newer than "
+            f"the installed {_installed_openvino()} (or upgrade openvino)"
+        )
     return None
 
 
@@ -113,9 +128,10 @@ class OpenVinoNetwork:
     view of OpenVINO's NHWC output). Not thread-safe: call it from one thread (the
     server's model thread).
 
-    Each input shape gets its own compiled model, made on its first call (0.2-0.3 s) and
-    kept for the `MAX_COMPILED_SHAPES` most recent shapes: a model compiled for dynamic
-    shapes took 12.4-13.1 ms a call against 9.2 ms for one compiled for its shape.
+    Each input shape gets its own compiled model, made on its first call (0.2-0.3 s) or
+    ahead by `compile`, and kept for the `MAX_COMPILED_SHAPES` most recent shapes: a model
+    compiled for dynamic shapes took 12.4-13.1 ms a call against 9.2 ms for one compiled
+    for its shape. The service compiles the framing pass's sizes at warm-up.
     """
 
     def __init__(self, parser_folder: str | Path, precision: torch.dtype, threads: int) -> None:
@@ -133,14 +149,32 @@ class OpenVinoNetwork:
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         """The network's logits for `image` (see the class)."""
-        shape = tuple(image.shape)
-        request = self._requests.pop(shape, None) or self._compile(shape)
-        self._requests[shape] = request  # the most recent last
-        while len(self._requests) > MAX_COMPILED_SHAPES:
-            self._requests.popitem(last=False)
+        request = self._request(tuple(image.shape))
         pixels = np.ascontiguousarray(image.detach().float().cpu().numpy())
         output = request.infer([pixels])[0]  # a copy, NHWC
         return torch.from_numpy(output).permute(0, 3, 1, 2)
+
+    @property
+    def compiled_shapes(self) -> list[tuple[int, ...]]:
+        """The input shapes compiled now, least recently used first."""
+        return list(self._requests)
+
+    def compile(self, shapes: list[tuple[int, ...]]) -> None:
+        """Compile the model for each input shape `(B, 3, H, W)` now, not on its first call."""
+        for shape in shapes:
+            self._request(tuple(shape))
+
+    def _request(self, shape: tuple[int, ...]):
+        """The inference request compiled for `shape`, made the most recently used; the
+        least recently used is dropped before a new one is compiled, so that no more than
+        `MAX_COMPILED_SHAPES` are ever held."""
+        request = self._requests.pop(shape, None)
+        if request is None:
+            while len(self._requests) >= MAX_COMPILED_SHAPES:
+                self._requests.popitem(last=False)
+            request = self._compile(shape)
+        self._requests[shape] = request
+        return request
 
     def _compile(self, shape: tuple[int, ...]):
         import openvino as ov
@@ -156,9 +190,9 @@ def resolve_parser_runtime(
     """The OpenVINO network to run the parser with, or None for eager PyTorch.
 
     name: "torch"; "openvino" (an error when it cannot be used); "auto": OpenVINO when
-    the networks run in bfloat16 on the CPU, the `openvino` package is installed and the
-    folder holds a current export, else PyTorch (with a warning when the folder's export
-    was made from other weights).
+    the networks run in bfloat16 on a CPU with bfloat16 dot products, the `openvino`
+    package is installed and the folder holds a current export, else PyTorch (with a
+    warning when the folder holds an export that cannot be used).
     """
     if name not in PARSER_RUNTIMES:
         raise WeightsError(
@@ -169,10 +203,13 @@ def resolve_parser_runtime(
     required = name == "openvino"
     if device.type != "cpu":
         if required:
-            raise WeightsError("the OpenVINO parser runs on the CPU only: use --device cpu")
+            raise WeightsError(
+                "the OpenVINO parser runs on the CPU only: use --device cpu, or "
+                "TRYON_PARSER_RUNTIME=torch (or auto) on this device"
+            )
         return None
-    if not required and precision != torch.bfloat16:
-        return None
+    if not required and not (precision == torch.bfloat16 and cpu_multiplies_bfloat16()):
+        return None  # without bfloat16 dot products, OpenVINO was slower than eager
     try:
         import openvino  # noqa: F401
     except ImportError:
@@ -186,11 +223,33 @@ def resolve_parser_runtime(
         fix = f"run `{EXPORT_COMMAND} {parser_folder.parent}`"
         if required:
             raise WeightsError(f"{problem}: {fix}")
-        if (parser_folder / EXPORT_FOLDER).exists():  # exported once, not for these weights
+        if (parser_folder / EXPORT_FOLDER).exists():  # exported once, not usable now
             log.warning("parser runs in PyTorch: %s (%s)", problem, fix)
         return None
-    return OpenVinoNetwork(parser_folder, precision, torch.get_num_threads())
+    try:
+        return OpenVinoNetwork(parser_folder, precision, torch.get_num_threads())
+    except RuntimeError as error:  # OpenVINO could not read the export
+        # OpenVINO's message ends with the reason, after lines of where in its source.
+        reason = ([line for line in str(error).splitlines() if line.strip()] or ["?"])[-1]
+        fix = f"run `{EXPORT_COMMAND} {parser_folder.parent}`"
+        if required:
+            raise WeightsError(
+                f"OpenVINO cannot read the export in {parser_folder}: {reason}: {fix}"
+            ) from None
+        log.warning("parser runs in PyTorch: OpenVINO cannot read its export (%s): %s", fix, reason)
+        return None
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _installed_openvino() -> str:
+    import openvino as ov
+
+    return ov.__version__.split("-")[0]
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """ "2026.4.1" -> (2026, 4, 1); parts that are not numbers count as 0."""
+    return tuple(int(part) if part.isdigit() else 0 for part in text.split("."))

@@ -40,7 +40,6 @@ from tryon.server.output import EncodedImage, OutputSpec, encode_result
 from tryon.server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
-WARM_UP_LANDSCAPE = (480, 640)  # height, width: the 4:3 landscape photo of a phone or webcam
 IDLE_TRIM_S = 2.0  # seconds without a batch after which freed memory goes back
 # Longest side over shortest: a person's photo is well within it. Framing pads the photo
 # to the networks' 4:3 frame, so a 32x16383 WebP of 1 KB took 2 GB and 4 s to frame;
@@ -254,11 +253,10 @@ class TryOnEngine:
 
     def _warm_up(self) -> None:
         """One full-size batch on a generated shopper, so the first caller does not pay
-        for first-run allocations; and a landscape photo analysed, whose framing pass and
-        close look run at two input sizes (with OpenVINO, a model is compiled for each
-        input size on its first call)."""
+        for first-run allocations; and the parser run at each framing size (with
+        OpenVINO, a model is compiled for each input size on its first run)."""
         size = self.pipeline.size
-        self.pipeline.analyse_person(generate_sample(0, 0, WARM_UP_LANDSCAPE).person)
+        self.pipeline.warm_up_parser()
         analysis = self.pipeline.analyse_person(generate_sample(0, 0, size).person)
         image, mask = render_garment(0, 0, size)
         garments, masks = self.pipeline.prepare_garments([image], [mask])
