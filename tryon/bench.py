@@ -157,6 +157,8 @@ def benchmark_networks(
         parameters = sum(p.numel() for module in modules for p in module.parameters())
         results.append(NetworkTiming(name, parameters, statistics.median(timings), min(timings)))
     folded = "batch norms folded" if fold else "batch norms kept"
+    if not fold and openvino_parser is not None:
+        folded += " (but the parser's, which OpenVINO folds)"
     convolutions = pipeline.precision_name
     echo(
         f"{height}x{width}, batch 1, {convolutions} convolutions, {folded}, parser in "

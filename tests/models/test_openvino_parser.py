@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -196,3 +198,38 @@ def test_export_parser_names_the_fix_for_a_folder_without_weights(tmp_path, caps
         main(["export-parser", str(tmp_path / "nowhere")])
     assert stopped.value.code == 1
     assert "no pipeline weights" in capsys.readouterr().err
+
+
+def test_a_parser_loaded_without_its_network_keeps_the_rest_and_refuses_to_run_it():
+    folder = BUNDLED_WEIGHTS / "synthetic" / "parser"
+    whole = HumanParser.from_pretrained(folder)
+    headless = HumanParser.from_pretrained(folder, build_network=False)
+    assert headless.network is None and headless.config == whole.config
+    kept = headless.state_dict()
+    assert kept and all(name.startswith("refiner.") for name in kept)
+    assert all(torch.equal(tensor, whole.state_dict()[name]) for name, tensor in kept.items())
+    with pytest.raises(RuntimeError, match="without its network"):
+        headless.network_logits(torch.zeros(1, 3, 64, 64))
+
+
+def test_a_pipeline_on_openvino_never_loads_nor_imports_the_eager_parser_network():
+    """About 1 s less to start: segmentation-models-pytorch imports timm, torchvision and
+    torch._dynamo."""
+    code = (
+        "import sys; from tryon.pipeline import TryOnPipeline; "
+        "p = TryOnPipeline.from_pretrained('synthetic', parser_runtime='openvino'); "
+        "print(p.parser.network is None, "
+        "any(m in sys.modules for m in ('segmentation_models_pytorch', 'timm', 'torchvision')))"
+    )
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == ["True", "False"]
+
+
+def test_a_pipeline_on_openvino_cannot_be_saved_and_says_how(tmp_path):
+    pipeline = TryOnPipeline.from_pretrained(
+        "synthetic", precision="float32", fold=False, parser_runtime="openvino"
+    )
+    with pytest.raises(WeightsError, match="parser_runtime='torch'"):
+        pipeline.save_pretrained(tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()

@@ -233,8 +233,12 @@ def save_pipeline(
     return directory
 
 
-def load_pipeline_components(directory: str | Path) -> PipelineComponents:
+def load_pipeline_components(
+    directory: str | Path, *, parser_network: bool = True
+) -> PipelineComponents:
     """Read a pipeline folder written by `save_pipeline`; networks in float32, eval mode.
+    `parser_network` False leaves the parser's network out (`HumanParser`'s
+    `build_network`).
 
     Raises:
         WeightsError: a file is missing or does not match the code.
@@ -254,7 +258,7 @@ def load_pipeline_components(directory: str | Path) -> PipelineComponents:
         ) from error
     return PipelineComponents(
         meta=meta,
-        parser=HumanParser.from_pretrained(directory / "parser"),
+        parser=HumanParser.from_pretrained(directory / "parser", build_network=parser_network),
         gmm=GeometricMatcher.from_pretrained(directory / "gmm"),
         tom=TryOnGenerator.from_pretrained(directory / "tom"),
     )

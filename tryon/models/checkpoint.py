@@ -41,6 +41,10 @@ class PretrainedMixin:
 
     The subclass's constructor arguments are recorded automatically (with defaults filled
     in), so they must be JSON values: numbers, strings, booleans, None, lists/tuples.
+    Keyword-only arguments say how one instance is built (a part left out), not what the
+    component is: they are not recorded, and `from_pretrained` passes them through. A
+    component that leaves parts out names them in `parts_left_out`; their saved weights
+    are then not loaded.
     """
 
     config: dict[str, Any]
@@ -57,7 +61,11 @@ class PretrainedMixin:
             bound = signature.bind(self, *args, **kw)
             bound.apply_defaults()
             init(self, *args, **kw)
-            arguments = dict(bound.arguments)
+            arguments = {
+                name: value
+                for name, value in bound.arguments.items()
+                if signature.parameters[name].kind != inspect.Parameter.KEYWORD_ONLY
+            }
             arguments.pop("self")
             # Set after nn.Module.__init__ has run; a plain dict is not registered as state.
             self.config = {name: _json_value(value) for name, value in arguments.items()}
@@ -88,9 +96,16 @@ class PretrainedMixin:
         save_file(tensors, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
         return directory
 
+    @property
+    def parts_left_out(self) -> tuple[str, ...]:
+        """Names of the child modules this instance was built without (none by default)."""
+        return ()
+
     @classmethod
-    def from_pretrained(cls: type[ModelT], directory: str | Path) -> ModelT:
+    def from_pretrained(cls: type[ModelT], directory: str | Path, **options: Any) -> ModelT:
         """Build the component from a folder written by `save_pretrained`, in float32, eval mode.
+
+        options: the constructor's keyword-only arguments (how this instance is built).
 
         Raises:
             WeightsError: the folder, a file, or a weight is missing, or the folder holds
@@ -108,7 +123,7 @@ class PretrainedMixin:
                 "point to the matching component folder"
             )
         try:
-            model = cls(**config)
+            model = cls(**config, **options)
         except (TypeError, ValueError) as error:
             raise WeightsError(
                 f"{directory / CONFIG_NAME} does not fit {cls.__name__}: {error}"
@@ -120,9 +135,11 @@ class PretrainedMixin:
             state = load_file(str(weights_path))
         except (SafetensorError, OSError) as error:
             raise WeightsError(f"cannot read {weights_path}: {error}") from error
+        left_out = tuple(f"{part}." for part in model.parts_left_out)
         state = {
             name: tensor.float() if tensor.is_floating_point() else tensor
             for name, tensor in state.items()
+            if not name.startswith(left_out)
         }
         assert isinstance(model, nn.Module)
         try:

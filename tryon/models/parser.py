@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,6 +43,10 @@ def build_segmentation_network(
         encoder_name: any encoder segmentation-models-pytorch knows, e.g. "tu-regnetx_002" (timm).
         out_channels: channels of the head's output.
     """
+    # Imported here: segmentation-models-pytorch imports timm, torchvision and
+    # torch._dynamo (about 1 s), which a parser whose network runs in OpenVINO never needs.
+    import segmentation_models_pytorch as smp
+
     if arch == "unet":
         return smp.Unet(
             encoder_name=encoder_name,
@@ -115,6 +118,10 @@ class HumanParser(PretrainedMixin, nn.Module):
         num_keypoints: keypoints (18 for COCO-18).
         refiner_channels: width of a `ParseRefiner` after the network, 0 for none (the
             synthetic parser has 16, the VITON parser none).
+        build_network: False leaves the network out (`network` is None, and
+            `from_pretrained` skips its weights): for a pipeline that runs it elsewhere
+            (`tryon.models.openvino_parser`), which then never imports
+            segmentation-models-pytorch; `network_logits` refuses to run.
     """
 
     stride = 32
@@ -128,6 +135,8 @@ class HumanParser(PretrainedMixin, nn.Module):
         num_labels: int = NUM_PARSE_LABELS,
         num_keypoints: int = NUM_KEYPOINTS,
         refiner_channels: int = 16,
+        *,
+        build_network: bool = True,
     ) -> None:
         super().__init__()
         if not 0.0 < input_scale <= 1.0:
@@ -136,8 +145,12 @@ class HumanParser(PretrainedMixin, nn.Module):
             raise ValueError(f"refiner_channels must be 0 (none) or more, got {refiner_channels}")
         self.input_scale = input_scale
         self.num_labels = num_labels
-        self.network = build_segmentation_network(
-            arch, encoder_name, decoder_channels, num_labels + num_keypoints
+        self.network = (
+            build_segmentation_network(
+                arch, encoder_name, decoder_channels, num_labels + num_keypoints
+            )
+            if build_network
+            else None
         )
         self.refiner = ParseRefiner(num_labels, refiner_channels) if refiner_channels else None
 
@@ -162,7 +175,16 @@ class HumanParser(PretrainedMixin, nn.Module):
         Args:
             image: `(B, 3, H, W)` RGB in [-1, 1].
         """
+        if self.network is None:
+            raise RuntimeError(
+                "this parser was built without its network (build_network=False): "
+                "load it whole to run it in PyTorch"
+            )
         return self.network(self.network_input(image))
+
+    @property
+    def parts_left_out(self) -> tuple[str, ...]:
+        return () if self.network is not None else ("network",)
 
     def split_outputs(
         self, logits: torch.Tensor, image: torch.Tensor
