@@ -75,6 +75,9 @@ def bench(
     --report (all of it, next to CP-VTON's networks, in one run of a few minutes)."""
     if pipeline + grpc + report != 1:
         raise typer.BadParameter("choose one of --pipeline, --grpc or --report")
+    from tryon.openmp import limit_openmp_spinning
+
+    limit_openmp_spinning()  # as `tryon serve` runs, for the in-process figures
     if precision is not None:
         check_precision(precision)
         if target is not None:
