@@ -5,17 +5,19 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from tryon.data.synth import generate_sample
 from tryon.framing import (
     blend_weight,
+    common_framing_sizes,
     crop_to_model,
     fit_aspect,
-    framing_sizes,
     framing_window,
     paste_back,
     person_box,
     person_outline,
     whole_photo_box,
 )
+from tryon.pipeline import TryOnPipeline
 
 
 def test_boxes_take_the_model_aspect_around_the_person():
@@ -54,29 +56,39 @@ def test_the_person_box_ignores_stripes_past_the_photo_and_stray_bits_of_the_sce
 
 def test_the_framing_pass_sees_the_whole_photo_at_the_model_scale_with_a_thin_border():
     """A landscape photo is framed without the rows that would fill the model's aspect: the
-    same scale as a box of that aspect, a border of at least 16 pixels at that scale above
-    and below; a photo of the model's aspect is seen exactly; every photo is seen at one of
-    the few sizes a graph runtime compiles ahead."""
+    same scale as a box of that aspect, sides a multiple of 32, a border of at least 16
+    pixels at that scale above and below; a photo of the model's aspect is seen exactly."""
     size = (256, 192)
-    assert framing_sizes(size) == [(192, 192), (224, 192), (256, 192)]
     (x0, y0, x1, y1), (rows, columns) = framing_window((480, 640), size)
     assert (rows, columns) == (192, 192)
     scale = columns / (x1 - x0)
     assert abs(scale - 192 / 640) < 1e-3 and abs(rows / (y1 - y0) - scale) < 0.01
     assert (x0, x1) == (0, 640) and -y0 >= 16 / scale and y1 - 480 >= 16 / scale
     assert framing_window((1024, 768), size) == ((0, 0, 768, 1024), size)
-    seen = set()
-    for photo_size in [(500, 500), (300, 1200), (1500, 1000), (33, 900), (4000, 500), (1080, 1920)]:
+    for photo_size in [(500, 500), (300, 1200), (1500, 1000), (33, 900), (4000, 500)]:
         (x0, y0, x1, y1), (rows, columns) = framing_window(photo_size, size)
-        seen.add((rows, columns))
-        assert (rows, columns) in framing_sizes(size)
+        assert rows % 32 == 0 and columns % 32 == 0 and rows <= 256 and columns <= 192
         assert x0 <= 0 and y0 <= 0 and x1 >= photo_size[1] and y1 >= photo_size[0]
         # One scale both ways: the photo fits the model's size, touching it on one side.
         scale = min(256 / photo_size[0], 192 / photo_size[1])
         assert abs(rows / (y1 - y0) - scale) < 0.02 * scale
         assert abs(columns / (x1 - x0) - scale) < 0.02 * scale
-        assert rows == 256 or -y0 >= 15 / scale  # the thin border, unless the height fills
-    assert len(seen) == 3
+
+
+def test_the_common_photo_shapes_need_four_framing_sizes_at_256x192():
+    """The sizes the service compiles the OpenVINO parser for at warm-up."""
+    assert common_framing_sizes((256, 192)) == [(160, 192), (192, 192), (224, 192), (256, 192)]
+    assert framing_window((480, 640), (256, 192))[1] in common_framing_sizes((256, 192))
+
+
+def test_shoppers_on_wide_photos_are_found():
+    """Framing wide photos in an input of a fixed size, its extra rows repeated edge, lost 2
+    of 16 generated shoppers on 960x480 photos, these among them (8 of 16 on 1000x400;
+    with the extra rows a flat colour, 3 and 11)."""
+    pipeline = TryOnPipeline.from_pretrained("synthetic")
+    for index in range(4):
+        photo = generate_sample(3, index, (480, 960)).person
+        assert pipeline.analyse_person(photo).confidence >= 0.25
 
 
 def test_fit_aspect_never_shrinks():

@@ -44,16 +44,15 @@ def framing_window(
 ) -> tuple[Box, tuple[int, int]]:
     """Where the framing pass looks and at what input size: the whole photo at the scale
     that fits it into the model's `size` (h, w), as `whole_photo_box` would, but with only
-    `border` pixels (at that scale) of repeated edge above and below the photo, rounded up
-    to one of `framing_sizes(size, stride)`.
+    `border` pixels (at that scale) of repeated edge past the photo, rounded up so that
+    each side is a multiple of `stride`.
 
     A 640x480 landscape photo is seen at 192x192 instead of 256x192: the same scale, a
     quarter fewer pixels, 48 of the 192 rows repeated edge instead of 112 of 256. The border
     is kept because the parser misses a head that touches its input's edge (without it,
-    one of 100 generated shoppers lost its head and was refused). The width is always the
-    model's: the few input sizes this leaves are each compiled once by a graph runtime
-    (`tryon.models.openvino_parser`), where any size would recompile. A photo of the
-    model's aspect, or taller, is seen at `size` exactly.
+    one of 100 generated shoppers lost its head and was refused); a side that already
+    fills the model's size gets none (a landscape photo's left and right, a portrait's
+    top and bottom), as before. A photo of the model's aspect is seen at `size` exactly.
 
     Returns:
         the box in photo coordinates (centred on the photo, past its edges by the border)
@@ -61,20 +60,24 @@ def framing_window(
     """
     height, width = photo_size
     scale = min(size[0] / height, size[1] / width)
-    needed = math.ceil((height * scale + 2 * border) / stride - 1e-6) * stride
-    rows = min(size[0], max(needed, framing_sizes(size, stride)[0][0]))
-    columns = size[1]
+    rows = min(size[0], math.ceil((height * scale + 2 * border) / stride - 1e-6) * stride)
+    columns = min(size[1], math.ceil((width * scale + 2 * border) / stride - 1e-6) * stride)
     box_height, box_width = round(rows / scale), round(columns / scale)
     top, left = (height - box_height) // 2, (width - box_width) // 2
     return (left, top, left + box_width, top + box_height), (rows, columns)
 
 
-def framing_sizes(size: tuple[int, int], stride: int = 32) -> list[tuple[int, int]]:
-    """Every input size (h, w) `framing_window` uses for a model of `size`, smallest first:
-    the model's width, and heights from a square (or the model's height, if lower) to the
-    model's height in steps of `stride` ({192, 224, 256} x 192 at 256x192)."""
-    lowest = min(size[0], math.ceil(size[1] / stride) * stride)
-    return [(rows, size[1]) for rows in range(lowest, size[0] + 1, stride)]
+# Shapes (height, width) of the photos shoppers send most: portrait and landscape phone
+# photos (3:4, 4:3, 2:3, 3:2, 9:16, 16:9) and squares.
+COMMON_PHOTO_SHAPES = ((4, 3), (3, 4), (3, 2), (2, 3), (16, 9), (9, 16), (1, 1))
+
+
+def common_framing_sizes(size: tuple[int, int]) -> list[tuple[int, int]]:
+    """The input sizes (h, w) `framing_window` gives the common photo shapes for a model of
+    `size`, smallest first ({160, 192, 224, 256} x 192 at 256x192): the ones worth
+    compiling ahead for a graph runtime (`tryon.models.openvino_parser`)."""
+    scale = 1000
+    return sorted({framing_window((h * scale, w * scale), size)[1] for h, w in COMMON_PHOTO_SHAPES})
 
 
 def person_outline(

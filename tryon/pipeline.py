@@ -31,9 +31,9 @@ from tryon.errors import InvalidInputError, WeightsError
 from tryon.framing import (
     Box,
     box_iou,
+    common_framing_sizes,
     crop_to_model,
     feather,
-    framing_sizes,
     framing_window,
     paste_back,
     person_box,
@@ -246,10 +246,11 @@ class TryOnPipeline:
 
     @torch.inference_mode()
     def warm_up_parser(self) -> None:
-        """Run the parser's network once at each input size the framing pass uses
-        (`tryon.framing.framing_sizes`), so that no shopper pays for a first run at a
-        size: with OpenVINO that compiles a model for each (0.2-0.3 s apiece)."""
-        for size in framing_sizes(self.size):
+        """Run the parser's network once at each input size the framing pass gives the
+        common photo shapes (`tryon.framing.common_framing_sizes`), so that no shopper
+        pays for a first run at a size: with OpenVINO that compiles a model for each
+        (0.1-0.3 s apiece)."""
+        for size in common_framing_sizes(self.size):
             self._network_logits(torch.zeros(1, 3, *size, device=self.device))
 
     def _network_logits(self, image: torch.Tensor) -> torch.Tensor:

@@ -21,12 +21,12 @@ from tryon.errors import WeightsError
 from tryon.framing import box_iou
 from tryon.models import HumanParser, openvino_parser
 from tryon.models.openvino_parser import (
-    MAX_COMPILED_SHAPES,
     OpenVinoNetwork,
     export_parser_network,
     export_status,
     resolve_parser_runtime,
 )
+from tryon.models.parser import add_parse_refiner
 from tryon.pipeline import BUNDLED_WEIGHTS, TryOnPipeline
 
 CPU = torch.device("cpu")
@@ -65,26 +65,30 @@ def test_the_export_gives_the_eager_networks_logits_to_1e_3_at_each_input_size(e
         assert (logits - expected).abs().max().item() < 1e-3
 
 
-def test_input_sizes_are_compiled_ahead_and_never_more_than_the_cap_held(exported, monkeypatch):
-    network = OpenVinoNetwork(exported[1], torch.float32, threads=1)
-    held_while_compiling = []
+def test_shapes_beyond_those_compiled_run_on_the_dynamic_model_without_recompiling(
+    exported, monkeypatch
+):
+    """Photos of alternating shapes never wait for a compilation (103-141 ms each when
+    compiled models evicted each other)."""
+    parser, folder = exported
+    network = OpenVinoNetwork(folder, torch.float32, threads=1)
+    compiled = []
     compile_one = network._compile
-
-    def counting(shape):
-        held_while_compiling.append(len(network.compiled_shapes))
-        return compile_one(shape)
-
-    monkeypatch.setattr(network, "_compile", counting)
-    framing = [(1, 3, rows, 192) for rows in (192, 224, 256)]
+    monkeypatch.setattr(
+        network, "_compile", lambda shape: compiled.append(shape) or compile_one(shape)
+    )
+    framing = [(1, 3, rows, 192) for rows in (160, 192, 224, 256, 288)]  # one past the cap
     network.compile(framing)
-    network(torch.zeros(1, 3, 224, 192))  # compiled ahead: no new compilation
-    assert len(held_while_compiling) == 3
-    extra = [(1, 3, 64, 64), (1, 3, 96, 64), (2, 3, 256, 192)]
-    for shape in extra:
-        network(torch.zeros(shape))
-    assert max(held_while_compiling) < MAX_COMPILED_SHAPES  # one dropped before the next
-    assert network.compiled_shapes[-len(extra) :] == extra  # the most recent kept
-    assert len(network.compiled_shapes) == MAX_COMPILED_SHAPES
+    assert network.compiled_shapes == framing and compiled == framing
+    assert not network.runs_dynamic_shapes
+    for _ in range(2):  # alternating shapes: each compiled at most once
+        for shape in [(1, 3, 224, 192), (1, 3, 64, 64), (1, 3, 96, 64), (2, 3, 256, 192)]:
+            image = torch.rand(shape) * 2 - 1
+            logits = network(parser.network_input(image))
+            with torch.inference_mode():
+                assert (logits - parser.network_logits(image)).abs().max().item() < 1e-3
+    assert compiled == [*framing, None]  # one dynamic model for the three others
+    assert network.compiled_shapes == framing and network.runs_dynamic_shapes
 
 
 def test_auto_runs_the_export_only_with_bfloat16_networks_on_the_cpu(
@@ -200,7 +204,7 @@ def test_export_parser_names_the_fix_for_a_folder_without_weights(tmp_path, caps
     assert "no pipeline weights" in capsys.readouterr().err
 
 
-def test_a_parser_loaded_without_its_network_keeps_the_rest_and_refuses_to_run_it():
+def test_a_parser_loaded_without_its_network_keeps_the_rest_and_refuses_to_run_it(tmp_path):
     folder = BUNDLED_WEIGHTS / "synthetic" / "parser"
     whole = HumanParser.from_pretrained(folder)
     headless = HumanParser.from_pretrained(folder, build_network=False)
@@ -210,6 +214,16 @@ def test_a_parser_loaded_without_its_network_keeps_the_rest_and_refuses_to_run_i
     assert all(torch.equal(tensor, whole.state_dict()[name]) for name, tensor in kept.items())
     with pytest.raises(RuntimeError, match="without its network"):
         headless.network_logits(torch.zeros(1, 3, 64, 64))
+    with pytest.raises(WeightsError, match="without its network.*load it whole"):
+        headless.save_pretrained(tmp_path / "headless")
+    assert not (tmp_path / "headless").exists()
+    with pytest.raises(ValueError, match="without its network"):
+        add_parse_refiner(
+            HumanParser.from_pretrained(BUNDLED_WEIGHTS / "viton" / "parser", build_network=False),
+            8,
+        )
+    with pytest.raises(TypeError, match="no option build_netwrok.*build_network"):
+        HumanParser.from_pretrained(folder, build_netwrok=False)
 
 
 def test_a_pipeline_on_openvino_never_loads_nor_imports_the_eager_parser_network():

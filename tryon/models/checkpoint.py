@@ -83,6 +83,11 @@ class PretrainedMixin:
             The directory.
         """
         assert isinstance(self, nn.Module)
+        if self.parts_left_out:
+            raise WeightsError(
+                f"this {type(self).__name__} was built without its {', '.join(self.parts_left_out)}"
+                " and cannot be saved: load it whole"
+            )
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         header = {CLASS_KEY: type(self).__name__, VERSION_KEY: __version__}
@@ -121,6 +126,17 @@ class PretrainedMixin:
             raise WeightsError(
                 f"{directory} holds a {class_name!r}, not a {cls.__name__!r}; "
                 "point to the matching component folder"
+            )
+        build_options = {
+            name
+            for name, parameter in inspect.signature(cls.__init__).parameters.items()
+            if parameter.kind == inspect.Parameter.KEYWORD_ONLY
+        }
+        if set(options) - build_options:
+            unknown = ", ".join(sorted(set(options) - build_options))
+            raise TypeError(
+                f"{cls.__name__}.from_pretrained takes no option {unknown}; its options: "
+                f"{', '.join(sorted(build_options)) or 'none'}"
             )
         try:
             model = cls(**config, **options)
@@ -162,6 +178,8 @@ def grown_copy(model: ModelT, added: tuple[str, ...], **changes: Any) -> ModelT:
             weights outside `added` (the change is not a pure addition).
     """
     assert isinstance(model, nn.Module)
+    if model.parts_left_out:
+        raise ValueError(f"this model was built without its {', '.join(model.parts_left_out)}")
     grown = type(model)(**{**model.config, **changes})
     missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
     if unexpected or any(not key.startswith(added) for key in missing):

@@ -29,7 +29,6 @@ import hashlib
 import json
 import logging
 import warnings
-from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,9 +47,11 @@ NETWORK_WEIGHTS_FILE = "network.bin"
 SOURCE_FILE = "source.json"
 WEIGHTS_FILE = "model.safetensors"
 PARSER_RUNTIMES = ("auto", "torch", "openvino")
-# Input shapes kept compiled: the framing pass's three sizes at 256x192 (the largest is
-# also the close look's, `tryon.framing.framing_sizes`) and one more (a batch in eval).
-MAX_COMPILED_SHAPES = 4
+# Input shapes that get a model compiled for them (about 20 MB each, kept): at 256x192
+# the framing pass's sizes for common photo shapes (`tryon.framing.common_framing_sizes`;
+# the largest is also the close look's). Every other shape runs on one model compiled for
+# dynamic shapes.
+MAX_STATIC_SHAPES = 4
 EXPORT_COMMAND = "tryon export-parser"
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,8 @@ def export_status(parser_folder: str | Path) -> str | None:
     if record.get("weights_sha256") != _sha256(Path(parser_folder) / WEIGHTS_FILE):
         return f"the OpenVINO export in {folder} was made from other weights than {WEIGHTS_FILE}"
     written_by = record.get("openvino", "0")
-    if _version(written_by) > _version(_installed_openvino()):
+    # OpenVINO reads the IR of its own year's releases and older ones.
+    if _version(written_by)[:1] > _version(_installed_openvino())[:1]:
         return (
             f"the OpenVINO export in {folder} was written by OpenVINO {written_by}, newer than "
             f"the installed {_installed_openvino()} (or upgrade openvino)"
@@ -128,10 +130,13 @@ class OpenVinoNetwork:
     view of OpenVINO's NHWC output). Not thread-safe: call it from one thread (the
     server's model thread).
 
-    Each input shape gets its own compiled model, made on its first call (0.2-0.3 s) or
-    ahead by `compile`, and kept for the `MAX_COMPILED_SHAPES` most recent shapes: a model
-    compiled for dynamic shapes took 12.4-13.1 ms a call against 9.2 ms for one compiled
-    for its shape. The service compiles the framing pass's sizes at warm-up.
+    The first `MAX_STATIC_SHAPES` input shapes (or those given to `compile`, which the
+    service passes at warm-up) each get a model compiled for that shape on first use
+    (0.1-0.3 s) and kept; any other shape runs on one model compiled for dynamic shapes,
+    so that no shopper waits for a compilation. Compiled for its shape the network took
+    9.2 ms a call, for dynamic shapes 12.4-13.1 ms; recompiling on demand with a few
+    models kept cost 103-141 ms whenever photos of alternating shapes evicted each
+    other's.
     """
 
     def __init__(self, parser_folder: str | Path, precision: torch.dtype, threads: int) -> None:
@@ -145,7 +150,9 @@ class OpenVinoNetwork:
             "INFERENCE_NUM_THREADS": str(max(threads, 1)),
             "PERFORMANCE_HINT": "LATENCY",
         }
-        self._requests: OrderedDict[tuple[int, ...], object] = OrderedDict()
+        self.max_static_shapes = MAX_STATIC_SHAPES
+        self._static: dict[tuple[int, ...], object] = {}
+        self._dynamic = None
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         """The network's logits for `image` (see the class)."""
@@ -156,31 +163,42 @@ class OpenVinoNetwork:
 
     @property
     def compiled_shapes(self) -> list[tuple[int, ...]]:
-        """The input shapes compiled now, least recently used first."""
-        return list(self._requests)
+        """The input shapes that have a model compiled for them, in the order compiled."""
+        return list(self._static)
+
+    @property
+    def runs_dynamic_shapes(self) -> bool:
+        """Whether a shape beyond those has come, and the dynamic model is compiled."""
+        return self._dynamic is not None
 
     def compile(self, shapes: list[tuple[int, ...]]) -> None:
-        """Compile the model for each input shape `(B, 3, H, W)` now, not on its first call."""
+        """Compile a model for each input shape `(B, 3, H, W)` now, not on its first call;
+        room is made for all of them."""
+        wanted = {tuple(shape) for shape in shapes} | set(self._static)
+        self.max_static_shapes = max(self.max_static_shapes, len(wanted))
         for shape in shapes:
             self._request(tuple(shape))
 
     def _request(self, shape: tuple[int, ...]):
-        """The inference request compiled for `shape`, made the most recently used; the
-        least recently used is dropped before a new one is compiled, so that no more than
-        `MAX_COMPILED_SHAPES` are ever held."""
-        request = self._requests.pop(shape, None)
+        """The inference request for `shape`: its own compiled model while there is room
+        for one, else the dynamic one."""
+        request = self._static.get(shape)
+        if request is None and len(self._static) < self.max_static_shapes:
+            request = self._static[shape] = self._compile(shape)
         if request is None:
-            while len(self._requests) >= MAX_COMPILED_SHAPES:
-                self._requests.popitem(last=False)
-            request = self._compile(shape)
-        self._requests[shape] = request
+            if self._dynamic is None:
+                self._dynamic = self._compile(None)
+            request = self._dynamic
         return request
 
-    def _compile(self, shape: tuple[int, ...]):
+    def _compile(self, shape: tuple[int, ...] | None):
+        """An inference request for a model compiled for `shape` (None: dynamic shapes)."""
         import openvino as ov
 
-        model = self._model.clone()
-        model.reshape({0: ov.PartialShape(list(shape))})
+        model = self._model
+        if shape is not None:
+            model = model.clone()
+            model.reshape({0: ov.PartialShape(list(shape))})
         return self._core.compile_model(model, "CPU", self._config).create_infer_request()
 
 

@@ -92,13 +92,15 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
     def _stream(self, method: str, behaviour: Callable) -> Callable:
         async def call(request, context: grpc.aio.ServicerContext) -> AsyncIterator:  # noqa: ANN001
             call_state = _CallState(self.metrics, method, context)
+            response = None
             try:
                 call_state.authenticate(self.keys)
                 _check_decoded(request)
                 async for response in behaviour(request, context):
                     yield response
             except Exception as error:
-                del request  # the abort's traceback keeps this frame (see `_CallState.fail`)
+                # The abort's traceback keeps this frame (see `_CallState.fail`).
+                del request, response
                 await call_state.fail(error)
             except asyncio.CancelledError:
                 call_state.cancelled()
