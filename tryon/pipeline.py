@@ -250,7 +250,10 @@ class TryOnPipeline:
         common photo shapes (`tryon.framing.common_framing_sizes`), so that no shopper
         pays for a first run at a size: with OpenVINO that compiles a model for each
         (0.1-0.3 s apiece)."""
-        for size in common_framing_sizes(self.size):
+        sizes = common_framing_sizes(self.size)
+        if self.openvino_parser is not None:
+            self.openvino_parser.compile([(1, 3, *size) for size in sizes])
+        for size in sizes:
             self._network_logits(torch.zeros(1, 3, *size, device=self.device))
 
     def _network_logits(self, image: torch.Tensor) -> torch.Tensor:

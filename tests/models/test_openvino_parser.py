@@ -79,7 +79,7 @@ def test_shapes_beyond_those_compiled_run_on_the_dynamic_model_without_recompili
     )
     framing = [(1, 3, rows, 192) for rows in (160, 192, 224, 256, 288)]  # one past the cap
     network.compile(framing)
-    assert network.compiled_shapes == framing and compiled == framing
+    assert network.compiled_shapes == framing and sorted(compiled) == sorted(framing)
     assert not network.runs_dynamic_shapes
     for _ in range(2):  # alternating shapes: each compiled at most once
         for shape in [(1, 3, 224, 192), (1, 3, 64, 64), (1, 3, 96, 64), (2, 3, 256, 192)]:
@@ -87,7 +87,7 @@ def test_shapes_beyond_those_compiled_run_on_the_dynamic_model_without_recompili
             logits = network(parser.network_input(image))
             with torch.inference_mode():
                 assert (logits - parser.network_logits(image)).abs().max().item() < 1e-3
-    assert compiled == [*framing, None]  # one dynamic model for the three others
+    assert compiled[len(framing) :] == [None]  # one dynamic model for the three others
     assert network.compiled_shapes == framing and network.runs_dynamic_shapes
 
 
