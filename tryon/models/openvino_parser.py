@@ -12,9 +12,10 @@ What makes it pay inside the pipeline, found by measurement:
   view: the usual layout made the framing pass's argmax over labels 6.5 ms instead of 0.8;
 - OpenVINO's threads stay pinned to cores (its default): unpinned, the torch networks
   after it ran 2-4 ms slower;
-- one compiled model per input size: a model compiled for dynamic shapes took 12.4-13.1
-  ms a call against 9.2 ms (and 17 ms where the framing pass and the close look
-  alternated sizes).
+- a model compiled for each input size the common photo shapes need, at warm-up: one
+  compiled for dynamic shapes took 12.4-13.1 ms a call against 9.2 ms (and 17 ms where
+  the framing pass and the close look alternated sizes), so it runs only the rare
+  shapes.
 
 Files (in the parser's folder, written by `export_parser_network`): `openvino/network.xml`
 and `network.bin` (OpenVINO's IR, weights in float16: 5.5 MB) and `openvino/source.json`, the
