@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -56,8 +57,14 @@ from tryon.models import (
     store_weights_in,
 )
 from tryon.models.bundle import PipelineMeta, load_pipeline_components, save_pipeline
-from tryon.models.openvino_parser import OpenVinoNetwork, resolve_parser_runtime
+from tryon.models.openvino_parser import (
+    OpenVinoNetwork,
+    openvino_error_reason,
+    resolve_parser_runtime,
+)
 from tryon.representation import PersonRepresentation, build_representation
+
+log = logging.getLogger(__name__)
 
 BUNDLED_WEIGHTS = Path(__file__).parent / "weights"
 DEFAULT_WEIGHTS = "synthetic"
@@ -248,8 +255,8 @@ class TryOnPipeline:
     def warm_up_parser(self) -> None:
         """Run the parser's network once at each input size the framing pass gives the
         common photo shapes (`tryon.framing.common_framing_sizes`), so that no shopper
-        pays for a first run at a size: with OpenVINO that compiles a model for each
-        (0.1-0.3 s apiece)."""
+        pays for a first run at a size (with OpenVINO, each has its model compiled
+        already, by `from_pretrained` or here)."""
         sizes = common_framing_sizes(self.size)
         if self.openvino_parser is not None:
             self.openvino_parser.compile([(1, 3, *size) for size in sizes])
@@ -285,20 +292,38 @@ class TryOnPipeline:
         PyTorch), "openvino" or "torch" (`resolve_parser_runtime`); default
         `TRYON_PARSER_RUNTIME` or "auto". With OpenVINO, the parser's eager network is
         not loaded at all (nor segmentation-models-pytorch imported: about 1 s less to
-        start).
+        start), and the parser is compiled here for the framing sizes of common photo
+        shapes (`OpenVinoNetwork.compile`); where that fails, "auto" loads the pipeline
+        with the parser in PyTorch.
         """
         folder = weights_folder(weights)
         device = torch.device(device)
+        runtime = parser_runtime or os.environ.get("TRYON_PARSER_RUNTIME") or "auto"
         openvino_parser = resolve_parser_runtime(
-            parser_runtime or os.environ.get("TRYON_PARSER_RUNTIME") or "auto",
-            folder / "parser",
-            resolve_precision(precision, device),
-            device,
+            runtime, folder / "parser", resolve_precision(precision, device), device
         )
         parts = load_pipeline_components(folder, parser_network=openvino_parser is None)
         networks = (parts.parser, parts.gmm, parts.tom)
         if fold:
             networks = tuple(fold_batch_norms(network) for network in networks)
+        if openvino_parser is not None:
+            sizes = common_framing_sizes(tuple(parts.meta.resolution))
+            try:  # here, so that `auto` can still fall back to PyTorch
+                openvino_parser.compile([(1, 3, *size) for size in sizes])
+            except RuntimeError as error:
+                reason = openvino_error_reason(error)
+                if runtime != "auto":
+                    raise WeightsError(
+                        f"OpenVINO cannot compile the parser's export in {folder}: {reason}; "
+                        "run it in PyTorch with TRYON_PARSER_RUNTIME=torch"
+                    ) from None
+                log.warning(
+                    "parser runs in PyTorch: OpenVINO cannot compile its export: %s", reason
+                )
+                return cls.from_pretrained(
+                    folder, device, precision=precision, fold=fold, keep_arms=keep_arms,
+                    parser_runtime="torch",
+                )  # fmt: skip
         return cls(
             *networks,
             parts.meta,

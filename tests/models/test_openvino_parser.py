@@ -247,3 +247,18 @@ def test_a_pipeline_on_openvino_cannot_be_saved_and_says_how(tmp_path):
     with pytest.raises(WeightsError, match="parser_runtime='torch'"):
         pipeline.save_pretrained(tmp_path / "copy")
     assert not (tmp_path / "copy").exists()
+
+
+def test_auto_runs_the_parser_in_pytorch_where_openvino_cannot_compile_it(
+    cpu_with_bfloat16, monkeypatch, caplog
+):
+    def fail(self, shape):
+        raise RuntimeError("Exception from src/plugin.cpp:1:\nno kernel for this CPU")
+
+    monkeypatch.setattr(OpenVinoNetwork, "_compile", fail)
+    with caplog.at_level(logging.WARNING):
+        pipeline = TryOnPipeline.from_pretrained("synthetic", precision="bfloat16")
+    assert pipeline.parser_runtime_name == "torch" and pipeline.parser.network is not None
+    assert "cannot compile its export: no kernel for this CPU" in caplog.text
+    with pytest.raises(WeightsError, match="no kernel for this CPU.*TRYON_PARSER_RUNTIME=torch"):
+        TryOnPipeline.from_pretrained("synthetic", parser_runtime="openvino")

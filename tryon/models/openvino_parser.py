@@ -258,8 +258,7 @@ def resolve_parser_runtime(
     try:
         return OpenVinoNetwork(parser_folder, precision, torch.get_num_threads())
     except RuntimeError as error:  # OpenVINO could not read the export
-        # OpenVINO's message ends with the reason, after lines of where in its source.
-        reason = ([line for line in str(error).splitlines() if line.strip()] or ["?"])[-1]
+        reason = openvino_error_reason(error)
         fix = f"run `{EXPORT_COMMAND} {parser_folder.parent}`"
         if required:
             raise WeightsError(
@@ -271,6 +270,12 @@ def resolve_parser_runtime(
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def openvino_error_reason(error: Exception) -> str:
+    """The last line of an OpenVINO error, its reason (the lines before say where in its
+    source it was raised)."""
+    return ([line for line in str(error).splitlines() if line.strip()] or ["?"])[-1]
 
 
 def _installed_openvino() -> str:
