@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Annotated
@@ -80,7 +81,8 @@ def serve(
     from tryon.openmp import limit_openmp_spinning
     from tryon.server.memory import skip_kernel_compiler
 
-    limit_openmp_spinning()  # before torch loads OpenMP: the work between networks runs faster
+    # Before torch loads OpenMP: the work between the networks runs faster.
+    spin_limited = limit_openmp_spinning()
     skip_kernel_compiler()  # before the models' imports: ~80 MB less resident
     from tryon.server.app import serve as run_server
     from tryon.server.logs import configure_logging
@@ -105,6 +107,11 @@ def serve(
         log_level=log_level,
     )
     configure_logging(settings.log_level)
+    if not spin_limited:
+        logging.getLogger(__name__).warning(
+            "torch was imported before `tryon serve` could set GOMP_SPINCOUNT: OpenMP keeps "
+            "its default spin (docs/service.md)"
+        )
     asyncio.run(run_server(settings))
 
 
