@@ -60,6 +60,7 @@ from tryon.models.bundle import PipelineMeta, load_pipeline_components, save_pip
 from tryon.models.openvino_parser import (
     OpenVinoNetwork,
     openvino_error_reason,
+    requested_parser_runtime,
     resolve_parser_runtime,
 )
 from tryon.representation import PersonRepresentation, build_representation
@@ -257,11 +258,11 @@ class TryOnPipeline:
         common photo shapes (`tryon.framing.common_framing_sizes`), so that no shopper
         pays for a first run at a size (with OpenVINO, each has its model compiled
         already, by `from_pretrained` or here)."""
-        sizes = common_framing_sizes(self.size)
+        shapes = _framing_inputs(self.size)
         if self.openvino_parser is not None:
-            self.openvino_parser.compile([(1, 3, *size) for size in sizes])
-        for size in sizes:
-            self._network_logits(torch.zeros(1, 3, *size, device=self.device))
+            self.openvino_parser.compile(shapes)
+        for shape in shapes:
+            self._network_logits(torch.zeros(shape, device=self.device))
 
     def _network_logits(self, image: torch.Tensor) -> torch.Tensor:
         """The parser's network on `image` (`HumanParser.network_logits`)."""
@@ -298,7 +299,7 @@ class TryOnPipeline:
         """
         folder = weights_folder(weights)
         device = torch.device(device)
-        runtime = parser_runtime or os.environ.get("TRYON_PARSER_RUNTIME") or "auto"
+        runtime = requested_parser_runtime(parser_runtime)
         openvino_parser = resolve_parser_runtime(
             runtime, folder / "parser", resolve_precision(precision, device), device
         )
@@ -307,9 +308,8 @@ class TryOnPipeline:
         if fold:
             networks = tuple(fold_batch_norms(network) for network in networks)
         if openvino_parser is not None:
-            sizes = common_framing_sizes(tuple(parts.meta.resolution))
             try:  # here, so that `auto` can still fall back to PyTorch
-                openvino_parser.compile([(1, 3, *size) for size in sizes])
+                openvino_parser.compile(_framing_inputs(tuple(parts.meta.resolution)))
             except RuntimeError as error:
                 reason = openvino_error_reason(error)
                 if runtime != "auto":
@@ -563,3 +563,9 @@ def _stack(reps: list[PersonRepresentation]) -> PersonRepresentation:
     return PersonRepresentation(
         **{name: torch.cat([getattr(r, name) for r in reps]) for name in fields}
     )
+
+
+def _framing_inputs(size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """The parser's input shapes `(1, 3, h, w)` of the framing pass on common photo shapes
+    for a model of `size` (`tryon.framing.common_framing_sizes`)."""
+    return [(1, 3, *framing_size) for framing_size in common_framing_sizes(size)]

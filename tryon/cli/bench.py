@@ -91,7 +91,7 @@ def bench(
         from tryon.bench import benchmark_networks
         from tryon.models import resolve_precision
         from tryon.models.bundle import load_pipeline_components
-        from tryon.models.openvino_parser import resolve_parser_runtime
+        from tryon.models.openvino_parser import requested_parser_runtime, resolve_parser_runtime
         from tryon.pipeline import weights_folder
 
         precision = precision or os.environ.get("TRYON_PRECISION") or "auto"
@@ -100,7 +100,7 @@ def bench(
         networks = load_pipeline_components(folder)
         torch.set_num_threads(2)  # before OpenVINO takes its thread count from torch
         openvino_parser = resolve_parser_runtime(
-            os.environ.get("TRYON_PARSER_RUNTIME") or "auto",
+            requested_parser_runtime(),
             folder / "parser",
             resolve_precision(precision, torch.device("cpu")),
             torch.device("cpu"),

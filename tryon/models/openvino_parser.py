@@ -29,6 +29,7 @@ import copy
 import hashlib
 import json
 import logging
+import os
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -211,6 +212,11 @@ class OpenVinoNetwork:
                 model = model.clone()
             model.reshape({0: ov.PartialShape(list(shape))})
         return self._core.compile_model(model, "CPU", self._config).create_infer_request()
+
+
+def requested_parser_runtime(name: str | None = None) -> str:
+    """The parser runtime asked for: `name`, else `TRYON_PARSER_RUNTIME`, else "auto"."""
+    return name or os.environ.get("TRYON_PARSER_RUNTIME") or "auto"
 
 
 def resolve_parser_runtime(

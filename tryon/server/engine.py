@@ -253,8 +253,8 @@ class TryOnEngine:
 
     def _warm_up(self) -> None:
         """One full-size batch on a generated shopper, so the first caller does not pay
-        for first-run allocations; and the parser run at each framing size (with
-        OpenVINO, a model is compiled for each input size on its first run)."""
+        for first-run allocations; and the parser run once at each framing size of the
+        common photo shapes (`TryOnPipeline.warm_up_parser`)."""
         size = self.pipeline.size
         self.pipeline.warm_up_parser()
         analysis = self.pipeline.analyse_person(generate_sample(0, 0, size).person)
