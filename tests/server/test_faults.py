@@ -114,6 +114,30 @@ def test_the_overload_benchmark_accepts_what_fits_and_refuses_the_rest(pipeline,
     assert report.offered == report.accepted + report.refused
 
 
+def test_the_overload_benchmark_overloads_even_when_no_steady_state_was_timed(
+    pipeline, catalog_url, monkeypatch
+):
+    # A machine too busy for two calls a client to end in the capacity run: it measured
+    # no throughput, and the open loop's arrival rate divided by zero.
+    import tryon.bench_grpc as bench_grpc
+
+    measured = bench_grpc.run_load
+
+    def without_steady_state(*args, **kwargs):
+        run = measured(*args, **kwargs)
+        return bench_grpc.LoadRun(run.latencies, run.errors, run.seconds)
+
+    monkeypatch.setattr(bench_grpc, "run_load", without_steady_state)
+    settings = loopback_settings(catalog_url, max_batch=1, max_queue=1, warmup=False)
+    with ServerThread(settings, pipeline) as running:
+        report = run_overload(
+            running.target, [shopper(73)], ["TEST-0"], factor=4, seconds=2, max_queue=1
+        )
+    assert report.capacity_per_s > 0
+    assert report.offered > 0
+    assert report.offered == report.accepted + report.refused
+
+
 class CuttableProxy:
     """A TCP proxy to `upstream` on a free loopback port; `cut()` resets every connection
     and refuses new ones (the database is down), `restore()` accepts again."""
