@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from tryon_client.stubs.tryon.v2 import tryon_pb2
 
 from catalog.database import create_catalog_engine, make_sessionmaker
+from tryon import bench_grpc
 from tryon.bench_grpc import run_overload
 from tryon.client import ExperimentClient, ServiceError, TryOnClient, purchase_event
 from tryon.experiments.store import create_experiment, start_experiment
@@ -119,8 +120,6 @@ def test_the_overload_benchmark_overloads_even_when_no_steady_state_was_timed(
 ):
     # A machine too busy for two calls a client to end in the capacity run: it measured
     # no throughput, and the open loop's arrival rate divided by zero.
-    import tryon.bench_grpc as bench_grpc
-
     measured = bench_grpc.run_load
 
     def without_steady_state(*args, **kwargs):
